@@ -1,0 +1,5 @@
+"""`python -m debate` runs the CLI."""
+
+from debate.cli import main
+
+main()

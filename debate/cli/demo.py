@@ -1,0 +1,55 @@
+"""`debate demo`: the main job on the embedded default, against a fresh demo database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from debate.cli.app import app, console, out, state
+from debate.hypotheses import import_file
+from debate.kb.ingest import ingest_paths
+from debate.store.db import get_engine, sqlite_path
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+SAMPLE_KB = DATA_DIR / "kb"
+SAMPLE_HYPOTHESES = DATA_DIR / "hypotheses.yaml"
+DEMO_PAGE = "therapeutics-als-therapy-landscape"
+
+
+@app.command()
+def demo(
+    database_url: Annotated[str, typer.Option("--db", help="Demo database (recreated).")] = "sqlite:///runs/demo.db",
+) -> None:
+    """Ingest the bundled sample KB and hypotheses into a fresh database, debate them offline,
+    and print their scores and one page's Related Hypotheses lines."""
+    from debate.cli.runs import run_and_report, score_table
+
+    path = sqlite_path(database_url)
+    if path is None:
+        raise typer.BadParameter("the demo needs a SQLite file URL", param_hint="--db")
+    get_engine.cache_clear()
+    for p in (path, path.with_suffix(".checkpoints.sqlite")):
+        for f in (p, Path(f"{p}-wal"), Path(f"{p}-shm")):
+            f.unlink(missing_ok=True)
+    state.overrides = {**state.overrides, "database_url": database_url, "backend": "offline"}
+    state._settings = None
+    console.print(f"[dim]database: {database_url} (recreated)[/dim]")
+    engine = state.engine()
+    report = ingest_paths(engine, [SAMPLE_KB])
+    ids = import_file(engine, SAMPLE_HYPOTHESES)
+    out.print(f"KB: {report.pages_seen} pages ingested ({report.hypotheses_imported} hypotheses imported from "
+              f"their Related sections); {len(ids)} sample hypotheses loaded")
+    from debate.runs import create_runs
+
+    run_ids = create_runs(engine, state.settings, ids, backend="offline", trigger="demo")
+    outcomes = run_and_report(run_ids, "offline", concurrency=4, quiet=True)
+    out.print(f"Debated {len(outcomes)} hypotheses offline (deterministic heuristic agents, no model):")
+    out.print(score_table(sorted(outcomes, key=lambda o: o.hypothesis_id)))
+    try:
+        from debate.related import related_markdown
+    except ImportError:
+        return
+    out.print(f"\nRelated Hypotheses for {DEMO_PAGE}:\n")
+    print(related_markdown(engine, DEMO_PAGE, limit=state.settings.related.limit), end="")

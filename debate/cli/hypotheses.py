@@ -1,0 +1,101 @@
+"""`debate hypotheses ...`: add, import, list, show, remove."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from debate import hypotheses as hyps
+from debate.cli.app import app, emit_json, out, state
+from debate.errors import UserInputError
+from debate.models import HypothesisIn
+from debate.store.db import session_scope
+
+hyp_app = typer.Typer(help="Candidate therapeutic hypotheses: add, import, list, show, remove.",
+                      no_args_is_help=True)
+app.add_typer(hyp_app, name="hypotheses")
+
+
+@hyp_app.command("add")
+def add(
+    title: Annotated[str, typer.Option("--title", help="Short title.")],
+    statement: Annotated[str, typer.Option("--statement", help="The hypothesis in a few sentences.")] = "",
+    target: Annotated[list[str] | None, typer.Option("--target", help="Target gene (HGNC symbol); repeatable.")] = None,
+    disease: Annotated[list[str] | None, typer.Option("--disease", help="Disease; repeatable.")] = None,
+    mechanism: Annotated[list[str] | None, typer.Option("--mechanism", help="Mechanism keyword; repeatable.")] = None,
+    hyp_id: Annotated[str | None, typer.Option("--id", help="Id h-xxxxxxxx (default: a new random id).")] = None,
+    update: Annotated[bool, typer.Option("--update", help="Change the hypothesis with this id or title.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole record as JSON.")] = False,
+) -> None:
+    """Add a hypothesis and print its id."""
+    try:
+        hin = HypothesisIn(id=hyp_id, title=title, statement=statement, targets=target or [],
+                           diseases=disease or [], mechanisms=mechanism or [], source="cli")
+    except ValidationError as e:
+        raise UserInputError(hyps._first_error(e)) from None
+    with session_scope(state.engine(), immediate=True) as s:
+        row, _created = hyps.add(s, hin, update=update)
+        record = hyps.to_out(row)
+    if as_json:
+        emit_json(record.model_dump())
+    else:
+        print(record.id)
+
+
+@hyp_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="YAML, JSON or CSV file of hypotheses.")],
+    update: Annotated[bool, typer.Option("--update", help="Change hypotheses that already exist.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the imported ids as JSON.")] = False,
+) -> None:
+    """Import hypotheses from a file, all or nothing."""
+    ids = hyps.import_file(state.engine(), file, update=update)
+    if as_json:
+        emit_json(ids)
+    else:
+        out.print(f"imported {len(ids)} hypotheses")
+
+
+@hyp_app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List hypotheses."""
+    with session_scope(state.engine()) as s:
+        records = [hyps.to_out(h) for h in hyps.list_all(s)]
+    if as_json:
+        emit_json([r.model_dump() for r in records])
+        return
+    table = Table("id", "title", "targets", "prior")
+    for r in records:
+        table.add_row(r.id, r.title, ", ".join(r.targets), "" if r.prior_score is None else f"{r.prior_score:.2f}")
+    out.print(table)
+
+
+@hyp_app.command("show")
+def show(
+    hyp_id: Annotated[str, typer.Argument(help="Hypothesis id, h-xxxxxxxx.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one hypothesis."""
+    with session_scope(state.engine()) as s:
+        record = hyps.to_out(hyps.get(s, hyp_id))
+    if as_json:
+        emit_json(record.model_dump())
+        return
+    out.print(f"[bold]{record.title}[/bold]  {record.id}")
+    if record.statement:
+        out.print(record.statement, markup=False)
+    out.print(f"targets: {', '.join(record.targets) or '—'}   diseases: {', '.join(record.diseases) or '—'}")
+    out.print(f"mechanisms: {', '.join(record.mechanisms) or '—'}   source: {record.source}")
+    if record.prior_score is not None:
+        out.print(f"imported prior: {record.prior_score:.2f} (from {record.prior_source}; not computed here)")
+
+
+@hyp_app.command("remove")
+def remove(hyp_id: Annotated[str, typer.Argument(help="Hypothesis id, h-xxxxxxxx.")]) -> None:
+    """Remove a hypothesis with its runs."""
+    n = hyps.remove(state.engine(), hyp_id)
+    out.print(f"removed {hyp_id}" + (f" and {n} runs" if n else ""))

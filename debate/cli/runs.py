@@ -1,0 +1,193 @@
+"""`debate run`, `debate runs ...`, `debate transcript`, `debate review`."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from debate.cli.app import announce_db, app, console, emit_json, out, state
+from debate.errors import NotFoundError, UserInputError
+from debate.runs import Executor, RunOutcome, cancel_run, create_runs, review_run
+from debate.scoring import display_score
+from debate.store import tables as t
+from debate.store.db import session_scope
+
+runs_app = typer.Typer(help="Debate runs: list, show, cancel.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+Backend = Literal["offline", "openai"]
+
+
+def _turn_printer(quiet: bool):  # type: ignore[no-untyped-def]
+    def show(run_id: str, rnd: int, role: str, seat: int, summary: str) -> None:
+        if quiet:
+            return
+        who = f"judge {seat}" if role == "judge" else role
+        text = summary if len(summary) <= 90 else summary[:87] + "..."
+        console.print(f"[dim]{run_id}[/dim] round {rnd} [bold]{who}[/bold]: {text}", markup=True, highlight=False)
+
+    return show
+
+
+def run_and_report(run_ids: list[str], backend: str, *, concurrency: int = 1, quiet: bool = False) -> list[RunOutcome]:
+    engine = state.engine()
+
+    async def go() -> list[RunOutcome]:
+        async with Executor(engine, state.settings, backend=backend, on_turn=_turn_printer(quiet)) as ex:
+            return await ex.execute_many(run_ids, concurrency=concurrency)
+
+    return asyncio.run(go())
+
+
+def score_table(outcomes: list[RunOutcome]) -> Table:
+    with session_scope(state.engine()) as s:
+        runs = {r.id: r for r in s.execute(select(t.Run).where(t.Run.id.in_([o.run_id for o in outcomes]))).scalars()}
+        titles = dict(s.execute(select(t.Hypothesis.id, t.Hypothesis.title)
+                                .where(t.Hypothesis.id.in_([o.hypothesis_id for o in outcomes]))).all())
+    table = Table("hypothesis", "title", "score", "interval", "agreement", "run", "status")
+    for o in outcomes:
+        r = runs[o.run_id]
+        table.add_row(
+            o.hypothesis_id, titles.get(o.hypothesis_id, ""),
+            display_score(r.score) if r.score is not None else "—",
+            f"{display_score(r.interval_lo)}–{display_score(r.interval_hi)}" if r.interval_lo is not None else "—",
+            f"{r.agreement:.2f}" if r.agreement is not None else "—",
+            o.run_id, o.status if not o.error else f"{o.status}: {o.error}",
+        )
+    return table
+
+
+@app.command("run")
+def run(
+    hypothesis_ids: Annotated[list[str] | None, typer.Argument(help="Hypothesis ids to debate.")] = None,
+    backend: Annotated[Backend | None, typer.Option("--backend", help="offline (default) or openai.")] = None,
+    rounds: Annotated[int | None, typer.Option("--rounds", min=1, max=10, help="Proposer/critic rounds at most.")] = None,
+    judges: Annotated[int | None, typer.Option("--judges", min=1, max=15, help="Judges on the panel.")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Resume an unfinished run by its id.")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256, help="Debates at once.")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-turn progress lines.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcomes as JSON.")] = False,
+) -> None:
+    """Debate hypotheses (or resume a run) and print their consensus scores."""
+    announce_db()
+    engine = state.engine()
+    if resume:
+        if hypothesis_ids:
+            raise UserInputError("give hypothesis ids or --resume, not both")
+        with session_scope(engine) as s:
+            r = s.get(t.Run, resume)
+            if r is None:
+                raise NotFoundError(f"unknown run id {resume!r}")
+            run_ids, chosen = [resume], r.backend
+    else:
+        if not hypothesis_ids:
+            raise UserInputError("name at least one hypothesis id (see `debate hypotheses list`)")
+        chosen = backend or state.settings.backend
+        run_ids = create_runs(engine, state.settings, hypothesis_ids, backend=chosen, rounds=rounds, judges=judges)
+    outcomes = run_and_report(run_ids, chosen, concurrency=concurrency, quiet=quiet or as_json)
+    if as_json:
+        emit_json([o.__dict__ for o in outcomes])
+    else:
+        out.print(score_table(outcomes))
+    if any(o.status != "done" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@runs_app.command("list")
+def list_runs(
+    status: Annotated[str | None, typer.Option("--status", help="queued, running, done, failed or cancelled.")] = None,
+    hypothesis: Annotated[str | None, typer.Option("--hypothesis", help="Only runs of this hypothesis.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest runs at most.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List runs, newest first."""
+    q = select(t.Run).order_by(t.Run.created_at.desc(), t.Run.id).limit(limit)  # type: ignore[union-attr]
+    if status:
+        q = q.where(t.Run.status == status)
+    if hypothesis:
+        q = q.where(t.Run.hypothesis_id == hypothesis)
+    with session_scope(state.engine()) as s:
+        rows = s.execute(q).scalars().all()
+    items = [
+        {"id": r.id, "hypothesis_id": r.hypothesis_id, "status": r.status, "backend": r.backend,
+         "score": r.score, "agreement": r.agreement, "flagged": r.flagged, "trigger": r.trigger,
+         "batch_id": r.batch_id, "created_at": t.as_utc(r.created_at).isoformat(),  # type: ignore[union-attr]
+         "finished_at": t.as_utc(r.finished_at).isoformat() if r.finished_at else None, "error": r.error}
+        for r in rows
+    ]
+    if as_json:
+        emit_json(items)
+        return
+    table = Table("run", "hypothesis", "status", "backend", "score", "flagged", "created")
+    for i in items:
+        table.add_row(i["id"], i["hypothesis_id"], i["status"], i["backend"],
+                      display_score(i["score"]) if i["score"] is not None else "—",
+                      "yes" if i["flagged"] else "", i["created_at"][:19])
+    out.print(table)
+
+
+@runs_app.command("show")
+def show_run(
+    run_id: Annotated[str, typer.Argument(help="Run id, r-...")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one run: status, score, tokens, review state."""
+    with session_scope(state.engine()) as s:
+        r = s.get(t.Run, run_id)
+        if r is None:
+            raise NotFoundError(f"unknown run id {run_id!r}")
+        n_turns = len(s.execute(select(t.Turn.id).where(t.Turn.run_id == run_id)).all())
+        data = r.model_dump(mode="json")
+    data["turns"] = n_turns
+    if as_json:
+        emit_json(data)
+        return
+    for k in ("id", "hypothesis_id", "status", "backend", "trigger", "rounds_done", "turns", "score", "interval_lo",
+              "interval_hi", "agreement", "prompt_tokens", "completion_tokens", "cost_usd", "review_status",
+              "error", "created_at", "finished_at"):
+        out.print(f"{k:>18}: {data.get(k)}", markup=False)
+
+
+@runs_app.command("cancel")
+def cancel(run_id: Annotated[str, typer.Argument(help="Run id, r-...")]) -> None:
+    """Cancel a queued or running run."""
+    previous = cancel_run(state.engine(), run_id)
+    out.print(f"cancelled {run_id} (was {previous})")
+
+
+@app.command("transcript")
+def transcript(
+    run_id: Annotated[str, typer.Argument(help="Run id, r-...")],
+    fmt: Annotated[Literal["text", "md", "json", "html"], typer.Option("--format", "-f", help="Rendering.")] = "text",
+) -> None:
+    """Render a run's whole debate with its evidence, judges and consensus."""
+    from debate.transcript import load_transcript, render
+
+    with session_scope(state.engine()) as s:
+        tr = load_transcript(s, run_id)
+    print(render(tr, fmt))
+
+
+@app.command("review")
+def review(
+    run_id: Annotated[str, typer.Argument(help="Run id, r-...")],
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the run.")] = False,
+    flag: Annotated[bool, typer.Option("--flag", help="Flag the run: its score is withheld.")] = False,
+    clear: Annotated[bool, typer.Option("--clear", help="Clear an earlier approval or flag.")] = False,
+    note: Annotated[str | None, typer.Option("--note", help="Why.")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Reviewer name (default: the OS user).")] = None,
+) -> None:
+    """Approve, flag or clear a run (a note alone records a comment)."""
+    chosen = [name for name, on in (("approve", approve), ("flag", flag), ("clear", clear)) if on]
+    if len(chosen) > 1:
+        raise UserInputError("choose one of --approve, --flag, --clear")
+    if not chosen and not note:
+        raise UserInputError("give --approve, --flag, --clear or --note")
+    action = chosen[0] if chosen else "comment"
+    r = review_run(state.engine(), run_id, action, by=by or getpass.getuser(), note=note)
+    out.print(f"{run_id}: {action} recorded (review status {r.review_status})")

@@ -1,0 +1,62 @@
+"""Terms a page is about: gene-like symbols, mechanisms and diseases (pure).
+
+Gene detection in free text is a best-effort heuristic (there is no gene list to consult
+offline): a token counts when it is gene-shaped (``debate.genes.is_gene_symbol``) and either
+mixes letters and digits (``SOD1``, ``C9orf72``, ``HSP90AA1``) or is an all-capitals word of
+3-8 letters (``FUS``, ``TREM2``), minus a stoplist of common clinical acronyms. Infobox target
+rows and Related Hypotheses genes are taken as genes outright. Matching is case-insensitive
+through ``gene_key``; a false positive costs little (it only widens relatedness candidates).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from debate.genes import gene_key, is_gene_symbol
+
+_TOKEN = re.compile(r"(?<![A-Za-z0-9-])[A-Za-z0-9][A-Za-z0-9-]{1,19}(?![A-Za-z0-9])")
+_HAS_DIGIT = re.compile(r"\d")
+_UPPER_WORD = re.compile(r"^[A-Z]{3,8}$")
+_MIXED = re.compile(r"^[A-Z][A-Za-z0-9-]*\d[A-Za-z0-9-]*$|^[A-Z0-9]{2,}[A-Za-z0-9-]*$")
+
+# Capitalised words that are not genes but look like them in treatment pages.
+STOPLIST = frozenset(
+    """ALS FDA ASO ASOS CSF MRI PET NIV TID BID QID EFNS AAN MSC MSCS IPSC FTD PD AD DNA RNA MRNA
+    NFL USA EMA NIH NCT PHASE ALSFRS ALSFRS-R BIPAP GABA GABA-B IV CNS PNS ICU HTTP HTTPS WWW
+    AND THE FOR WITH NOT ARIA APB CNM CNM-AU8 SOD NOS MCI ADAS-COG CDR CDR-SB UPDRS MDS KB LLM
+    AAV AAV9 SMA HD MS FUS-ALS SOD1-ALS C9ORF72-ALS PGC PGC-1A SDA OK USD""".split()
+)
+
+
+def text_genes(text: str) -> Iterator[str]:
+    """Gene-like symbols in free text, in order of appearance (may repeat)."""
+    for m in _TOKEN.finditer(text):
+        tok = m.group(0).strip("-")
+        if len(tok) < 2 or not is_gene_symbol(tok) or tok.upper() in STOPLIST:
+            continue
+        if tok.startswith(("NCT", "SDA-")) or tok.isdigit():
+            continue
+        if (_HAS_DIGIT.search(tok) and _MIXED.match(tok)) or _UPPER_WORD.match(tok):
+            yield tok
+
+
+def unique_terms(terms: Iterable[str], key=gene_key) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """(key, first spelling) for each distinct term."""
+    seen: dict[str, str] = {}
+    for t in terms:
+        k = key(t)
+        if k and k not in seen:
+            seen[k] = t
+    return list(seen.items())
+
+
+def term_key(term: str) -> str:
+    """Match key for mechanism and disease terms: case-folded words joined by single spaces."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", term.casefold()).split())
+
+
+def slug_term(slug: str) -> str:
+    """``mechanisms-tdp-43-proteinopathy`` -> ``tdp 43 proteinopathy`` (the term a link names)."""
+    _, _, name = slug.partition("-")
+    return term_key(name or slug)

@@ -1,0 +1,255 @@
+"""Running debates: create runs, execute them through the graph with a checkpointer, resume.
+
+Each run is a LangGraph thread keyed by its run id. Model-backed runs use durability "sync"
+(each step is saved before the next, so a killed run resumes from its last finished step);
+offline runs are cheap and deterministic and use "exit" (a killed one restarts from the
+beginning, reusing any turns already stored). Run status is our own table's, never inferred
+from LangGraph's ``next`` (see the package's technical notes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from debate.agents import panel
+from debate.backends import backend_models, build_backend, prompt_hashes
+from debate.config import Settings
+from debate.errors import DebateError, NotFoundError, UserInputError
+from debate.graph import DebateContext, build_graph, initial_state
+from debate.runstore import RunCancelled, RunStore
+from debate.store import tables as t
+from debate.store.db import is_sqlite, session_scope, sqlite_path
+from debate.store.tables import utcnow
+
+TurnCallback = Callable[[str, int, str, int, str], None]
+
+
+def new_run_id() -> str:
+    return f"r-{secrets.token_hex(6)}"
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    hypothesis_id: str
+    status: str
+    score: float | None
+    error: str | None = None
+
+
+def kb_hash(engine: Engine) -> str:
+    """One hash over every page's content hash: which KB a run argued from."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.Page.slug, t.Page.content_hash).order_by(t.Page.slug)).all()
+    h = hashlib.sha256()
+    for slug, digest in rows:
+        h.update(f"{slug}:{digest}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def create_runs(
+    engine: Engine, settings: Settings, hypothesis_ids: Sequence[str], *, backend: str,
+    rounds: int | None = None, judges: int | None = None, trigger: str = "cli", batch_id: str | None = None,
+) -> list[str]:
+    """Queue one run per hypothesis (all ids checked first; an unknown id names itself)."""
+    d = settings.debate
+    rounds = rounds or d.rounds
+    judges = judges or d.judges
+    if rounds < 1 or judges < 1:
+        raise UserInputError("rounds and judges must be at least 1")
+    config = {
+        "rounds": rounds, "judges": judges, "evidence_limit": d.evidence_limit, "min_hits": settings.search.min_hits,
+        "stop_on_concede": d.stop_on_concede, "stop_on_repeat": d.stop_on_repeat, "rubric": settings.rubric,
+        "backend": backend,
+    }
+    models = backend_models(settings, backend, judges)
+    hashes = prompt_hashes(settings, backend)
+    kb = kb_hash(engine)
+    now = utcnow()
+    ids: list[str] = []
+    with session_scope(engine, immediate=True) as s:
+        known = set(s.execute(select(t.Hypothesis.id).where(t.Hypothesis.id.in_(list(hypothesis_ids)))).scalars())
+        for hid in hypothesis_ids:
+            if hid not in known:
+                raise NotFoundError(f"unknown hypothesis id {hid!r}")
+        for hid in hypothesis_ids:
+            run_id = new_run_id()
+            s.add(t.Run(id=run_id, hypothesis_id=hid, status="queued", backend=backend, models=models,
+                        config=config, prompt_hashes=hashes, kb_hash=kb, trigger=trigger, batch_id=batch_id,
+                        created_at=now))
+            ids.append(run_id)
+    return ids
+
+
+def checkpoint_target(settings: Settings) -> str:
+    """Where LangGraph checkpoints go: a SQLite file beside the database, or the same PostgreSQL."""
+    if settings.checkpoint_url:
+        return settings.checkpoint_url
+    url = settings.database_url
+    if is_sqlite(url):
+        path = sqlite_path(url)
+        return str(path.with_suffix(".checkpoints.sqlite")) if path else ":memory:"
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@asynccontextmanager
+async def open_checkpointer(settings: Settings) -> AsyncIterator[Any]:
+    """One saver per process per store (several savers on one SQLite file lock each other)."""
+    target = checkpoint_target(settings)
+    if target.startswith("postgresql"):
+        try:
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+            from psycopg import AsyncConnection
+            from psycopg.rows import dict_row
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise DebateError("PostgreSQL checkpoints need the 'postgres' extra: pip install 'debate[postgres]'") from e
+        async with await AsyncConnection.connect(
+            target, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        ) as conn:
+            saver = AsyncPostgresSaver(conn)
+            await saver.setup()
+            yield saver
+        return
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    if target != ":memory:":
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(target) as conn:
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA busy_timeout=30000")
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+        yield saver
+
+
+class Executor:
+    """Executes runs in this process: one checkpointer, one compiled graph, one backend."""
+
+    def __init__(self, engine: Engine, settings: Settings, *, backend: str, on_turn: TurnCallback | None = None):
+        self.engine = engine
+        self.settings = settings
+        self.backend_name = backend
+        self.on_turn = on_turn
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Executor:
+        saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
+        self.graph = build_graph().compile(checkpointer=saver)
+        self.backend, close = build_backend(self.settings, self.backend_name)
+        self._stack.push_async_callback(close)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def execute(self, run_id: str) -> RunOutcome:
+        """Run (or resume) one run to its end; failures are recorded on the run, not raised."""
+        run = self._start(run_id)
+        if run.status == "done":
+            return RunOutcome(run.id, run.hypothesis_id, "done", run.score)
+        cfg_run = run.config
+        ctx = DebateContext(
+            store=RunStore(self.engine, run_id), backend=self.backend,
+            seats=panel(cfg_run["judges"], list(self.settings.openai.judge_models) if run.backend == "openai" else None),
+            rubric=self.settings.rubric_model.model_validate({"weights": cfg_run["rubric"]}),
+            max_rounds=cfg_run["rounds"], evidence_limit=cfg_run["evidence_limit"], min_hits=cfg_run["min_hits"],
+            stop_on_concede=cfg_run["stop_on_concede"], stop_on_repeat=cfg_run["stop_on_repeat"],
+            on_turn=self.on_turn,
+        )
+        config = {"configurable": {"thread_id": run_id}}
+        snapshot = await self.graph.aget_state(config)
+        graph_input = None if snapshot.values else initial_state(run_id)
+        durability = "exit" if run.backend == "offline" else "sync"
+        try:
+            await self.graph.ainvoke(graph_input, config, context=ctx, durability=durability)
+        except RunCancelled as e:
+            return RunOutcome(run.id, run.hypothesis_id, "cancelled", None, str(e))
+        except DebateError as e:
+            self._fail(run_id, str(e))
+            return RunOutcome(run.id, run.hypothesis_id, "failed", None, str(e))
+        except Exception as e:
+            self._fail(run_id, f"internal error: {type(e).__name__}: {e}")
+            raise
+        with session_scope(self.engine) as s:
+            done = s.get(t.Run, run_id)
+            assert done is not None
+            return RunOutcome(done.id, done.hypothesis_id, done.status, done.score, done.error)
+
+    def _start(self, run_id: str) -> t.Run:
+        with session_scope(self.engine, immediate=True) as s:
+            run = s.get(t.Run, run_id)
+            if run is None:
+                raise NotFoundError(f"unknown run id {run_id!r}")
+            if run.status == "cancelled":
+                raise UserInputError(f"run {run_id} was cancelled")
+            if run.backend != self.backend_name:
+                raise UserInputError(f"run {run_id} uses backend {run.backend}, not {self.backend_name}")
+            if run.status != "done":
+                run.status, run.error = "running", None
+                run.started_at = run.started_at or utcnow()
+                s.add(run)
+            return run
+
+    def _fail(self, run_id: str, message: str) -> None:
+        with session_scope(self.engine) as s:
+            s.execute(update(t.Run).where(t.Run.id == run_id, t.Run.status != "done")
+                      .values(status="failed", error=message[:2000], finished_at=utcnow()))
+
+    async def execute_many(self, run_ids: Sequence[str], *, concurrency: int = 1,
+                           on_done: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
+        """Execute runs concurrently (at most ``concurrency`` at once), in order of the result list."""
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(rid: str) -> RunOutcome:
+            async with gate:
+                outcome = await self.execute(rid)
+            if on_done:
+                on_done(outcome)
+            return outcome
+
+        return list(await asyncio.gather(*(one(r) for r in run_ids)))
+
+
+def cancel_run(engine: Engine, run_id: str) -> str:
+    """Cancel a queued or running run; returns its previous status."""
+    with session_scope(engine, immediate=True) as s:
+        run = s.get(t.Run, run_id)
+        if run is None:
+            raise NotFoundError(f"unknown run id {run_id!r}")
+        if run.status in ("done", "failed", "cancelled"):
+            raise UserInputError(f"run {run_id} is already {run.status}")
+        previous = run.status
+        run.status, run.finished_at = "cancelled", utcnow()
+        s.add(run)
+        return previous
+
+
+def review_run(engine: Engine, run_id: str, action: str, *, by: str, note: str | None = None) -> t.Run:
+    """Record a review action (approve | flag | clear | comment) on a run, with who and why."""
+    if action not in ("approve", "flag", "clear", "comment"):
+        raise UserInputError(f"unknown review action {action!r}")
+    with session_scope(engine, immediate=True) as s:
+        run = s.get(t.Run, run_id)
+        if run is None:
+            raise NotFoundError(f"unknown run id {run_id!r}")
+        s.add(t.Review(run_id=run_id, action=action, by=by, note=note, at=utcnow()))
+        if action == "flag":
+            run.review_status, run.flagged = "flagged", True
+        elif action == "approve":
+            run.review_status, run.flagged = "approved", False
+        elif action == "clear":
+            run.review_status, run.flagged = "unreviewed", False
+        s.add(run)
+        return run

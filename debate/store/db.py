@@ -1,0 +1,152 @@
+"""Engine, sessions and schema migrations for SQLite and PostgreSQL.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL`` (a killed process loses nothing; only an
+OS crash can drop the last commits) and a busy timeout; read-then-write transactions use
+``BEGIN IMMEDIATE`` so two writers queue instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlmodel import Session, create_engine
+
+from debate.errors import StorageError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a sqlite URL (None for in-memory)."""
+    db = make_url(url).database
+    return Path(db) if db and db != ":memory:" else None
+
+
+def _on_sqlite_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # Let us issue BEGIN ourselves (pysqlite's implicit transactions defeat BEGIN IMMEDIATE).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _on_sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("immediate") else "BEGIN")
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str) -> Engine:
+    """One engine per URL per process; creates the SQLite folder if needed."""
+    try:
+        if is_sqlite(url):
+            path = sqlite_path(url)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(engine, "connect", _on_sqlite_connect)
+            event.listen(engine, "begin", _on_sqlite_begin)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    except (ArgumentError, NoSuchModuleError) as e:
+        raise StorageError(f"unusable database URL {url!r}: {e}") from None
+    except OSError as e:
+        raise StorageError(f"cannot create the database folder for {url}: {e}") from None
+    return engine
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(_alembic_config(None))  # type: ignore[arg-type]
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> bool:
+    """Bring the schema to head. Returns True when anything was applied."""
+    try:
+        current = current_revision(engine)
+        head = head_revision()
+        if current == head:
+            return False
+        script = ScriptDirectory.from_config(_alembic_config(engine))
+        if current is not None and script.get_revision(current) is None:
+            raise StorageError(
+                f"database schema {current} is newer than this engine knows (head {head}); upgrade debate"
+            )
+        command.upgrade(_alembic_config(engine), "head")
+        return True
+    except OperationalError as e:
+        raise StorageError(f"cannot open database {engine.url!r}: {e.orig}") from None
+
+
+_ready: set[str] = set()
+
+
+def ensure_schema(url: str) -> Engine:
+    """The engine for ``url``, with migrations applied once per process."""
+    engine = get_engine(url)
+    if url not in _ready:
+        migrate(engine)
+        _ready.add(url)
+    return engine
+
+
+@contextmanager
+def session_scope(engine: Engine, *, immediate: bool = False) -> Iterator[Session]:
+    """A transaction: commits on success, rolls back on error.
+
+    ``immediate`` takes SQLite's write lock up front (for read-then-write transactions).
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        if immediate and engine.dialect.name == "sqlite":
+            session.connection(execution_options={}).info["immediate"] = True
+        try:
+            yield session
+            session.commit()
+        except OperationalError as e:
+            session.rollback()
+            raise StorageError(f"database error on {engine.url!r}: {e.orig}") from None
+        except SQLAlchemyError:
+            session.rollback()
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def ping(engine: Engine) -> None:
+    """Fail with a :class:`StorageError` when the database cannot be reached."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as e:
+        raise StorageError(f"cannot reach database {engine.url!r}: {e.orig}") from None

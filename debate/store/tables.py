@@ -1,0 +1,289 @@
+"""Database tables (SQLModel). The schema is created and changed only by migrations.
+
+Rows mirror the domain: KB pages and what was extracted from them, hypotheses, debate runs with
+their evidence snapshot, turns and attempts (append-only), reviews, and batches.
+JSON columns hold small lists and mappings; anything searched or joined has its own column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _ts(nullable: bool = False) -> Any:
+    return Field(default=None if nullable else None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def _json(nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=nullable))
+
+
+# ---------------------------------------------------------------- knowledge base
+
+
+class Page(SQLModel, table=True):
+    __tablename__ = "pages"
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(index=True, unique=True)
+    title: str
+    entity_type: str | None = None
+    source_name: str = Field(description="File name relative to the ingested folder, for export.")
+    raw_text: str = Field(sa_column=Column(Text, nullable=False))
+    content_hash: str
+    metadata_: dict[str, str] = Field(sa_column=Column("metadata", JSON, nullable=False))
+    has_related_section: bool = False
+    related_start: int | None = None
+    related_end: int | None = None
+    insert_at: int
+    ingested_at: datetime = _ts()
+    changed_at: datetime = _ts()
+
+
+class Section(SQLModel, table=True):
+    __tablename__ = "sections"
+    id: int | None = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="pages.id", index=True)
+    ordinal: int
+    heading: str
+    heading_path: list[str] = _json()
+    line: int
+
+
+class Fact(SQLModel, table=True):
+    __tablename__ = "facts"
+    id: int | None = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="pages.id", index=True)
+    heading_path: list[str] = _json()
+    key: str
+    value: str
+    line: int
+
+
+class InfoboxRow(SQLModel, table=True):
+    __tablename__ = "infobox_rows"
+    id: int | None = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="pages.id", index=True)
+    table_name: str
+    column_name: str
+    label: str
+    value: str
+    line: int
+
+
+class Link(SQLModel, table=True):
+    __tablename__ = "links"
+    id: int | None = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="pages.id", index=True)
+    text: str
+    path: str
+    target_slug: str | None = Field(default=None, index=True)
+    external: bool = False
+    heading_path: list[str] = _json()
+    line: int
+
+
+class Citation(SQLModel, table=True):
+    __tablename__ = "citations"
+    id: int | None = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="pages.id", index=True)
+    key: str
+
+
+class Chunk(SQLModel, table=True):
+    __tablename__ = "chunks"
+    id: int | None = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="pages.id", index=True)
+    ordinal: int
+    heading_path: list[str] = _json()
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    line: int
+
+
+class PageTerm(SQLModel, table=True):
+    """A gene-like symbol or a mechanism/disease term a page mentions (for links and relatedness)."""
+
+    __tablename__ = "page_terms"
+    __table_args__ = (Index("ix_page_terms_key", "kind", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="pages.id", index=True)
+    kind: str = Field(description="gene | mechanism | disease")
+    key: str = Field(description="Case-folded match key.")
+    term: str = Field(description="As first written on the page.")
+    source: str = Field(description="infobox | fact | text | related")
+
+
+class RelatedEntry(SQLModel, table=True):
+    """A line of a page's Related Hypotheses section as ingested, in its original order."""
+
+    __tablename__ = "related_entries"
+    id: int | None = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="pages.id", index=True)
+    ordinal: int
+    kind: str
+    ref_id: str = Field(index=True)
+    path: str
+    title: str
+    score: float | None = None
+    target_label: str | None = None
+    genes: list[str] = _json()
+    in_progress: bool = False
+
+
+# ---------------------------------------------------------------- hypotheses
+
+
+class Hypothesis(SQLModel, table=True):
+    __tablename__ = "hypotheses"
+    id: str = Field(primary_key=True)
+    title: str
+    title_key: str = Field(unique=True, index=True)
+    statement: str = Field(default="", sa_column=Column(Text, nullable=False))
+    diseases: list[str] = _json()
+    targets: list[str] = _json()
+    target_label: str | None = Field(default=None, description="Imported label, kept as written.")
+    mechanisms: list[str] = _json()
+    source: str
+    prior_score: float | None = Field(default=None, description="Imported score, not computed here.")
+    prior_source: str | None = None
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class HypothesisTarget(SQLModel, table=True):
+    __tablename__ = "hypothesis_targets"
+    __table_args__ = (UniqueConstraint("hypothesis_id", "gene_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    hypothesis_id: str = Field(foreign_key="hypotheses.id", index=True)
+    gene_key: str = Field(index=True)
+    gene: str
+    ordinal: int
+
+
+# ---------------------------------------------------------------- debates
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_hyp_status", "hypothesis_id", "status"),)
+    id: str = Field(primary_key=True)
+    hypothesis_id: str = Field(foreign_key="hypotheses.id", index=True)
+    status: str = Field(index=True, description="queued | running | done | failed | cancelled")
+    backend: str
+    models: dict[str, Any] = _json()
+    config: dict[str, Any] = _json()
+    prompt_hashes: dict[str, str] = _json()
+    kb_hash: str | None = None
+    trigger: str = "cli"
+    batch_id: str | None = Field(default=None, index=True)
+    rounds_done: int = 0
+    created_at: datetime = _ts()
+    started_at: datetime | None = _ts(nullable=True)
+    retrieved_at: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    score: float | None = None
+    interval_lo: float | None = None
+    interval_hi: float | None = None
+    interval_method: str | None = None
+    agreement: float | None = None
+    n_judges: int | None = None
+    error: str | None = None
+    review_status: str = Field(default="unreviewed", description="unreviewed | approved | flagged")
+    flagged: bool = Field(default=False, index=True)
+
+
+class Evidence(SQLModel, table=True):
+    """The evidence snapshot of a run: what was retrieved, as it read then."""
+
+    __tablename__ = "evidence"
+    __table_args__ = (UniqueConstraint("run_id", "eid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", index=True)
+    eid: str
+    rank: int
+    page_slug: str = Field(index=True)
+    page_hash: str
+    heading_path: list[str] = _json()
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    score: float
+    facts: list[dict[str, Any]] = _json()
+
+
+class Turn(SQLModel, table=True):
+    """One agent turn, written once: keyed by (run, round, role, seat)."""
+
+    __tablename__ = "turns"
+    __table_args__ = (UniqueConstraint("run_id", "round", "role", "seat"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", index=True)
+    round: int
+    role: str
+    seat: int
+    backend: str
+    label: str = Field(description="model | heuristic")
+    model: str
+    prompt_name: str
+    prompt_version: str
+    prompt_hash: str
+    messages: list[dict[str, Any]] = _json()
+    raw_reply: str = Field(sa_column=Column(Text, nullable=False))
+    parsed: dict[str, Any] = _json()
+    citations: list[dict[str, Any]] = _json()
+    overall: float | None = Field(default=None, description="Judges: weighted rubric sum, computed here.")
+    meta: dict[str, Any] = _json()
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_ms: float = 0.0
+    created_at: datetime = _ts()
+
+
+class Attempt(SQLModel, table=True):
+    """One call made for a turn (first try, transport retry, re-ask). Kept even when the turn failed."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_turn", "run_id", "round", "role", "seat"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id")
+    round: int
+    role: str
+    seat: int
+    n: int
+    kind: str
+    outcome: str
+    http_status: int | None = None
+    error: str | None = None
+    raw_reply: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_ms: float
+    started_at: datetime = _ts()
+
+
+class Review(SQLModel, table=True):
+    __tablename__ = "reviews"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", index=True)
+    action: str = Field(description="approve | flag | clear | comment")
+    by: str
+    note: str | None = None
+    at: datetime = _ts()

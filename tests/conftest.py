@@ -1,0 +1,69 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def seed_path() -> Path:
+    """The real exported KB page kept beside the repository (``../shared/seeds``)."""
+    path = Path(__file__).resolve().parents[2] / "shared/seeds/als-treatment-strategies.txt"
+    if not path.is_file():
+        pytest.skip("seed page ../shared/seeds/als-treatment-strategies.txt not present")
+    return path
+
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_KB = REPO / "debate" / "data" / "kb"
+SAMPLE_HYPOTHESES = REPO / "debate" / "data" / "hypotheses.yaml"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """A fresh SQLite database for one test."""
+    return f"sqlite:///{tmp_path}/debate.db"
+
+
+@pytest.fixture
+def engine(db_url: str):  # type: ignore[no-untyped-def]
+    from debate.store.db import ensure_schema
+
+    return ensure_schema(db_url)
+
+
+@pytest.fixture
+def sample_engine(engine):  # type: ignore[no-untyped-def]
+    """A database holding the bundled sample KB and sample hypotheses."""
+    from debate.hypotheses import import_file
+    from debate.kb.ingest import ingest_paths
+
+    import_file(engine, SAMPLE_HYPOTHESES)
+    ingest_paths(engine, [SAMPLE_KB])
+    return engine
+
+
+@pytest.fixture
+def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for running the `debate` CLI in a subprocess against the test database."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEBATE_", "OPENAI_"))}
+    env["DEBATE_DATABASE_URL"] = db_url
+    env["COLUMNS"] = "200"
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, check: bool = True):  # type: ignore[no-untyped-def]
+    """Run `debate ARGS...` as a user would; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "debate", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"debate {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
