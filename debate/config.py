@@ -85,6 +85,8 @@ class RelatedSettings(_Section):
 class RescoreSettings(_Section):
     stale_after: str = Field("30d", description="Default staleness for `debate rescore`.")
     concurrency: int = Field(8, ge=1, le=1024)
+    max_tokens_total: int = Field(0, ge=0, description="Token budget per batch; 0 = no limit.")
+    max_cost: float = Field(0.0, ge=0, description="USD budget per batch (from openai.prices); 0 = no limit.")
 
 
 class Settings(BaseSettings):

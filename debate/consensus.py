@@ -13,9 +13,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-import krippendorff
-import numpy as np
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, field_validator
+
+if TYPE_CHECKING:  # numpy and krippendorff load on first use: the CLI starts faster
+    import numpy as np
 
 DIMENSIONS: tuple[str, ...] = (
     "mechanistic_plausibility",
@@ -151,6 +154,8 @@ class Consensus(BaseModel):
 
 def _bootstrap_median_interval(values: np.ndarray, *, seed: int, n_boot: int) -> tuple[float, float]:
     """5th and 95th percentiles of the medians of ``n_boot`` resamples (with replacement) of ``values``."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, values.size, size=(n_boot, values.size))
     medians = np.median(values[idx], axis=1)
@@ -169,6 +174,9 @@ def agreement_alpha(matrix: np.ndarray) -> float | None:
       (the library raises "more than one value in the domain");
     * any non-finite result from the library (0/0 expected disagreement) -> ``None``.
     """
+    import krippendorff
+    import numpy as np
+
     if matrix.ndim != 2 or matrix.shape[0] < 2 or matrix.shape[1] < 1:
         return None
     if np.all(matrix == matrix.flat[0]):
@@ -199,6 +207,8 @@ def consensus(
       to contain ``score``.
     * ``agreement``: Krippendorff's alpha, see :func:`agreement_alpha` for the degenerate cases.
     """
+    import numpy as np
+
     n = len(judge_overall)
     if n < 1:
         raise ValueError("consensus needs at least one judge")

@@ -82,7 +82,8 @@ async def _debater_turn(ctx: DebateContext, round_: int, role: str) -> ProposerR
     model = ProposerReply if role == "proposer" else CriticReply
     if existing is not None:
         return model.model_validate(existing.parsed)
-    store.check_not_cancelled()
+    if role == "proposer":  # once per round is enough to notice a cancel
+        store.check_not_cancelled()
     view = _view(ctx, round_)
     call = ctx.backend.propose if role == "proposer" else ctx.backend.critique
     try:
@@ -93,7 +94,8 @@ async def _debater_turn(ctx: DebateContext, round_: int, role: str) -> ProposerR
     reply = result.reply
     assert isinstance(reply, model)
     store.write_turn((round_, role, 0), result, backend=ctx.backend.name,
-                     citations=check_citations(reply, view.evidence))
+                     citations=check_citations(reply, view.evidence),
+                     rounds_done=round_ if role == "critic" else None)
     if ctx.on_turn:
         ctx.on_turn(store.run_id, round_, role, 0, reply.argument)
     return reply
@@ -121,7 +123,6 @@ async def critic_node(state: DebateState, runtime: Runtime[DebateContext]) -> di
     rnd = state["round"]
     reply = await _debater_turn(ctx, rnd, "critic")
     assert isinstance(reply, CriticReply)
-    ctx.store.set_rounds_done(rnd)
     return {"conceded": reply.concede, "stale": rnd > 1 and _nothing_new(ctx.store, rnd)}
 
 
@@ -160,7 +161,8 @@ async def judge_node(state: JudgeInput, runtime: Runtime[DebateContext]) -> dict
     seat = ctx.seats[state["seat"]]
     key = (state["round"], "judge", seat.seat)
     if store.turn(*key) is None:
-        store.check_not_cancelled()
+        if seat.seat == 0:
+            store.check_not_cancelled()
         view = _view(ctx, state["round"])
         try:
             result = await ctx.backend.judge(view, seat)

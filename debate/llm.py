@@ -39,6 +39,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 import httpx2
 import openai
 from openai.lib._pydantic import to_strict_json_schema
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -305,6 +306,26 @@ def _retry_after_s(exc: BaseException) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+class _NotACompletion(Exception):
+    """A 2xx reply that is not a chat completion."""
+
+
+def _usage_of(response: ChatCompletion) -> Usage:
+    usage = response.usage
+    if usage is None:
+        return Usage()
+
+    def count(name: str) -> int | None:
+        value = getattr(usage, name, None)
+        return value if isinstance(value, int) else None
+
+    return Usage(
+        prompt_tokens=count("prompt_tokens"),
+        completion_tokens=count("completion_tokens"),
+        total_tokens=count("total_tokens"),
+    )
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
         return True
@@ -316,9 +337,9 @@ def _is_transient(exc: BaseException) -> bool:
 def _sum_usage(usages: Any) -> Usage:
     totals: dict[str, int | None] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     for u in usages:
-        for key in totals:
+        for key, so_far in totals.items():
             value = getattr(u, key)
-            totals[key] = None if value is None or totals[key] is None else totals[key] + value  # type: ignore[operator]
+            totals[key] = None if value is None or so_far is None else so_far + value
     return Usage(**totals)
 
 
@@ -483,6 +504,8 @@ class OpenAIChatClient:
             raise CompletionFailed(
                 f"model endpoint {self.base_url} failed: {_one_line(str(exc), 200)}", attempts
             ) from exc
+        except _NotACompletion as exc:
+            raise CompletionFailed(str(exc), attempts) from exc.__cause__
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _status_failure(self, exc: openai.APIStatusError, calls: int) -> str:
@@ -490,12 +513,16 @@ class OpenAIChatClient:
         detail = _error_detail(exc)
         suffix = f" ({detail})" if detail else ""
         if not _is_transient(exc):
-            return f"model endpoint {self.base_url} refused the request: {_status_text(status)}{suffix}"
+            return (
+                f"model endpoint {self.base_url} refused the request: "
+                f"{_status_text(status)}{suffix}"
+            )
         retry_after = _retry_after_s(exc)
         if retry_after is not None and retry_after > self.config.max_retry_after_s:
             return (
                 f"model endpoint {self.base_url} asked to retry after {retry_after:g} s "
-                f"(more than the {self.config.max_retry_after_s:g} s allowed): {_status_text(status)}"
+                f"(more than the {self.config.max_retry_after_s:g} s allowed): "
+                f"{_status_text(status)}"
             )
         return (
             f"model endpoint {self.base_url} kept failing after {calls} attempt(s): "
@@ -544,26 +571,37 @@ class OpenAIChatClient:
         kind: Literal["first", "transport_retry", "reask"],
     ) -> str:
         model_name: str = request["model"]
-        base = {"n": len(attempts) + 1, "kind": kind, "model": model_name, "messages_sent": len(wire)}
+        base = {
+            "n": len(attempts) + 1,
+            "kind": kind,
+            "model": model_name,
+            "messages_sent": len(wire),
+        }
         async with self._slot(estimate) as ticket:
             started_at = datetime.now(UTC)
             t0 = time.perf_counter()
             try:
-                response = await self._client.chat.completions.create(messages=wire, **request)  # type: ignore[arg-type]
-            except openai.APIError as exc:
+                response = await self._client.chat.completions.create(
+                    messages=wire,  # type: ignore[arg-type]
+                    **request,
+                )
+                if not isinstance(response, ChatCompletion) or response.choices is None:
+                    raise _NotACompletion(_one_line(repr(response), 120))
+            except (openai.APIError, _NotACompletion, ValueError) as exc:
                 latency_ms = (time.perf_counter() - t0) * 1000
                 if ticket is not None and not isinstance(exc, openai.APITimeoutError):
                     ticket.record_tokens(0)  # refused or never delivered: nothing was spent
                 attempts.append(self._failed_attempt(exc, base, started_at, latency_ms))
-                raise
+                if isinstance(exc, openai.APIError):
+                    raise
+                # A 200 that is not a chat completion (an HTML page, a JSON error, bad JSON)
+                # usually means a wrong base URL: retrying will not help.
+                raise _NotACompletion(
+                    f"model endpoint {self.base_url} did not return a chat completion: "
+                    f"{_one_line(str(exc), 160)}"
+                ) from exc
             latency_ms = (time.perf_counter() - t0) * 1000
-            usage = Usage()
-            if response.usage is not None:
-                usage = Usage(
-                    prompt_tokens=response.usage.prompt_tokens,
-                    completion_tokens=response.usage.completion_tokens,
-                    total_tokens=response.usage.total_tokens,
-                )
+            usage = _usage_of(response)
             if ticket is not None and usage.total_tokens is not None:
                 ticket.record_tokens(usage.total_tokens)
 
@@ -594,7 +632,7 @@ class OpenAIChatClient:
         return content
 
     def _failed_attempt(
-        self, exc: openai.APIError, base: dict[str, Any], started_at: datetime, latency_ms: float
+        self, exc: Exception, base: dict[str, Any], started_at: datetime, latency_ms: float
     ) -> Attempt:
         status: int | None = None
         if isinstance(exc, openai.APITimeoutError):
@@ -610,7 +648,10 @@ class OpenAIChatClient:
             error = _status_text(status) + (f": {detail}" if detail else "")
         else:
             outcome = "http_error"
+            status = 200 if isinstance(exc, (_NotACompletion, ValueError)) else None
             error = _one_line(str(exc), 200)
+            if status is not None:
+                error = f"not a chat completion: {error}"
         return Attempt(
             **base,
             started_at=started_at,
@@ -628,4 +669,5 @@ class OpenAIChatClient:
         if price is None or usage.prompt_tokens is None or usage.completion_tokens is None:
             return None
         prompt_price, completion_price = price
-        return (usage.prompt_tokens * prompt_price + usage.completion_tokens * completion_price) / 1e6
+        prompt_cost = usage.prompt_tokens * prompt_price
+        return (prompt_cost + usage.completion_tokens * completion_price) / 1e6

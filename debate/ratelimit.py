@@ -8,8 +8,9 @@ A :class:`RateLimiter` bounds, for every caller sharing it:
   estimate when it starts and correcting it with the actual count once known.
 
 Callers are admitted strictly first come, first served: one waiter at a time (the head of the
-queue) checks the limits and sleeps until the oldest window entry expires, so the limiter never
-busy-loops and a late arrival can never overtake an earlier one.
+queue) checks the limits and sleeps until the oldest window entry expires (or until a permit
+is released or a token estimate is corrected downwards), so the limiter never busy-loops and a
+late arrival can never overtake an earlier one.
 
 The limiter is meant to be used from one event loop at a time; it creates its futures on the
 running loop lazily, so one instance can outlive several ``asyncio.run`` calls.
@@ -124,7 +125,8 @@ class RateLimiter:
 
     ``None`` disables a limit. ``window_s`` is the sliding window for ``rpm`` and ``tpm``
     (60 s in production; tests shrink it). ``clock`` and ``sleep`` are injectable so the
-    window logic can be tested without waiting.
+    window logic can be tested without waiting. ``on_start(t)``, if given, is called with the
+    clock time of every stamped request start (for metrics and tests).
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class RateLimiter:
         window_s: float = 60.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        on_start: Callable[[float], None] | None = None,
     ) -> None:
         for name, value in (("max_concurrency", max_concurrency), ("rpm", rpm), ("tpm", tpm)):
             if value is not None and value < 1:
@@ -148,6 +151,7 @@ class RateLimiter:
         self.window_s = window_s
         self._clock = clock
         self._sleep = sleep
+        self._on_start = on_start
         self._gate = _FifoGate()
         # Stamped entries in start order (every stamp is "now", so appending keeps them sorted).
         self._window: deque[_Entry] = deque()
@@ -191,7 +195,7 @@ class RateLimiter:
             self._notify()
 
     def stats(self) -> LimiterStats:
-        """Counters since creation: admitted requests, tokens, how often and how long callers waited."""
+        """Counters since creation: requests, tokens, how often and how long callers waited."""
         return LimiterStats(
             requests=self._requests,
             tokens=self._tokens,
@@ -220,7 +224,7 @@ class RateLimiter:
                 if math.isinf(delay):
                     await self._wait_change()  # blocked only by pending entries
                 else:
-                    await self._sleep(delay)
+                    await self._sleep_or_change(delay)
             entry = _Entry(estimated_tokens)
             self._pending += 1
             self._pending_tokens += estimated_tokens
@@ -245,6 +249,18 @@ class RateLimiter:
         finally:
             self._change = None
 
+    async def _sleep_or_change(self, delay: float) -> None:
+        # Sleep until the oldest entry leaves, but wake early when something may have freed
+        # room sooner (a token count corrected downwards, a permit released).
+        self._change = asyncio.get_running_loop().create_future()
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        try:
+            await asyncio.wait({sleeper, self._change}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._change = None
+            if not sleeper.done():
+                sleeper.cancel()
+
     def _notify(self) -> None:
         change = self._change
         if change is not None and not change.done():
@@ -259,6 +275,8 @@ class RateLimiter:
         self._window.append(entry)
         self._window_tokens += entry.tokens
         self._notify()
+        if self._on_start is not None:
+            self._on_start(entry.t)
 
     def _prune(self, now: float) -> None:
         horizon = now - self.window_s
@@ -311,6 +329,8 @@ class RateLimiter:
             self._pending_tokens += diff
         elif entry.live:
             self._window_tokens += diff
+        if diff < 0:
+            self._notify()
 
 
 _SHARED: dict[str, RateLimiter] = {}

@@ -25,7 +25,8 @@ Candidates
 
 Relatedness (a sum of weights, :data:`WEIGHTS`)
     listed 1.0 · each shared gene 0.6 (at most 1.2) · each shared mechanism 0.3 (at most 0.6) ·
-    a shared disease 0.2 · cited this page 0.3 · each connecting linked page 0.15 (at most 0.3).
+    a shared disease 0.2 · cited this page 0.3 · related through linked pages 0.15 (once, however
+    many linked pages connect; they are all named in the reasons).
 
 Ranking and display
     ``rank = relatedness × (0.5 + shown_score)``: a strongly related hypothesis with a middling
@@ -34,37 +35,44 @@ Ranking and display
     higher score, then title), are listed and then *displayed* by shown score, highest first
     (unrounded; ties by title). After them come in-progress lines, never with a number: the
     page's in-progress analyses in their original order, then candidates with no score to show
-    whose debate is queued or running, in queue order (the most related ``limit`` of them).
+    whose debate is queued or running, in queue order: the most related ``limit`` of them, among
+    candidates related directly (not only through linked pages).
 
 Loading
-    :func:`load_related` reads only what it needs: indexed set queries for the page's terms,
-    links and gene matches; mechanism and disease keywords of all hypotheses from a per-process
-    :class:`TermIndex` (revalidated by a fingerprint of the hypotheses table on each use); and
-    scores for candidates in batches by decreasing relatedness, stopping once no unread
-    candidate could still enter the list (its best possible rank, at score 1.0, is below the
-    ``limit``-th rank found). Hypotheses related *only* through linked pages are read only when
-    that bound requires. The result equals the exhaustive ranking (``prune=False``).
+    Ranking reads through a :class:`RelatedSource`: :class:`DbSource` reads one page with
+    indexed set queries (its terms, links, list as ingested, hypotheses sharing its genes via
+    ``hypothesis_targets.gene_key``, debates citing it); the export's bulk source preloads the
+    same rows once. Mechanism and disease keywords, target genes and priors of all hypotheses
+    come from a per-process :class:`TermIndex`. Candidates are grouped into levels of known
+    relatedness; levels are ranked best first from the cached priors plus their hypotheses'
+    runs, and a level is skipped once even its best case (score 1.0, linked) ranks below the
+    ``limit``-th rank found. Hypotheses related *only* through linked pages are looked up only
+    when that bound allows them in. Full score rows are read for the few lines shown. The
+    result equals the exhaustive ranking (``prune=False``).
 """
 
 from __future__ import annotations
 
 import heapq
 import html
-import json
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from itertools import chain
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, event, func, select, text, union_all
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from debate.errors import NotFoundError
 from debate.genes import gene_key, join_target_label
 from debate.kb.terms import term_key
-from debate.scores import ScoreRow, score_rows
+from debate.scores import ScoreRow, score_rows_queued, shown_scores
 from debate.scoring import display_score, score_color, score_span
 from debate.store import tables as t
 
@@ -73,16 +81,22 @@ __all__ = [
     "HEADER",
     "WEIGHTS",
     "Candidate",
+    "DbSource",
     "PageContext",
     "RelatedItem",
     "RelatedList",
+    "RelatedSource",
     "TermIndex",
     "build_list",
     "disease_key",
+    "invalidate_term_index",
     "keyword_matches",
     "load_related",
+    "page_context",
+    "related_for",
     "related_json",
     "render_html",
+    "render_line",
     "render_markdown",
     "term_index",
 ]
@@ -98,7 +112,7 @@ WEIGHTS: dict[str, float] = {
     "mechanism": 0.3, "mechanism_cap": 0.6,
     "disease": 0.2,
     "cited": 0.3,
-    "linked": 0.15, "linked_cap": 0.3,
+    "linked": 0.15,
 }
 # rank = relatedness × (SCORE_BASE + shown): the best a candidate can do is at shown = 1.0.
 SCORE_BASE = 0.5
@@ -208,7 +222,7 @@ class Candidate:
         r += min(w["mechanism"] * len(self.mechanisms), w["mechanism_cap"])
         r += w["disease"] if self.diseases else 0.0
         r += w["cited"] if self.cited else 0.0
-        r += min(w["linked"] * len(self.linked), w["linked_cap"])
+        r += w["linked"] if self.linked else 0.0
         return round(r, 6)
 
     def reasons(self) -> list[str]:
@@ -294,12 +308,17 @@ def _hyp_item(c: Candidate, row: ScoreRow) -> RelatedItem:
     )
 
 
+def _one_line(text: str) -> str:
+    # A line break inside a title would end the list line early and corrupt the page.
+    return " ".join(text.split())
+
+
 def render_line(item: RelatedItem) -> str:
     """One list line in the wiki's format, ending with a newline."""
-    link = f"- [{item.title}]({item.path})"
+    link = f"- [{_one_line(item.title)}]({item.path})"
     if item.in_progress or item.score is None:
         return f"{link} 🔄\n"
-    target = f" · Target: {item.target_label}" if item.target_label else ""
+    target = f" · Target: {_one_line(item.target_label)}" if item.target_label else ""
     return f"{link} — {score_span(item.score)}{target}\n"
 
 
@@ -330,7 +349,53 @@ def render_html(rl: RelatedList) -> str:
 
 def related_json(rl: RelatedList) -> str:
     """The exact text of ``debate related --format json`` and of an export's ``related/SLUG.json``."""
-    return json.dumps(rl.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
+    return rl.model_dump_json(indent=2) + "\n"
+
+
+# ---------------------------------------------------------------- statements
+
+# Built once with bound parameters: a list is read in a dozen small statements, and building
+# and compiling them anew each time would cost more than running them.
+_P, _T, _L, _R, _E = t.Page, t.PageTerm, t.Link, t.Run, t.Evidence
+_ids = bindparam("ids", expanding=True)
+_Q_PAGE = select(_P.id, _P.slug, _P.title).where(_P.slug == bindparam("slug"))
+_Q_TERMS = select(_T.kind, _T.key, _T.term).where(_T.page_id == bindparam("pid")).order_by(_T.id)
+_Q_MECH_VALUES = union_all(
+    select(t.Fact.value).where(t.Fact.page_id == bindparam("pid"), func.lower(t.Fact.key) == "mechanism"),
+    select(t.InfoboxRow.value).where(t.InfoboxRow.page_id == bindparam("pid"),
+                                     t.InfoboxRow.column_name == "Mechanism"),
+)
+_Q_LISTED = (
+    select(t.RelatedEntry.kind, t.RelatedEntry.ref_id, t.RelatedEntry.title, t.RelatedEntry.path,
+           t.RelatedEntry.in_progress)
+    .where(t.RelatedEntry.page_id == bindparam("pid")).order_by(t.RelatedEntry.ordinal)
+)
+_Q_OUT = (
+    select(_P.id, _P.slug).join(_L, _L.target_slug == _P.slug)
+    .where(_L.page_id == bindparam("pid"), _P.id != bindparam("pid")).distinct().order_by(_P.slug)
+)
+_Q_IN = (
+    select(_P.id, _P.slug).join(_L, _L.page_id == _P.id)
+    .where(_L.target_slug == bindparam("slug"), _P.id != bindparam("pid"))
+    .distinct().order_by(_P.slug).limit(MAX_INCOMING)
+)
+# Filtered by page only: with a kind filter too, SQLite would walk the (kind, key) index instead.
+_Q_NEIGHBOUR_TERMS = select(_T.page_id, _T.kind, _T.key).where(_T.page_id.in_(bindparam("pids", expanding=True)))
+_Q_CITED = (
+    select(_R.hypothesis_id, _E.page_slug).join(_R, _R.id == _E.run_id)
+    .where(_E.page_slug.in_(bindparam("slugs", expanding=True))).distinct()
+)
+_Q_GENES = select(t.HypothesisTarget.hypothesis_id, t.HypothesisTarget.gene_key, t.HypothesisTarget.gene).where(
+    t.HypothesisTarget.gene_key.in_(bindparam("keys", expanding=True))
+)
+_Q_PENDING = select(_R.hypothesis_id).where(_R.status.in_(("queued", "running"))).limit(bindparam("cap"))
+_PENDING_CAP = 2000
+_Q_FINGERPRINT = select(func.count(), func.max(t.Hypothesis.updated_at)).select_from(t.Hypothesis)
+_Q_COUNT = select(func.count()).select_from(t.Hypothesis)
+_Q_MAX_ROWID = text("SELECT max(rowid) FROM hypotheses")
+_Q_TERM_LISTS = select(
+    t.Hypothesis.id, t.Hypothesis.prior_score, t.Hypothesis.targets, t.Hypothesis.mechanisms, t.Hypothesis.diseases
+)
 
 
 # ---------------------------------------------------------------- mechanism/disease index
@@ -338,42 +403,47 @@ def related_json(rl: RelatedList) -> str:
 
 @dataclass
 class TermIndex:
-    """Mechanism and disease keywords of every hypothesis, inverted for lookup by page terms.
+    """What ranking needs to know of every hypothesis without reading it: mechanism and disease
+    keywords (inverted for lookup by page terms), target gene keys and imported priors, so that
+    thousands of candidates are ranked reading only their runs.
 
-    Neither keyword list has an indexed table, and scanning 50,000 JSON rows per page costs
-    more than a whole list should; the index is built once per process and rebuilt when the
-    hypotheses table's fingerprint (row count, latest update) moves.
+    Neither keyword list has an indexed table, and reading 50,000 JSON rows per page costs more
+    than a whole list may; so the index is built once per process and database, and rebuilt
+    when hypotheses change: a new row (the table's largest rowid on SQLite, its row count
+    elsewhere: checked on every use), an edit committed in this process (a session hook), or an
+    edit by another process (the latest ``updated_at``, checked at most every
+    :data:`EXACT_CHECK_S` seconds, since that check reads the whole table).
     """
 
-    fingerprint: tuple
+    fast: object
+    exact: tuple
+    checked_at: float
+    priors: dict[str, float | None] = field(default_factory=dict)
+    genes_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # id -> target gene keys
     mech_ids: dict[str, list[str]] = field(default_factory=dict)
     dis_ids: dict[str, list[str]] = field(default_factory=dict)
     mech_words: dict[str, set[str]] = field(default_factory=dict)
     dis_words: dict[str, set[str]] = field(default_factory=dict)
     mechs_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    dis_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
     spelling: dict[tuple[str, str], str] = field(default_factory=dict)  # (hyp id, key) -> as written
+    memo: dict[tuple[frozenset[str], frozenset[str]], object] = field(default_factory=dict)
 
     def add(self, hyp_id: str, mechanisms: Iterable[str], diseases: Iterable[str]) -> None:
-        mkeys: list[str] = []
-        for m in mechanisms:
-            k = term_key(m)
-            if k and k not in mkeys:
-                mkeys.append(k)
-                self.spelling[(hyp_id, k)] = m
-                self.mech_ids.setdefault(k, []).append(hyp_id)
-                for w in k.split():
-                    self.mech_words.setdefault(w, set()).add(k)
-        if mkeys:
-            self.mechs_of[hyp_id] = tuple(mkeys)
-        seen: set[str] = set()
-        for d in diseases:
-            k = disease_key(d)
-            if k and k not in seen:
-                seen.add(k)
-                self.spelling[(hyp_id, k)] = d
-                self.dis_ids.setdefault(k, []).append(hyp_id)
-                for w in k.split():
-                    self.dis_words.setdefault(w, set()).add(k)
+        """Index one hypothesis's keywords."""
+        for kind, terms, keyf in (("m", mechanisms, term_key), ("d", diseases, disease_key)):
+            ids, words = (self.mech_ids, self.mech_words) if kind == "m" else (self.dis_ids, self.dis_words)
+            keys: list[str] = []
+            for term in terms:
+                k = keyf(term)
+                if k and k not in keys:
+                    keys.append(k)
+                    self.spelling[(hyp_id, k)] = term
+                    ids.setdefault(k, []).append(hyp_id)
+                    for w in k.split():
+                        words.setdefault(w, set()).add(k)
+            if keys:
+                (self.mechs_of if kind == "m" else self.dis_of)[hyp_id] = tuple(keys)
 
     @staticmethod
     def _keys(phrase: str, words: dict[str, set[str]], both_ways: bool) -> set[str]:
@@ -391,27 +461,55 @@ class TermIndex:
         return self._keys(phrase, self.dis_words, both_ways)
 
 
+EXACT_CHECK_S = 2.0
 _INDEX_LOCK = threading.Lock()
 _INDEXES: dict[str, TermIndex] = {}
 
 
-def _fingerprint(session: Session) -> tuple:
-    H = t.Hypothesis
-    n, latest = session.execute(select(func.count(), func.max(H.updated_at))).one()
-    return (n, str(latest))
+def invalidate_term_index() -> None:
+    """Forget every cached :class:`TermIndex` (the next list rebuilds it)."""
+    with _INDEX_LOCK:
+        _INDEXES.clear()
+
+
+@event.listens_for(Session, "after_flush")
+def _note_hypothesis_edit(session: Session, _ctx: object) -> None:
+    if any(isinstance(o, t.Hypothesis) for o in (*session.new, *session.dirty, *session.deleted)):
+        session.info["hypotheses_edited"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _drop_index_after_edit(session: Session) -> None:
+    if session.info.pop("hypotheses_edited", False):
+        invalidate_term_index()
+
+
+def _fast_fingerprint(conn: Connection) -> object:
+    if conn.dialect.name == "sqlite":
+        return conn.execute(_Q_MAX_ROWID).scalar()
+    return conn.execute(_Q_COUNT).scalar()
 
 
 def term_index(session: Session) -> TermIndex:
     """The process's :class:`TermIndex` for this database, rebuilt when hypotheses changed."""
-    key = str(session.get_bind().engine.url)
-    fp = _fingerprint(session)
+    conn = session.connection()
+    key = str(conn.engine.url)
+    fast = _fast_fingerprint(conn)
     with _INDEX_LOCK:
         idx = _INDEXES.get(key)
-        if idx is not None and idx.fingerprint == fp:
+    if idx is not None and idx.fast == fast:
+        now = time.monotonic()
+        if now - idx.checked_at < EXACT_CHECK_S:
             return idx
-    H = t.Hypothesis
-    idx = TermIndex(fingerprint=fp)
-    for hyp_id, mechs, dis in session.execute(select(H.id, H.mechanisms, H.diseases)):
+        if tuple(conn.execute(_Q_FINGERPRINT).one()) == idx.exact:
+            idx.checked_at = now
+            return idx
+    exact = tuple(conn.execute(_Q_FINGERPRINT).one())
+    idx = TermIndex(fast=fast, exact=exact, checked_at=time.monotonic())
+    for hyp_id, prior, targets, mechs, dis in conn.execute(_Q_TERM_LISTS):
+        idx.priors[hyp_id] = prior
+        if targets:
+            idx.genes_of[hyp_id] = tuple(gene_key(g) for g in targets)
         if mechs or dis:
             idx.add(hyp_id, mechs or [], dis or [])
     with _INDEX_LOCK:
@@ -419,7 +517,7 @@ def term_index(session: Session) -> TermIndex:
     return idx
 
 
-# ---------------------------------------------------------------- loading (I/O)
+# ---------------------------------------------------------------- what a page offers
 
 
 @dataclass
@@ -430,82 +528,126 @@ class PageContext:
     slug: str
     title: str
     genes: dict[str, str]  # gene key -> spelling on the page
-    mechanisms: list[str]  # mechanism match keys (both-ways)
-    mechanism_text: list[str]  # Mechanism fact/infobox values (keyword must be inside)
-    diseases: list[str]  # disease match keys (both-ways)
+    mechanisms: list[str]  # mechanism match keys (both ways)
+    mechanism_text: list[str]  # Mechanism fact/infobox values (a keyword must be inside)
+    diseases: list[str]  # disease match keys (both ways)
     title_key: str
     listed: list[str]
     analyses: list[Analysis]
-    out_links: dict[int, str]  # page id -> slug
-    neighbours: dict[int, str] = field(default_factory=dict)
+    neighbours: dict[int, str]  # page id -> slug
 
 
-def _page_context(s: Session, slug: str) -> PageContext:
-    P = t.Page
-    page = s.execute(select(P.id, P.slug, P.title).where(P.slug == slug)).first()
-    if page is None:
-        raise NotFoundError(f"no KB page with slug {slug!r}")
+def page_context(
+    page_id: int,
+    slug: str,
+    title: str,
+    terms: Iterable[tuple[str, str, str]],
+    mechanism_values: Iterable[str],
+    entries: Iterable[tuple[str, str, str, str, bool]],
+    neighbours: dict[int, str],
+) -> PageContext:
+    """Build a :class:`PageContext` from a page's stored rows (pure).
+
+    ``terms`` are (kind, key, term) page terms in order; ``entries`` are its ingested Related
+    Hypotheses lines as (kind, id, title, path, in_progress) in order.
+    """
     genes: dict[str, str] = {}
     mechs: list[str] = []
     diseases: list[str] = []
-    T = t.PageTerm
-    for kind, key, term in s.execute(select(T.kind, T.key, T.term).where(T.page_id == page.id)):
+    for kind, key, term in terms:
         if kind == "gene":
             genes.setdefault(key, term)
         elif kind == "mechanism":
             mechs.append(term_key(key))
         elif kind == "disease":
             diseases.append(disease_key(key))
-    texts: list[str] = []
-    F, I = t.Fact, t.InfoboxRow
-    values = list(s.execute(select(F.value).where(F.page_id == page.id, func.lower(F.key) == "mechanism")).scalars())
-    values += s.execute(select(I.value).where(I.page_id == page.id, I.column_name == "Mechanism")).scalars()
-    for v in values:
-        texts += [k for part in v.replace(",", ";").split(";") if (k := term_key(part))]
-    title_key, expanded = _title_diseases(page.title)
-    R = t.RelatedEntry
+    texts = [k for v in mechanism_values for part in v.replace(",", ";").split(";") if (k := term_key(part))]
+    title_key, expanded = _title_diseases(title)
     listed: list[str] = []
     analyses: list[Analysis] = []
-    for kind, ref, title, path, prog in s.execute(
-        select(R.kind, R.ref_id, R.title, R.path, R.in_progress).where(R.page_id == page.id).order_by(R.ordinal)
-    ):
+    for kind, ref, line_title, path, prog in entries:
         if kind == "hypothesis":
             listed.append(ref)
         elif prog:
-            analyses.append(Analysis(id=ref, title=title, path=path))
-    L = t.Link
-    out_slugs = set(s.execute(
-        select(L.target_slug).where(L.page_id == page.id, L.target_slug.is_not(None))
-    ).scalars()) - {page.slug}
-    out_links = dict(s.execute(select(P.id, P.slug).where(P.slug.in_(out_slugs))).all()) if out_slugs else {}
+            analyses.append(Analysis(id=ref, title=line_title, path=path))
     return PageContext(
-        id=page.id, slug=page.slug, title=page.title, genes=genes, mechanisms=list(dict.fromkeys(mechs)),
+        id=page_id, slug=slug, title=title, genes=genes, mechanisms=list(dict.fromkeys(mechs)),
         mechanism_text=list(dict.fromkeys(texts)), diseases=list(dict.fromkeys(diseases + expanded)),
-        title_key=title_key, listed=listed, analyses=analyses, out_links=out_links,
+        title_key=title_key, listed=listed, analyses=analyses, neighbours=neighbours,
     )
 
 
-def _incoming(s: Session, ctx: PageContext) -> dict[int, str]:
-    L, P = t.Link, t.Page
-    rows = s.execute(
-        select(P.id, P.slug).join(L, L.page_id == P.id).where(L.target_slug == ctx.slug, P.id != ctx.id)
-        .distinct().order_by(P.slug).limit(MAX_INCOMING)
-    ).all()
-    return dict(rows)
+class RelatedSource(Protocol):
+    """Where ranking reads stored data: per page from the database, or preloaded for an export."""
+
+    index: TermIndex
+
+    def page(self, slug: str) -> PageContext:
+        """The page's context with its neighbours (NotFoundError for an unknown slug)."""
+
+    def cited(self, slugs: Sequence[str]) -> dict[str, set[str]]:
+        """Hypothesis id -> those of ``slugs`` its debates drew evidence from."""
+
+    def gene_targets(self, keys: Sequence[str]) -> Iterable[tuple[str, str, str]]:
+        """(hypothesis id, gene key, gene as written) of hypotheses targeting any of ``keys``."""
+
+    def page_terms(self, page_ids: Sequence[int]) -> Iterable[tuple[int, str, str]]:
+        """(page id, kind, key) of the terms of these pages."""
+
+    def shown(self, ids: Sequence[str]) -> dict[str, tuple[float | None, bool]]:
+        """id -> (shown score, debate pending), as :func:`debate.scores.shown_scores`."""
+
+    def pending(self, cap: int) -> set[str] | None:
+        """Ids with a pending debate, or None when there are ``cap`` or more."""
+
+    def rows(self, ids: Sequence[str]) -> tuple[list[ScoreRow], dict[str, datetime]]:
+        """Full score rows and queue times, as :func:`debate.scores.score_rows_queued`."""
 
 
-def _cited(s: Session, slugs: Iterable[str]) -> dict[str, set[str]]:
-    """Hypothesis id -> page slugs (of ``slugs``) its debates drew evidence from."""
-    slugs = list(slugs)
-    if not slugs:
-        return {}
-    E, R = t.Evidence, t.Run
-    out: dict[str, set[str]] = {}
-    for hyp, slug in s.execute(
-        select(R.hypothesis_id, E.page_slug).join(R, R.id == E.run_id).where(E.page_slug.in_(slugs)).distinct()
-    ):
-        out.setdefault(hyp, set()).add(slug)
-    return out
+class DbSource:
+    """Reads one page's data with indexed set queries (``related`` command and API)."""
+
+    def __init__(self, session: Session, index: TermIndex | None = None) -> None:
+        self.session = session
+        self.conn = session.connection()
+        self.index = index if index is not None else term_index(session)
+
+    def page(self, slug: str) -> PageContext:
+        conn = self.conn
+        page = conn.execute(_Q_PAGE, {"slug": slug}).first()
+        if page is None:
+            raise NotFoundError(f"no KB page with slug {slug!r}")
+        pid = {"pid": page.id}
+        neighbours = dict(conn.execute(_Q_OUT, pid).all())
+        neighbours.update(conn.execute(_Q_IN, {"pid": page.id, "slug": page.slug}).all())
+        return page_context(
+            page.id, page.slug, page.title, conn.execute(_Q_TERMS, pid).all(),
+            conn.execute(_Q_MECH_VALUES, pid).scalars(), conn.execute(_Q_LISTED, pid).all(), neighbours,
+        )
+
+    def cited(self, slugs: Sequence[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for hyp, slug in self.conn.execute(_Q_CITED, {"slugs": list(slugs)}):
+            out.setdefault(hyp, set()).add(slug)
+        return out
+
+    def gene_targets(self, keys: Sequence[str]) -> Iterable[tuple[str, str, str]]:
+        keys = list(keys)
+        for i in range(0, len(keys), 500):
+            yield from self.conn.execute(_Q_GENES, {"keys": keys[i : i + 500]})
+
+    def page_terms(self, page_ids: Sequence[int]) -> Iterable[tuple[int, str, str]]:
+        return self.conn.execute(_Q_NEIGHBOUR_TERMS, {"pids": list(page_ids)}) if page_ids else []
+
+    def shown(self, ids: Sequence[str]) -> dict[str, tuple[float | None, bool]]:
+        return shown_scores(self.session, ids, priors=self.index.priors)
+
+    def pending(self, cap: int) -> set[str] | None:
+        found = self.conn.execute(_Q_PENDING, {"cap": cap}).scalars().all()
+        return set(found) if len(found) < cap else None
+
+    def rows(self, ids: Sequence[str]) -> tuple[list[ScoreRow], dict[str, datetime]]:
+        return score_rows_queued(self.session, ids=ids)
 
 
 @dataclass
@@ -516,95 +658,159 @@ class _Neighbourhood:
     mechanisms: dict[str, set[str]] = field(default_factory=dict)  # mechanism key -> slugs
     cited: dict[str, set[str]] = field(default_factory=dict)  # hyp id -> slugs
 
-    def linked(self, targets: Iterable[str], mech_keys: Iterable[str]) -> set[str]:
-        out: set[str] = set()
-        for g in targets:
-            out |= self.genes.get(gene_key(g), set())
-        for k in mech_keys:
+    _mech_memo: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def _mech_slugs(self, k: str) -> frozenset[str]:
+        hit = self._mech_memo.get(k)
+        if hit is None:
+            # Mechanism keys come from a small vocabulary: match each once per page.
+            found: set[str] = set()
             for m, slugs in self.mechanisms.items():
                 if keyword_matches(k, m):
-                    out |= slugs
+                    found |= slugs
+            hit = self._mech_memo[k] = frozenset(found)
+        return hit
+
+    def linked(self, hyp_id: str, idx: TermIndex) -> set[str]:
+        """The neighbour slugs that relate ``hyp_id`` to the page."""
+        out = set(self.cited.get(hyp_id, ()))
+        for g in idx.genes_of.get(hyp_id, ()):
+            out |= self.genes.get(g, set())
+        for k in idx.mechs_of.get(hyp_id, ()):
+            out |= self._mech_slugs(k)
         return out
 
+    def is_linked(self, hyp_id: str, idx: TermIndex) -> bool:
+        """Whether any neighbour relates ``hyp_id`` to the page (the hot path of ranking)."""
+        if hyp_id in self.cited:
+            return True
+        genes = self.genes
+        if any(g in genes for g in idx.genes_of.get(hyp_id, ())):
+            return True
+        return any(self._mech_slugs(k) for k in idx.mechs_of.get(hyp_id, ()))
 
-def _neighbourhood(s: Session, neighbours: dict[int, str]) -> _Neighbourhood:
-    nb = _Neighbourhood()
-    if not neighbours:
-        return nb
-    T = t.PageTerm
-    for page_id, kind, key in s.execute(
-        select(T.page_id, T.kind, T.key).where(T.page_id.in_(list(neighbours)), T.kind.in_(("gene", "mechanism")))
-    ):
-        target = nb.genes if kind == "gene" else nb.mechanisms
-        target.setdefault(key if kind == "gene" else term_key(key), set()).add(neighbours[page_id])
-    nb.cited = _cited(s, neighbours.values())
+
+def _neighbourhood(src: RelatedSource, neighbours: dict[int, str], cited: dict[str, set[str]]) -> _Neighbourhood:
+    nb = _Neighbourhood(cited=cited)
+    for page_id, kind, key in src.page_terms(list(neighbours)):
+        if kind == "gene":
+            nb.genes.setdefault(key, set()).add(neighbours[page_id])
+        elif kind == "mechanism":
+            nb.mechanisms.setdefault(term_key(key), set()).add(neighbours[page_id])
     return nb
 
 
-def _direct_candidates(s: Session, ctx: PageContext, idx: TermIndex) -> dict[str, Candidate]:
-    cands: dict[str, Candidate] = {}
+@dataclass(frozen=True)
+class _KeywordLevels:
+    """Hypotheses matching a set of page mechanism and disease keys, by relatedness level."""
 
-    def get(hyp_id: str) -> Candidate:
-        c = cands.get(hyp_id)
-        if c is None:
-            c = cands[hyp_id] = Candidate(id=hyp_id)
-        return c
+    counts: dict[str, int]  # hypothesis id -> shared mechanisms
+    diseased: frozenset[str]
+    levels: tuple[tuple[float, frozenset[str]], ...]  # keyword-only relatedness -> ids
 
-    for hyp_id in ctx.listed:
-        get(hyp_id).listed = True
-    if ctx.genes:
-        HT = t.HypothesisTarget
-        for hyp_id, key, gene in s.execute(
-            select(HT.hypothesis_id, HT.gene_key, HT.gene).where(HT.gene_key.in_(list(ctx.genes)))
-        ):
-            get(hyp_id).genes.setdefault(key, gene)
-    keys: set[str] = set()
+
+def _keyword_levels(idx: TermIndex, mech_keys: frozenset[str], dis_keys: frozenset[str]) -> _KeywordLevels:
+    """Group keyword matches by level; memoized on the index (pages share keyword sets)."""
+    key = (mech_keys, dis_keys)
+    hit = idx.memo.get(key)
+    if hit is not None:
+        return hit
+    counts = Counter(chain.from_iterable(idx.mech_ids.get(k, ()) for k in mech_keys))
+    diseased = frozenset(chain.from_iterable(idx.dis_ids.get(k, ()) for k in dis_keys))
+    w = WEIGHTS
+    # The mechanism weight saturates at two shared mechanisms.
+    two = frozenset(h for h, n in counts.items() if n >= 2)
+    one = frozenset(counts) - two
+    mech2 = min(2 * w["mechanism"], w["mechanism_cap"])
+    levels = (
+        (mech2 + w["disease"], two & diseased),
+        (mech2, two - diseased),
+        (w["mechanism"] + w["disease"], one & diseased),
+        (w["mechanism"], one - diseased),
+        (w["disease"], diseased - one - two),
+    )
+    hit = _KeywordLevels(dict(counts), diseased, tuple((round(r, 6), ids) for r, ids in levels))
+    if len(idx.memo) > 4096:
+        idx.memo.clear()
+    idx.memo[key] = hit
+    return hit
+
+
+@dataclass
+class _Buckets:
+    """Candidates grouped by known relatedness, best first.
+
+    Hypotheses related by a listing, a gene or a citation are few and are scored one by one.
+    Those related only by mechanism or disease keywords can number thousands: they come as
+    shared id sets per level (set algebra, no per-hypothesis work) and get a
+    :class:`Candidate` only when they make the list.
+    """
+
+    levels: dict[float, list[str]]
+    listed: set[str]
+    genes: dict[str, dict[str, str]]  # hypothesis id -> gene key -> spelling
+    cited: set[str]
+    mech_keys: frozenset[str]
+    dis_keys: frozenset[str]
+
+    def ordered(self) -> list[tuple[float, list[str]]]:
+        return [(r, ids) for r, ids in sorted(self.levels.items(), reverse=True) if ids]
+
+    def candidate(self, hyp_id: str, idx: TermIndex) -> Candidate:
+        return Candidate(
+            id=hyp_id,
+            listed=hyp_id in self.listed,
+            genes=dict(self.genes.get(hyp_id, {})),
+            mechanisms=[idx.spelling[(hyp_id, k)] for k in idx.mechs_of.get(hyp_id, ()) if k in self.mech_keys],
+            diseases=[idx.spelling[(hyp_id, k)] for k in idx.dis_of.get(hyp_id, ()) if k in self.dis_keys],
+            cited=hyp_id in self.cited,
+        )
+
+
+def _direct_candidates(src: RelatedSource, ctx: PageContext, cited: Iterable[str]) -> _Buckets:
+    idx = src.index
+    genes: dict[str, dict[str, str]] = {}
+    for hyp_id, key, gene in src.gene_targets(list(ctx.genes)):
+        genes.setdefault(hyp_id, {}).setdefault(key, gene)
+    mech_keys: set[str] = set()
     for m in ctx.mechanisms:
-        keys |= idx.mechanism_keys(m)
+        mech_keys |= idx.mechanism_keys(m)
     for m in ctx.mechanism_text:
-        keys |= idx.mechanism_keys(m, both_ways=False)
-    for k in sorted(keys):
-        for hyp_id in idx.mech_ids.get(k, ()):
-            get(hyp_id).mechanisms.append(idx.spelling[(hyp_id, k)])
-    dkeys: set[str] = set()
+        mech_keys |= idx.mechanism_keys(m, both_ways=False)
+    dis_keys: set[str] = idx.disease_keys(ctx.title_key, both_ways=False)
     for d in ctx.diseases:
-        dkeys |= idx.disease_keys(d)
-    dkeys |= idx.disease_keys(ctx.title_key, both_ways=False)
-    for k in sorted(dkeys):
-        for hyp_id in idx.dis_ids.get(k, ()):
-            c = get(hyp_id)
-            c.diseases.append(idx.spelling[(hyp_id, k)])
-    for hyp_id in _cited(s, [ctx.slug]):
-        get(hyp_id).cited = True
-    return cands
+        dis_keys |= idx.disease_keys(d)
+    kw = _keyword_levels(idx, frozenset(mech_keys), frozenset(dis_keys))
+    bk = _Buckets(levels={}, listed=set(ctx.listed), genes=genes, cited=set(cited),
+                  mech_keys=frozenset(mech_keys), dis_keys=frozenset(dis_keys))
+    strong = bk.listed | genes.keys() | bk.cited
+    w = WEIGHTS
+    for hyp_id in strong:
+        r = (
+            (w["listed"] if hyp_id in bk.listed else 0.0)
+            + min(w["gene"] * len(genes.get(hyp_id, ())), w["gene_cap"])
+            + (w["cited"] if hyp_id in bk.cited else 0.0)
+            + min(w["mechanism"] * kw.counts.get(hyp_id, 0), w["mechanism_cap"])
+            + (w["disease"] if hyp_id in kw.diseased else 0.0)
+        )
+        bk.levels.setdefault(round(r, 6), []).append(hyp_id)
+    for r, ids in kw.levels:
+        if ids:
+            bk.levels.setdefault(r, []).extend(ids - strong)
+    return bk
 
 
-def _linked_only(s: Session, ctx: PageContext, nb: _Neighbourhood, idx: TermIndex,
-                 known: set[str]) -> list[str]:
+def _linked_only(src: RelatedSource, ctx: PageContext, nb: _Neighbourhood, known: set[str]) -> list[str]:
     """Hypotheses related to the page only through its neighbours (read when the bound needs them)."""
-    found: set[str] = {h for h in nb.cited if h not in known}
-    genes = [g for g in nb.genes if g not in ctx.genes]
-    HT = t.HypothesisTarget
-    for i in range(0, len(genes), 500):
-        found |= set(s.execute(
-            select(HT.hypothesis_id).where(HT.gene_key.in_(genes[i : i + 500]))
-        ).scalars())
+    found: set[str] = set(nb.cited)
+    found.update(h for h, _k, _g in src.gene_targets([g for g in nb.genes if g not in ctx.genes]))
     for m in nb.mechanisms:
-        for k in idx.mechanism_keys(m):
-            found.update(idx.mech_ids.get(k, ()))
+        for k in src.index.mechanism_keys(m):
+            found.update(src.index.mech_ids.get(k, ()))
     return sorted(found - known)
 
 
-def _queued_at(s: Session, ids: Sequence[str]) -> dict[str, datetime]:
-    if not ids:
-        return {}
-    R = t.Run
-    rows = s.execute(
-        select(R.hypothesis_id, func.min(R.created_at))
-        .where(R.hypothesis_id.in_(list(ids)), R.status.in_(("queued", "running")))
-        .group_by(R.hypothesis_id)
-    ).all()
-    return {h: at for h, at in rows}
+# ---------------------------------------------------------------- ranking a page
 
 
 def load_related(
@@ -621,62 +827,89 @@ def load_related(
     lists reuse one :class:`TermIndex`; ``prune=False`` reads every candidate's score (for
     checking that pruning changes nothing).
     """
-    ctx = _page_context(session, slug)
-    idx = index if index is not None else term_index(session)
-    cands = _direct_candidates(session, ctx, idx)
-    ctx.neighbours = {**ctx.out_links}
-    nb: _Neighbourhood | None = None
-    linked_slack = WEIGHTS["linked_cap"]
+    return related_for(DbSource(session, index), slug, limit=limit, prune=prune)[0]
 
-    def need_neighbours() -> _Neighbourhood:
-        nonlocal nb
-        if nb is None:
-            ctx.neighbours.update(_incoming(session, ctx))
-            nb = _neighbourhood(session, ctx.neighbours)
-        return nb
 
-    if not prune:
-        need_neighbours()
-    # Pending candidates, best possible relatedness first (a linked page may add up to the cap).
-    pending = sorted(cands.values(), key=lambda c: (-c.relatedness(), c.id))
-    evaluated: list[tuple[Candidate, ScoreRow]] = []
-    best: list[float] = []  # min-heap of the top `limit` ranks so far
-    tier2_done = False
-    i = 0
-    batch = max(4 * limit, 64)
+def related_for(
+    src: RelatedSource, slug: str, *, limit: int = 10, prune: bool = True
+) -> tuple[RelatedList, set[str]]:
+    """Rank and render a page's list from ``src``; also the ids of every candidate whose score
+    was read (a hypothesis whose score change could move the list is among them, or is listed:
+    what an incremental export needs to know).
+    """
+    idx = src.index
+    ctx = src.page(slug)
+    cited = src.cited([ctx.slug, *ctx.neighbours.values()])
+    here = [h for h, slugs in cited.items() if ctx.slug in slugs]
+    for slugs in cited.values():
+        slugs.discard(ctx.slug)
+    buckets = _direct_candidates(src, ctx, here)
+    hood = _neighbourhood(src, ctx.neighbours, {h: sl for h, sl in cited.items() if sl})
+    levels = buckets.ordered()
+    # Phase 1: rank whole levels, best first, from cached priors and keywords plus the runs of
+    # their hypotheses; ranks here are exact. A level is skipped when even its best case
+    # (score 1.0, linked) ranks below the `limit`-th rank found.
+    best: list[float] = []  # min-heap of the top `limit` ranks
+    ranked: list[tuple[float, str]] = []
+    waiting: list[str] = []  # no score to show but a debate pending, most related first
+    considered: set[str] = set(ctx.listed)
+    linked_w = WEIGHTS["linked"]
+
+    def out_of_reach(r: float) -> bool:
+        return prune and len(best) >= limit and (r + linked_w) * BEST_FACTOR < best[0]
+
+    unread: list[list[str]] = []  # direct levels skipped by the bound, most related first
+    linked_read = False
+    li = 0
     while True:
-        if i >= len(pending):
-            if tier2_done:
+        if li >= len(levels):
+            if linked_read or out_of_reach(0.0):
                 break
-            tier2_done = True
-            bound = linked_slack * BEST_FACTOR
-            if prune and len(best) >= limit and bound < best[0]:
-                break
-            more = _linked_only(session, ctx, need_neighbours(), idx, set(cands))
+            linked_read = True
+            more = _linked_only(src, ctx, hood, {h for _r, ids in levels for h in ids})
             if not more:
                 break
-            for h in more:
-                cands[h] = Candidate(id=h)
-            pending += [cands[h] for h in more]
+            levels.append((0.0, more))
             continue
-        head = pending[i]
-        if prune and len(best) >= limit and (head.relatedness() + linked_slack) * BEST_FACTOR < best[0]:
+        r, ids = levels[li]
+        li += 1
+        direct = not (linked_read and li == len(levels))
+        if out_of_reach(r):
+            unread.append(ids)
+            continue  # weaker levels follow, but linked-only candidates may still be read
+        for h, (score, pending) in src.shown(ids).items():
+            considered.add(h)
+            if score is None:
+                if pending and direct:
+                    waiting.append(h)
+                continue
+            rank = (r + (linked_w if hood.is_linked(h, idx) else 0.0)) * (SCORE_BASE + score)
+            ranked.append((rank, h))
+            if len(best) < limit:
+                heapq.heappush(best, rank)
+            elif rank > best[0]:
+                heapq.heapreplace(best, rank)
+    # In-progress lines come from direct candidates only; skipped levels can still hold some
+    # (no prior, never scored here), found by reading only those hypotheses' runs.
+    pending_all = src.pending(_PENDING_CAP) if unread and len(waiting) < limit else None
+    for ids in unread:
+        if len(waiting) >= limit:
             break
-        chunk = pending[i : i + batch]
-        i += len(chunk)
-        batch *= 2
-        rows = score_rows(session, ids=[c.id for c in chunk])
-        byid = {c.id: c for c in chunk}
-        hood = need_neighbours()
-        for row in rows:
-            c = byid[row.id]
-            c.linked = hood.linked(row.targets, idx.mechs_of.get(c.id, ())) | hood.cited.get(c.id, set())
-            evaluated.append((c, row))
-            if row.shown_score is not None:
-                rank = c.relatedness() * (SCORE_BASE + row.shown_score)
-                if len(best) < limit:
-                    heapq.heappush(best, rank)
-                elif rank > best[0]:
-                    heapq.heapreplace(best, rank)
-    waiting = [row.id for _c, row in evaluated if row.shown_score is None and row.status in ("queued", "running")]
-    return build_list(ctx.slug, ctx.title, limit, evaluated, ctx.analyses, _queued_at(session, waiting))
+        pool = ids if pending_all is None else pending_all.intersection(ids)
+        unscored = [h for h in pool if idx.priors.get(h) is None]
+        for h, (score, pending) in src.shown(unscored).items():
+            considered.add(h)
+            if score is None and pending:
+                waiting.append(h)
+    # Phase 2: full score rows for the list (ties at the cut included: titles break them) and
+    # for the `limit` most related in-progress hypotheses.
+    cut = best[0] if len(best) >= limit else float("-inf")
+    chosen = sorted(h for rank, h in ranked if rank >= cut - 1e-9)
+    rows, queued_at = src.rows(chosen + waiting[:limit])
+    evaluated: list[tuple[Candidate, ScoreRow]] = []
+    for row in rows:
+        c = buckets.candidate(row.id, idx)
+        c.linked = hood.linked(row.id, idx)
+        evaluated.append((c, row))
+    rl = build_list(ctx.slug, ctx.title, limit, evaluated, ctx.analyses, queued_at)
+    return rl, considered

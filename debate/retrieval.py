@@ -1,8 +1,8 @@
 """Evidence retrieval for a debate: KB search on the hypothesis's targets, title, statement,
 mechanisms and diseases, merged so every angle is represented.
 
-Queries run separately (one per target gene, then title + statement, mechanisms, diseases) and
-their hits are interleaved by rank, deduplicated by chunk, up to ``limit``. Each item carries
+Queries run separately (one per target gene, then one on the idea: mechanisms, diseases, title
+and statement) and their hits are interleaved by rank, deduplicated by chunk, up to ``limit``. Each item carries
 the facts (``- Key: value`` bullets) stated under the chunk's heading, and its page's content
 hash, so the run's evidence snapshot stays readable after the KB changes.
 """
@@ -21,14 +21,10 @@ from debate.store import tables as t
 
 def evidence_queries(h: HypothesisOut) -> list[list[str]]:
     """The term lists searched for a hypothesis, most specific first."""
-    queries: list[list[str]] = []
-    for gene in h.targets:
-        queries.append(query_terms(gene))
-    queries.append(query_terms(f"{h.title} {h.statement}", max_terms=12))
-    if h.mechanisms:
-        queries.append(query_terms(" ".join(h.mechanisms), max_terms=8))
-    for d in h.diseases:
-        queries.append(query_terms(f"{d} treatment", max_terms=6))
+    queries = [query_terms(gene) for gene in h.targets]
+    # Mechanisms and diseases lead the idea query so the term cap never drops them.
+    idea = " ".join([*h.mechanisms, *h.diseases, h.title, h.statement])
+    queries.append(query_terms(idea, max_terms=16))
     return [q for q in queries if q]
 
 

@@ -57,21 +57,27 @@ def kb_hash(engine: Engine) -> str:
     return h.hexdigest()[:16]
 
 
-def create_runs(
-    engine: Engine, settings: Settings, hypothesis_ids: Sequence[str], *, backend: str,
-    rounds: int | None = None, judges: int | None = None, trigger: str = "cli", batch_id: str | None = None,
-) -> list[str]:
-    """Queue one run per hypothesis (all ids checked first; an unknown id names itself)."""
+def run_config(settings: Settings, *, backend: str, rounds: int | None = None, judges: int | None = None) -> dict[str, Any]:
+    """The debate settings a run records and executes with (defaults from ``settings.debate``)."""
     d = settings.debate
     rounds = rounds or d.rounds
     judges = judges or d.judges
     if rounds < 1 or judges < 1:
         raise UserInputError("rounds and judges must be at least 1")
-    config = {
+    return {
         "rounds": rounds, "judges": judges, "evidence_limit": d.evidence_limit, "min_hits": settings.search.min_hits,
         "stop_on_concede": d.stop_on_concede, "stop_on_repeat": d.stop_on_repeat, "rubric": settings.rubric,
         "backend": backend,
     }
+
+
+def create_runs(
+    engine: Engine, settings: Settings, hypothesis_ids: Sequence[str], *, backend: str,
+    rounds: int | None = None, judges: int | None = None, trigger: str = "cli", batch_id: str | None = None,
+) -> list[str]:
+    """Queue one run per hypothesis (all ids checked first; an unknown id names itself)."""
+    config = run_config(settings, backend=backend, rounds=rounds, judges=judges)
+    judges = config["judges"]
     models = backend_models(settings, backend, judges)
     hashes = prompt_hashes(settings, backend)
     kb = kb_hash(engine)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, select, text, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from debate.agents import AgentResult, TurnView, dump_reply
@@ -21,10 +21,17 @@ from debate.hypotheses import to_out
 from debate.llm import Attempt as AttemptRecord
 from debate.models import CitationCheck, CriticReply, EvidenceItem, HypothesisOut, ProposerReply
 from debate.store import tables as t
-from debate.store.db import session_scope
+from debate.store.db import session_scope, write_tx
 from debate.store.tables import utcnow
 
 TurnKey = tuple[int, str, int]  # (round, role, seat)
+_TURN = t.Turn.__table__  # type: ignore[attr-defined]
+_ATTEMPT = t.Attempt.__table__  # type: ignore[attr-defined]
+_EVIDENCE = t.Evidence.__table__  # type: ignore[attr-defined]
+_STATUS = text("SELECT status FROM runs WHERE id = :id")
+_ATTEMPT_COUNTS = text(
+    "SELECT round, role, seat, count(*) AS n FROM attempts WHERE run_id = :run GROUP BY round, role, seat"
+)
 
 
 class RunCancelled(DebateError):
@@ -40,27 +47,28 @@ class RunStore:
         self._hypothesis: HypothesisOut | None = None
         self._evidence: list[EvidenceItem] | None = None
         self._turns: dict[TurnKey, t.Turn] | None = None
+        self._attempts_before: dict[TurnKey, int] | None = None
 
     # ------------------------------------------------------------ reads
     def hypothesis(self) -> HypothesisOut:
         if self._hypothesis is None:
             with session_scope(self.engine) as s:
-                run = s.get(t.Run, self.run_id)
-                assert run is not None
-                h = s.get(t.Hypothesis, run.hypothesis_id)
-                assert h is not None
+                h = s.execute(
+                    select(t.Hypothesis).join(t.Run, t.Run.hypothesis_id == t.Hypothesis.id)
+                    .where(t.Run.id == self.run_id)
+                ).scalar_one()
                 self._hypothesis = to_out(h)
         return self._hypothesis
 
     def evidence(self) -> list[EvidenceItem] | None:
         """The stored snapshot, or None when retrieval has not run yet."""
         if self._evidence is None:
-            with session_scope(self.engine) as s:
-                if s.execute(select(t.Run.retrieved_at).where(t.Run.id == self.run_id)).scalar_one() is None:
+            with self.engine.connect() as conn:
+                if conn.execute(select(t.Run.retrieved_at).where(t.Run.id == self.run_id)).scalar_one() is None:
                     return None
-                rows = s.execute(
-                    select(t.Evidence).where(t.Evidence.run_id == self.run_id).order_by(t.Evidence.rank)
-                ).scalars().all()
+                rows = conn.execute(
+                    select(_EVIDENCE).where(_EVIDENCE.c.run_id == self.run_id).order_by(_EVIDENCE.c.rank)
+                ).all()
             self._evidence = [
                 EvidenceItem(eid=r.eid, rank=r.rank, page_slug=r.page_slug, page_hash=r.page_hash,
                              heading_path=list(r.heading_path), text=r.text, score=r.score, facts=list(r.facts))
@@ -89,34 +97,44 @@ class RunStore:
 
     def check_not_cancelled(self) -> None:
         with self.engine.connect() as conn:
-            status = conn.execute(select(t.Run.status).where(t.Run.id == self.run_id)).scalar_one()
+            status = conn.execute(_STATUS, {"id": self.run_id}).scalar_one()
         if status == "cancelled":
             raise RunCancelled(f"run {self.run_id} was cancelled")
 
     # ------------------------------------------------------------ writes
+    # Hot paths use Core statements on one connection: the ORM's unit of work costs more than
+    # the SQL itself at this size.
     def save_evidence(self, items: list[EvidenceItem]) -> None:
         """Store the evidence snapshot once (a second call after a re-run finds it there)."""
-        with session_scope(self.engine, immediate=True) as s:
-            n = s.execute(select(func.count()).where(t.Evidence.run_id == self.run_id)).scalar_one()
-            if n == 0 and items:
-                s.execute(insert(t.Evidence), [
+        with write_tx(self.engine) as conn:
+            # Evidence rows and retrieved_at are written together, so retrieved_at says it all.
+            done = conn.execute(select(t.Run.retrieved_at).where(t.Run.id == self.run_id)).scalar_one()
+            if done is None and items:
+                conn.execute(_EVIDENCE.insert(), [
                     dict(run_id=self.run_id, eid=e.eid, rank=e.rank, page_slug=e.page_slug, page_hash=e.page_hash,
                          heading_path=e.heading_path, text=e.text, score=e.score, facts=e.facts)
                     for e in items
                 ])
-            s.execute(update(t.Run).where(t.Run.id == self.run_id).values(retrieved_at=utcnow()))
+            if done is None:
+                conn.execute(update(t.Run).where(t.Run.id == self.run_id).values(retrieved_at=utcnow()))
+        if done is not None:
+            self._evidence = None  # keep the snapshot that was stored first
+            return
         self._evidence = items
 
     def write_turn(
         self, key: TurnKey, result: AgentResult, *, backend: str, citations: list[CitationCheck],
-        overall: float | None = None, meta: dict[str, Any] | None = None,
+        overall: float | None = None, meta: dict[str, Any] | None = None, rounds_done: int | None = None,
     ) -> t.Turn:
-        """Write a turn and its attempts once; a duplicate execution keeps the first write."""
+        """Write a turn and its attempts once; a duplicate execution keeps the first write.
+
+        ``rounds_done`` (the critic's turn closes a round) is recorded in the same transaction.
+        """
         existing = self.turn(*key)
         if existing is not None:
             return existing
         usage = _sum_usage(result.attempts)
-        row = t.Turn(
+        values = dict(
             run_id=self.run_id, round=key[0], role=key[1], seat=key[2], backend=backend, label=result.label,
             model=result.model, prompt_name=result.prompt.get("name", ""),
             prompt_version=result.prompt.get("version", ""), prompt_hash=result.prompt.get("hash", ""),
@@ -126,30 +144,37 @@ class RunStore:
             cost_usd=usage[2], latency_ms=sum(a.latency_ms for a in result.attempts), created_at=utcnow(),
         )
         try:
-            with session_scope(self.engine, immediate=True) as s:
-                s.add(row)
-                self._insert_attempts(s, key, result.attempts)
+            with write_tx(self.engine) as conn:
+                conn.execute(_TURN.insert(), values)
+                self._insert_attempts(conn, key, result.attempts)
+                if rounds_done is not None:
+                    conn.execute(update(t.Run).where(t.Run.id == self.run_id, t.Run.rounds_done < rounds_done)
+                                 .values(rounds_done=rounds_done))
         except IntegrityError:
             self._turns = None  # someone else wrote it: read theirs
             found = self.turn(*key)
             assert found is not None
             return found
+        row = t.Turn(**values)
         self.turns()[key] = row
         return row
 
     def write_failed_attempts(self, key: TurnKey, attempts: list[AttemptRecord]) -> None:
         """Attempts of a call that failed for good: kept under the turn they were for."""
-        with session_scope(self.engine, immediate=True) as s:
-            self._insert_attempts(s, key, attempts)
+        with write_tx(self.engine) as conn:
+            self._insert_attempts(conn, key, attempts)
 
-    def _insert_attempts(self, s, key: TurnKey, attempts: list[AttemptRecord]) -> None:  # type: ignore[no-untyped-def]
+    def _insert_attempts(self, conn: Connection, key: TurnKey, attempts: list[AttemptRecord]) -> None:
         if not attempts:
             return
-        base = s.execute(
-            select(func.count()).where(t.Attempt.run_id == self.run_id, t.Attempt.round == key[0],
-                                       t.Attempt.role == key[1], t.Attempt.seat == key[2])
-        ).scalar_one()
-        s.execute(insert(t.Attempt), [
+        # Numbering continues after attempts recorded by an earlier, failed execution.
+        if self._attempts_before is None:
+            self._attempts_before = {
+                (r.round, r.role, r.seat): r.n for r in conn.execute(_ATTEMPT_COUNTS, {"run": self.run_id})
+            }
+        base = self._attempts_before.get(key, 0)
+        self._attempts_before[key] = base + len(attempts)
+        conn.execute(_ATTEMPT.insert(), [
             dict(run_id=self.run_id, round=key[0], role=key[1], seat=key[2], n=base + i + 1, kind=a.kind,
                  outcome=a.outcome, http_status=a.http_status, error=a.error, raw_reply=a.raw_reply, model=a.model,
                  prompt_tokens=a.usage.prompt_tokens, completion_tokens=a.usage.completion_tokens,
@@ -157,32 +182,26 @@ class RunStore:
             for i, a in enumerate(attempts)
         ])
 
-    def set_rounds_done(self, n: int) -> None:
-        with session_scope(self.engine) as s:
-            s.execute(update(t.Run).where(t.Run.id == self.run_id, t.Run.rounds_done < n).values(rounds_done=n))
-
     def finish(self, c: Consensus) -> None:
         """Mark the run done with its consensus and totals, in one transaction."""
-        with session_scope(self.engine, immediate=True) as s:
-            run = s.get(t.Run, self.run_id)
-            assert run is not None
-            if run.status == "done":
+        a = t.Attempt
+        with write_tx(self.engine) as conn:
+            if conn.execute(_STATUS, {"id": self.run_id}).scalar_one() == "done":
                 return
-            totals = s.execute(
-                select(func.sum(t.Attempt.prompt_tokens), func.sum(t.Attempt.completion_tokens),
-                       func.sum(t.Attempt.cost_usd), func.count(t.Attempt.id),
-                       func.count(t.Attempt.prompt_tokens), func.count(t.Attempt.cost_usd))
-                .where(t.Attempt.run_id == self.run_id)
+            n, n_prompt, n_completion, n_cost, prompt, completion, cost = conn.execute(
+                select(func.count(a.id), func.count(a.prompt_tokens), func.count(a.completion_tokens),
+                       func.count(a.cost_usd), func.sum(a.prompt_tokens), func.sum(a.completion_tokens),
+                       func.sum(a.cost_usd)).where(a.run_id == self.run_id)
             ).one()
-            n_attempts = totals[3]
             # Unknown usage on any attempt makes the total unknown, not an undercount.
-            run.prompt_tokens = totals[0] if n_attempts and totals[4] == n_attempts else None
-            run.completion_tokens = totals[1] if n_attempts and totals[4] == n_attempts else None
-            run.cost_usd = totals[2] if n_attempts and totals[5] == n_attempts else None
-            run.score, run.interval_lo, run.interval_hi = c.score, c.interval[0], c.interval[1]
-            run.interval_method, run.agreement, run.n_judges = c.interval_method, c.agreement, c.n_judges
-            run.status, run.finished_at, run.error = "done", utcnow(), None
-            s.add(run)
+            conn.execute(update(t.Run).where(t.Run.id == self.run_id).values(
+                prompt_tokens=prompt if n and n_prompt == n else None,
+                completion_tokens=completion if n and n_completion == n else None,
+                cost_usd=cost if n and n_cost == n else None,
+                score=c.score, interval_lo=c.interval[0], interval_hi=c.interval[1],
+                interval_method=c.interval_method, agreement=c.agreement, n_judges=c.n_judges,
+                status="done", finished_at=utcnow(), error=None,
+            ))
 
 
 def _sum_usage(attempts: list[AttemptRecord]) -> tuple[int | None, int | None, float | None]:

@@ -8,19 +8,20 @@ Rules for the score shown (``shown_score``):
   else nothing.
 
 "Latest" orders runs by ``finished_at`` (falling back to ``created_at``), then by run id, so the
-order is total. :func:`score_rows` uses three set-based queries whatever the number of
-hypotheses (window functions pick each hypothesis's latest runs in the database).
+order is total. :func:`score_rows` reads two set-based statements (per 5,000 ids) whatever the
+number of hypotheses, and picks each hypothesis's latest runs in one pass over them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import String, bindparam, func, select, type_coerce
 from sqlmodel import Session
 
 from debate.store import tables as t
@@ -31,13 +32,15 @@ __all__ = [
     "changed_hypotheses",
     "score_history",
     "score_rows",
+    "score_rows_queued",
     "scores_json",
+    "shown_scores",
 ]
 
 ScoreStatus = Literal["queued", "running", "scored", "prior", "unscored"]
 ACTIVE = ("queued", "running")
-# SQLite's default bound-parameter limit is far above this; it keeps IN lists cheap to plan.
-_IN_CHUNK = 900
+# Below SQLite's (32,766) and PostgreSQL's (65,535) bound-parameter limits.
+_IN_CHUNK = 5000
 
 
 class ScoreRow(BaseModel):
@@ -90,85 +93,136 @@ def _chunks(ids: Sequence[str] | None) -> Iterable[Sequence[str] | None]:
         yield ids[i : i + _IN_CHUNK]
 
 
+_H, _R = t.Hypothesis, t.Run
+# Built once with bound parameters: scores are read for every Related Hypotheses list.
+_Q_HYPS = select(_H.id, _H.title, _H.prior_score, _H.targets, _H.target_label)
+_Q_RUNS = select(
+    _R.hypothesis_id, _R.id, _R.status, _R.flagged, _R.score, _R.agreement, _R.interval_lo, _R.interval_hi,
+    _R.finished_at, _R.created_at,
+).where(_R.status.in_(("done", *ACTIVE)))
+_Q_HYPS_IN = _Q_HYPS.where(_H.id.in_(bindparam("ids", expanding=True)))
+_Q_RUNS_IN = _Q_RUNS.where(_R.hypothesis_id.in_(bindparam("ids", expanding=True)))
+_Q_PRIORS_IN = select(_H.id, _H.prior_score).where(_H.id.in_(bindparam("ids", expanding=True)))
+# Ranking needs only the order of runs: times as stored text skip datetime parsing (SQLite stores
+# them fixed-width, so text order is time order; PostgreSQL returns datetimes either way).
+_Q_RUN_ORDER_IN = select(
+    _R.hypothesis_id, _R.id, _R.status, _R.flagged, _R.score,
+    type_coerce(func.coalesce(_R.finished_at, _R.created_at), String).label("finished_at"),
+    type_coerce(_R.created_at, String).label("created_at"),
+).where(_R.status.in_(("done", *ACTIVE)), _R.hypothesis_id.in_(bindparam("ids", expanding=True)))
+
+
+@dataclass
+class _Runs:
+    """Per hypothesis: its latest done run, latest usable (unflagged, scored) run, pending debate."""
+
+    done: dict[str, tuple] = field(default_factory=dict)  # id -> (recency key, row)
+    usable: dict[str, tuple] = field(default_factory=dict)
+    active: dict[str, str] = field(default_factory=dict)  # id -> queued | running
+    queued_at: dict[str, datetime] = field(default_factory=dict)
+
+    def add(self, rows: Iterable) -> None:  # type: ignore[type-arg]
+        for r in rows:
+            h = r.hypothesis_id
+            if r.status != "done":
+                if self.active.get(h) != "running":  # a running debate says more than a queued one
+                    self.active[h] = r.status
+                if h not in self.queued_at or r.created_at < self.queued_at[h]:
+                    self.queued_at[h] = r.created_at
+                continue
+            key = (r.finished_at or r.created_at, r.id)
+            if h not in self.done or key > self.done[h][0]:
+                self.done[h] = (key, r)
+            if not r.flagged and r.score is not None and (h not in self.usable or key > self.usable[h][0]):
+                self.usable[h] = (key, r)
+
+    def shown(self, hyp_id: str, prior: float | None) -> float | None:
+        """The rule: the latest usable score computed here, else the imported prior."""
+        run = self.usable.get(hyp_id)
+        return run[1].score if run is not None else prior
+
+
+def shown_scores(
+    session: Session, ids: Iterable[str], *, priors: Mapping[str, float | None] | None = None
+) -> dict[str, tuple[float | None, bool]]:
+    """id -> (shown score, has a queued or running debate), without building score rows.
+
+    The cheap form used to rank thousands of Related Hypotheses candidates before reading full
+    rows for the few that count: only the candidates' runs are read (an index probe each);
+    ``priors`` (id -> imported prior) may come from the caller's cache, else they are read too.
+    """
+    wanted = sorted(set(ids))
+    conn = session.connection()
+    runs = _Runs()
+    known: dict[str, float | None] = {}
+    for part in _chunks(wanted):
+        params = {"ids": list(part)}  # type: ignore[arg-type]
+        runs.add(conn.execute(_Q_RUN_ORDER_IN, params))
+        if priors is None:
+            known.update((h, p) for h, p in conn.execute(_Q_PRIORS_IN, params))
+    if priors is not None:
+        known = {h: priors[h] for h in wanted if h in priors}
+    return {h: (runs.shown(h, p), h in runs.active) for h, p in known.items()}
+
+
 def score_rows(session: Session, *, ids: Iterable[str] | None = None) -> list[ScoreRow]:
     """Score rows for every hypothesis (or only ``ids``; unknown ids are skipped), sorted by id."""
+    return score_rows_queued(session, ids=ids)[0]
+
+
+def score_rows_queued(
+    session: Session, *, ids: Iterable[str] | None = None
+) -> tuple[list[ScoreRow], dict[str, datetime]]:
+    """:func:`score_rows`, plus when each hypothesis with a queued or running debate was queued.
+
+    Two set-based statements per chunk of ids (the hypotheses, and their done or pending runs
+    through the ``(hypothesis_id, status)`` index); picking each one's latest runs is a pass
+    over those rows.
+    """
     wanted = None if ids is None else sorted(set(ids))
     if wanted is not None and not wanted:
-        return []
-    H, R = t.Hypothesis, t.Run
-    hyps: list = []
-    shown: dict[str, tuple] = {}
-    last_flagged: set[str] = set()
-    active: dict[str, str] = {}
+        return [], {}
+    conn = session.connection()
+    hyps: list = []  # type: ignore[type-arg]
+    runs = _Runs()
     for part in _chunks(wanted):
-        q = select(H.id, H.title, H.prior_score, H.targets, H.target_label)
-        if part is not None:
-            q = q.where(H.id.in_(part))
-        hyps.extend(session.execute(q).all())
-
-        usable = and_(R.flagged.is_(False), R.score.is_not(None))
-        recency = (func.coalesce(R.finished_at, R.created_at).desc(), R.id.desc())
-        inner = select(
-            R.hypothesis_id, R.id, R.score, R.agreement, R.interval_lo, R.interval_hi,
-            R.finished_at, R.flagged,
-            func.row_number().over(partition_by=R.hypothesis_id, order_by=recency).label("rn_all"),
-            # Usable runs ranked among themselves; others get a separate partition.
-            func.row_number().over(
-                partition_by=(R.hypothesis_id, case((usable, 1), else_=0)), order_by=recency
-            ).label("rn_use"),
-            case((usable, 1), else_=0).label("use"),
-        ).where(R.status == "done")
-        if part is not None:
-            inner = inner.where(R.hypothesis_id.in_(part))
-        sub = inner.subquery()
-        for row in session.execute(
-            select(sub).where(or_(sub.c.rn_all == 1, and_(sub.c.use == 1, sub.c.rn_use == 1)))
-        ):
-            if row.rn_all == 1 and row.flagged:
-                last_flagged.add(row.hypothesis_id)
-            if row.use == 1 and row.rn_use == 1:
-                shown[row.hypothesis_id] = (
-                    row.id, row.score, row.agreement, row.interval_lo, row.interval_hi, row.finished_at
-                )
-
-        aq = select(R.hypothesis_id, R.status).where(R.status.in_(ACTIVE))
-        if part is not None:
-            aq = aq.where(R.hypothesis_id.in_(part))
-        for hyp_id, status in session.execute(aq):
-            # A running debate says more than a queued one.
-            if active.get(hyp_id) != "running":
-                active[hyp_id] = status
-
+        if part is None:
+            hyps.extend(conn.execute(_Q_HYPS))
+            runs.add(conn.execute(_Q_RUNS))
+        else:
+            params = {"ids": list(part)}
+            hyps.extend(conn.execute(_Q_HYPS_IN, params))
+            runs.add(conn.execute(_Q_RUNS_IN, params))
     out: list[ScoreRow] = []
     for h in hyps:
-        run = shown.get(h.id)
-        score = run[1] if run else None
-        lo, hi = (run[3], run[4]) if run else (None, None)
-        if h.id in active:
-            status: ScoreStatus = active[h.id]  # type: ignore[assignment]
+        run = runs.usable[h.id][1] if h.id in runs.usable else None
+        score = run.score if run is not None else None
+        if h.id in runs.active:
+            status: ScoreStatus = runs.active[h.id]  # type: ignore[assignment]
         elif score is not None:
             status = "scored"
         elif h.prior_score is not None:
             status = "prior"
         else:
             status = "unscored"
+        has_interval = run is not None and run.interval_lo is not None and run.interval_hi is not None
         out.append(ScoreRow(
             id=h.id,
             title=h.title,
             score=score,
             prior=h.prior_score,
-            agreement=run[2] if run else None,
-            interval=(lo, hi) if lo is not None and hi is not None else None,
+            agreement=run.agreement if run is not None else None,
+            interval=(run.interval_lo, run.interval_hi) if has_interval else None,  # type: ignore[union-attr]
             targets=list(h.targets or []),
             target_label=h.target_label,
             status=status,
-            last_run=run[0] if run else None,
-            flagged=h.id in last_flagged,
-            shown_score=score if score is not None else h.prior_score,
-            scored_at=_iso(run[5]) if run else None,
+            last_run=run.id if run is not None else None,
+            flagged=h.id in runs.done and bool(runs.done[h.id][1].flagged),
+            shown_score=runs.shown(h.id, h.prior_score),
+            scored_at=_iso(run.finished_at) if run is not None else None,
         ))
     out.sort(key=lambda r: r.id)
-    return out
+    return out, {h: at for h, at in runs.queued_at.items() if h in runs.active}
 
 
 def scores_json(rows: Sequence[ScoreRow]) -> str:
@@ -194,8 +248,13 @@ def score_history(session: Session, hyp_id: str) -> list[HistoryRow]:
 
 
 def changed_hypotheses(session: Session, since: datetime) -> set[str]:
-    """Hypotheses whose shown score may have moved since ``since``: a run finished or was reviewed."""
+    """Hypotheses whose list line may have moved since ``since``.
+
+    A run of it finished (its score), was reviewed (a flag withholds a score) or was queued
+    (an in-progress line).
+    """
     R, V = t.Run, t.Review
-    finished = select(R.hypothesis_id).where(R.finished_at >= since)
+    since = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
+    finished = select(R.hypothesis_id).where((R.finished_at >= since) | (R.created_at >= since))
     reviewed = select(R.hypothesis_id).join(V, V.run_id == R.id).where(V.at >= since)
     return set(session.execute(finished.union(reviewed)).scalars())

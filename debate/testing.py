@@ -10,6 +10,9 @@ request in arrival order — and then from a *responder*, a function of the requ
 returns the reply content. :func:`schema_responder` (the default) answers with a deterministic
 valid JSON instance of the schema the client asked for.
 
+:class:`InstantChatClient` answers the same way in-process, without HTTP, to measure what the
+engine costs on its own.
+
 Run standalone (e.g. as a subprocess that a test kills)::
 
     python -m debate.testing --port 0 --latency 1.0 --log requests.jsonl
@@ -25,6 +28,7 @@ import collections
 import hashlib
 import inspect
 import json
+import logging
 import math
 import re
 import signal
@@ -36,7 +40,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -44,11 +48,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from debate.llm import SCHEMA_MARKER_CLOSE, SCHEMA_MARKER_OPEN
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from debate.llm import ChatMessage, Completion
+
+    T = TypeVar("T", bound=BaseModel)
+
+# The markers debate.llm puts around the schema for json_object/prompt endpoints. Mirrored
+# rather than imported: importing debate.llm pulls in the openai SDK (~1 s), and the standalone
+# server must start fast. tests/test_fake_server.py checks the two stay equal.
+SCHEMA_MARKER_OPEN = "<json-schema>"
+SCHEMA_MARKER_CLOSE = "</json-schema>"
 
 __all__ = [
     "Fault",
     "FakeOpenAIServer",
+    "InstantChatClient",
     "LoggedRequest",
     "Reply",
     "Responder",
@@ -57,6 +73,8 @@ __all__ = [
     "schema_from_request",
     "schema_responder",
 ]
+
+_logger = logging.getLogger(__name__)
 
 Responder = Callable[[dict[str, Any]], "str | Awaitable[str]"]
 
@@ -76,19 +94,22 @@ class Reply:
 class Fault:
     """A misbehaviour for the next request; build with the static constructors."""
 
-    kind: Literal["status", "delay", "drop", "malformed"]
+    kind: Literal["status", "delay", "drop", "malformed", "raw"]
     status_code: int | None = None
     retry_after: float | None = None
     retry_after_ms: int | None = None
     seconds: float = 0.0
     text: str = ""
+    content_type: str = "text/html"
 
     @staticmethod
     def status(
         code: int, retry_after: float | None = None, retry_after_ms: int | None = None
     ) -> Fault:
         """Reply with an OpenAI-style error body and this HTTP status (optionally Retry-After)."""
-        return Fault("status", status_code=code, retry_after=retry_after, retry_after_ms=retry_after_ms)
+        return Fault(
+            "status", status_code=code, retry_after=retry_after, retry_after_ms=retry_after_ms
+        )
 
     @staticmethod
     def delay(seconds: float) -> Fault:
@@ -105,6 +126,11 @@ class Fault:
         """A 200 reply whose content is not valid JSON for the schema."""
         return Fault("malformed", text=text)
 
+    @staticmethod
+    def raw(text: str, status: int = 200, content_type: str = "text/html") -> Fault:
+        """Answer with this body verbatim instead of a chat completion (e.g. a proxy's page)."""
+        return Fault("raw", status_code=status, text=text, content_type=content_type)
+
     def label(self) -> str:
         """Short name recorded in the request log, e.g. ``status:429``."""
         if self.kind == "status":
@@ -119,7 +145,11 @@ ScriptItem = Reply | Fault
 
 @dataclass(frozen=True)
 class LoggedRequest:
-    """One request as the server saw it; ``t`` is ``time.monotonic()`` on arrival."""
+    """One request as the server saw it, logged on arrival.
+
+    ``t`` is ``time.monotonic()`` when the request head was parsed; ``status`` is what the
+    server answers (0 for a dropped connection; a failing responder turns it into 500).
+    """
 
     t: float
     body: dict[str, Any]
@@ -275,7 +305,9 @@ def example_from_schema(
             pick = non_null[0] if non_null else variants[0]
             return example_from_schema(pick, root, name=name, _depth=_depth + 1)
     if "allOf" in schema and schema["allOf"]:
-        parts = [example_from_schema(p, root, name=name, _depth=_depth + 1) for p in schema["allOf"]]
+        parts = [
+            example_from_schema(p, root, name=name, _depth=_depth + 1) for p in schema["allOf"]
+        ]
         if all(isinstance(p, dict) for p in parts):
             merged: dict[str, Any] = {}
             for p in parts:
@@ -317,7 +349,8 @@ def example_from_schema(
             return []
         if schema.get("uniqueItems") and "enum" in items and count > 1:
             return list(items["enum"][:count])
-        return [example_from_schema(items, root, name=name, _depth=_depth + 1) for _ in range(count)]
+        item = example_from_schema(items, root, name=name, _depth=_depth + 1)
+        return [item for _ in range(count)]
     if typ == "object":
         props = schema.get("properties") or {}
         return {
@@ -411,7 +444,8 @@ class FakeOpenAIServer:
     @property
     def base_url(self) -> str:
         """The OpenAI base URL to give clients, e.g. ``http://127.0.0.1:PORT/v1``."""
-        return f"http://{self.host}:{self.port}/v1"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v1"
 
     def start(self, timeout_s: float = 10.0) -> FakeOpenAIServer:
         """Start listening in a background thread; returns once the socket accepts connections."""
@@ -516,21 +550,37 @@ class FakeOpenAIServer:
         return JSONResponse(
             {
                 "object": "list",
-                "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "debate"}],
+                "data": [
+                    {"id": "fake-model", "object": "model", "created": 0, "owned_by": "debate"}
+                ],
             }
         )
 
-    def _log(self, t: float, body: dict[str, Any], status: int, fault: str | None) -> None:
+    def _amend(self, entry: LoggedRequest, status: int, fault: str) -> None:
+        """Correct the in-memory log entry of a request whose reply failed after arrival."""
+        with self._lock:
+            for i, logged in enumerate(self._requests):
+                if logged is entry:
+                    self._requests[i] = LoggedRequest(entry.t, entry.body, status, fault)
+                    return
+
+    def _log(self, t: float, body: dict[str, Any], status: int, fault: str | None) -> LoggedRequest:
         entry = LoggedRequest(t, body, status, fault)
         with self._lock:
             self._requests.append(entry)
             if self._log_file is not None:
                 messages = body.get("messages") or [{}]
                 last = messages[-1] if isinstance(messages[-1], dict) else {}
-                digest = hashlib.sha256(_message_text(last).encode()).hexdigest()[:16]
-                line = {"t": entry.t, "status": status, "fault": fault, "last_message_sha256": digest}
+                digest = hashlib.sha256(_message_text(last).encode()).hexdigest()
+                line = {
+                    "t": entry.t,
+                    "status": status,
+                    "fault": fault,
+                    "last_message_sha256": digest,
+                }
                 self._log_file.write(json.dumps(line) + "\n")
                 self._log_file.flush()
+        return entry
 
     async def _chat(self, request: Request) -> Response:
         arrived = request.scope.get("extensions", {}).get("debate.arrived") or time.monotonic()
@@ -548,6 +598,9 @@ class FakeOpenAIServer:
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
         try:
             return await self._answer(request, arrived, body, item)
+        except asyncio.CancelledError:
+            # stop() abandons slow handlers; end quietly instead of logging a traceback.
+            return Response(status_code=503)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -567,6 +620,10 @@ class FakeOpenAIServer:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             return JSONResponse(_error_body(status, f"scripted fault {status}"), status, headers)
+        if isinstance(item, Fault) and item.kind == "raw":
+            status = int(item.status_code or 200)
+            self._log(arrived, body, status, fault)
+            return Response(item.text, status, media_type=item.content_type)
         if isinstance(item, Fault) and item.kind == "drop":
             self._log(arrived, body, 0, fault)
             send = request.scope.get("extensions", {}).get("debate.send")
@@ -577,11 +634,8 @@ class FakeOpenAIServer:
             transport.abort()
             cycle.disconnected = True  # uvicorn then ignores our (unsent) response
             return Response(status_code=500)
-        self._log(arrived, body, 200, fault)
-        if isinstance(item, Fault) and item.kind == "delay":
-            await asyncio.sleep(item.seconds)
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
+        # Logged on arrival, before any latency, so a client killed mid-request still shows up.
+        entry = self._log(arrived, body, 200, fault)
         usage = True
         if isinstance(item, Reply):
             content = item.content
@@ -589,8 +643,17 @@ class FakeOpenAIServer:
         elif isinstance(item, Fault) and item.kind == "malformed":
             content = item.text
         else:
-            produced = self.responder(body)
-            content = await produced if inspect.isawaitable(produced) else produced
+            try:
+                produced = self.responder(body)
+                content = await produced if inspect.isawaitable(produced) else produced
+            except Exception as exc:  # a broken responder is a 500, as from a real server
+                _logger.exception("fake server responder failed")
+                self._amend(entry, 500, "responder_error")
+                return JSONResponse(_error_body(500, f"responder failed: {exc!r}"), 500)
+        if isinstance(item, Fault) and item.kind == "delay":
+            await asyncio.sleep(item.seconds)
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
         return JSONResponse(self._completion(body, content, usage))
 
     @staticmethod
@@ -644,12 +707,93 @@ class _SendExposer:
         await self.app(scope, receive, send)
 
 
+class InstantChatClient:
+    """A :class:`debate.llm.ChatClient` that answers in-process, with no HTTP and no latency.
+
+    It builds the request body an ``OpenAIChatClient`` with ``json_schema`` output would send
+    and passes it to ``responder`` (default :func:`schema_responder`), so it measures what the
+    engine costs without any model or transport. Usage is estimated as the fake server does;
+    a reply that fails validation raises ``CompletionFailed`` (a responder is deterministic,
+    so there is nothing to re-ask).
+    """
+
+    def __init__(self, responder: Responder | None = None, *, model: str = "instant") -> None:
+        self.responder: Responder = responder or schema_responder
+        self.model = model
+        self.calls = 0
+
+    async def complete(
+        self, messages: list[ChatMessage], schema: type[T], *, model: str | None = None
+    ) -> Completion[T]:
+        """Answer ``messages`` with a reply validated as ``schema``."""
+        # Imported here so the standalone server never loads the openai SDK.
+        from datetime import UTC, datetime
+
+        from pydantic import ValidationError
+
+        from debate.llm import Attempt, Completion, CompletionFailed, Usage, strict_json_schema
+
+        self.calls += 1
+        model_name = model or self.model
+        started_at = datetime.now(UTC)
+        t0 = time.perf_counter()
+        body: dict[str, Any] = {
+            "model": model_name,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": schema.__name__,
+                    "schema": strict_json_schema(schema),
+                    "strict": True,
+                },
+            },
+        }
+        produced = self.responder(body)
+        content = await produced if inspect.isawaitable(produced) else produced
+        counts = FakeOpenAIServer._completion(body, content, usage=True)["usage"]
+        attempt = Attempt(
+            n=1,
+            kind="first",
+            started_at=started_at,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            outcome="ok",
+            raw_reply=content,
+            usage=Usage(**counts),
+            cost_usd=None,
+            model=model_name,
+            messages_sent=len(messages),
+        )
+        try:
+            parsed = schema.model_validate_json(content)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            loc = ".".join(str(part) for part in err["loc"])
+            first = f"{loc}: {err['msg']}" if loc else str(err["msg"])
+            failed = attempt.model_copy(update={"outcome": "invalid_reply", "error": first})
+            raise CompletionFailed(
+                f"model reply failed validation after 0 re-asks: {first}", [failed]
+            ) from None
+        return Completion(
+            parsed=parsed,
+            raw=content,
+            attempts=[attempt],
+            model=model_name,
+            messages=list(messages),
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to close; present for symmetry with ``OpenAIChatClient``."""
+
+
 # -- CLI ----------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the fake server in the foreground until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m debate.testing", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m debate.testing", description="Run a fake OpenAI-compatible server."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
@@ -657,7 +801,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     log_file = args.log.open("a", encoding="utf-8") if args.log else None
-    server = FakeOpenAIServer(latency_s=args.latency, host=args.host, port=args.port, log_file=log_file)
+    server = FakeOpenAIServer(
+        latency_s=args.latency, host=args.host, port=args.port, log_file=log_file
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:

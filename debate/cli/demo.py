@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 
 from debate.cli.app import app, console, out, state
-from debate.hypotheses import import_file
-from debate.kb.ingest import ingest_paths
-from debate.store.db import get_engine, sqlite_path
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SAMPLE_KB = DATA_DIR / "kb"
@@ -25,6 +22,10 @@ def demo(
     """Ingest the bundled sample KB and hypotheses into a fresh database, debate them offline,
     and print their scores and one page's Related Hypotheses lines."""
     from debate.cli.runs import run_and_report, score_table
+    from debate.hypotheses import import_file
+    from debate.kb.ingest import ingest_paths
+    from debate.runs import create_runs
+    from debate.store.db import get_engine, sqlite_path
 
     path = sqlite_path(database_url)
     if path is None:
@@ -41,8 +42,6 @@ def demo(
     ids = import_file(engine, SAMPLE_HYPOTHESES)
     out.print(f"KB: {report.pages_seen} pages ingested ({report.hypotheses_imported} hypotheses imported from "
               f"their Related sections); {len(ids)} sample hypotheses loaded")
-    from debate.runs import create_runs
-
     run_ids = create_runs(engine, state.settings, ids, backend="offline", trigger="demo")
     outcomes = run_and_report(run_ids, "offline", concurrency=4, quiet=True)
     out.print(f"Debated {len(outcomes)} hypotheses offline (deterministic heuristic agents, no model):")

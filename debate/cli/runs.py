@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -12,10 +12,12 @@ from sqlalchemy import select
 
 from debate.cli.app import announce_db, app, console, emit_json, out, state
 from debate.errors import NotFoundError, UserInputError
-from debate.runs import Executor, RunOutcome, cancel_run, create_runs, review_run
 from debate.scoring import display_score
 from debate.store import tables as t
 from debate.store.db import session_scope
+
+if TYPE_CHECKING:
+    from debate.runs import RunOutcome
 
 runs_app = typer.Typer(help="Debate runs: list, show, cancel.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -35,6 +37,8 @@ def _turn_printer(quiet: bool):  # type: ignore[no-untyped-def]
 
 
 def run_and_report(run_ids: list[str], backend: str, *, concurrency: int = 1, quiet: bool = False) -> list[RunOutcome]:
+    from debate.runs import Executor  # the engine loads only for commands that debate
+
     engine = state.engine()
 
     async def go() -> list[RunOutcome]:
@@ -49,15 +53,20 @@ def score_table(outcomes: list[RunOutcome]) -> Table:
         runs = {r.id: r for r in s.execute(select(t.Run).where(t.Run.id.in_([o.run_id for o in outcomes]))).scalars()}
         titles = dict(s.execute(select(t.Hypothesis.id, t.Hypothesis.title)
                                 .where(t.Hypothesis.id.in_([o.hypothesis_id for o in outcomes]))).all())
-    table = Table("hypothesis", "title", "score", "interval", "agreement", "run", "status")
+    table = Table()
+    for name, width in (("hypothesis", 10), ("score", 5), ("interval", 9), ("agreement", 9), ("run", 14),
+                        ("status", 6)):
+        table.add_column(name, no_wrap=True, min_width=width)
+    table.add_column("title", overflow="fold")
     for o in outcomes:
         r = runs[o.run_id]
         table.add_row(
-            o.hypothesis_id, titles.get(o.hypothesis_id, ""),
+            o.hypothesis_id,
             display_score(r.score) if r.score is not None else "—",
             f"{display_score(r.interval_lo)}–{display_score(r.interval_hi)}" if r.interval_lo is not None else "—",
             f"{r.agreement:.2f}" if r.agreement is not None else "—",
             o.run_id, o.status if not o.error else f"{o.status}: {o.error}",
+            titles.get(o.hypothesis_id, ""),
         )
     return table
 
@@ -74,6 +83,8 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcomes as JSON.")] = False,
 ) -> None:
     """Debate hypotheses (or resume a run) and print their consensus scores."""
+    from debate.runs import create_runs
+
     announce_db()
     engine = state.engine()
     if resume:
@@ -156,6 +167,8 @@ def show_run(
 @runs_app.command("cancel")
 def cancel(run_id: Annotated[str, typer.Argument(help="Run id, r-...")]) -> None:
     """Cancel a queued or running run."""
+    from debate.runs import cancel_run
+
     previous = cancel_run(state.engine(), run_id)
     out.print(f"cancelled {run_id} (was {previous})")
 
@@ -189,5 +202,7 @@ def review(
     if not chosen and not note:
         raise UserInputError("give --approve, --flag, --clear or --note")
     action = chosen[0] if chosen else "comment"
+    from debate.runs import review_run
+
     r = review_run(state.engine(), run_id, action, by=by or getpass.getuser(), note=note)
     out.print(f"{run_id}: {action} recorded (review status {r.review_status})")

@@ -204,8 +204,10 @@ def _insert_parts(s: Session, page_id: int, page: ParsedPage) -> None:
             for i, r in enumerate(page.related)
         ]),
     ]
+    conn = s.connection()
     for table, rows in batches:
-        s.execute(insert(table), rows)
+        # Core insert on the Table: the ORM bulk path costs several times more per row.
+        conn.execute(table.__table__.insert(), rows)  # type: ignore[attr-defined]
 
 
 def page_terms(page: ParsedPage) -> list[dict[str, str]]:

@@ -15,30 +15,34 @@ from collections.abc import Iterable, Iterator
 
 from debate.genes import gene_key, is_gene_symbol
 
-_TOKEN = re.compile(r"(?<![A-Za-z0-9-])[A-Za-z0-9][A-Za-z0-9-]{1,19}(?![A-Za-z0-9])")
-_HAS_DIGIT = re.compile(r"\d")
-_UPPER_WORD = re.compile(r"^[A-Z]{3,8}$")
-_MIXED = re.compile(r"^[A-Z][A-Za-z0-9-]*\d[A-Za-z0-9-]*$|^[A-Z0-9]{2,}[A-Za-z0-9-]*$")
+# Candidates only: a capital letter then letters/digits/hyphens, containing a digit or being
+# all capitals (3-8). One regex pass keeps ingest fast; the checks below are on few tokens.
+_CANDIDATE = re.compile(
+    r"(?<![A-Za-z0-9-])(?:[A-Z][A-Za-z0-9-]*\d[A-Za-z0-9-]*|[A-Z]{3,8})(?![A-Za-z0-9-])"
+)
 
 # Capitalised words that are not genes but look like them in treatment pages.
 STOPLIST = frozenset(
     """ALS FDA ASO ASOS CSF MRI PET NIV TID BID QID EFNS AAN MSC MSCS IPSC FTD PD AD DNA RNA MRNA
     NFL USA EMA NIH NCT PHASE ALSFRS ALSFRS-R BIPAP GABA GABA-B IV CNS PNS ICU HTTP HTTPS WWW
     AND THE FOR WITH NOT ARIA APB CNM CNM-AU8 SOD NOS MCI ADAS-COG CDR CDR-SB UPDRS MDS KB LLM
-    AAV AAV9 SMA HD MS FUS-ALS SOD1-ALS C9ORF72-ALS PGC PGC-1A SDA OK USD""".split()
+    AAV AAV9 SMA HD MS PGC PGC-1A SDA OK USD""".split()
 )
+
+
+_DISEASE_SUFFIXES = frozenset({"ALS", "FTD", "PD", "AD", "HD"})
 
 
 def text_genes(text: str) -> Iterator[str]:
     """Gene-like symbols in free text, in order of appearance (may repeat)."""
-    for m in _TOKEN.finditer(text):
-        tok = m.group(0).strip("-")
-        if len(tok) < 2 or not is_gene_symbol(tok) or tok.upper() in STOPLIST:
+    for m in _CANDIDATE.finditer(text):
+        tok = m.group(0).rstrip("-")
+        head, _, tail = tok.partition("-")
+        if tail.upper() in _DISEASE_SUFFIXES:  # "SOD1-ALS" names the gene SOD1
+            tok = head
+        if tok.upper() in STOPLIST or tok.startswith(("NCT", "SDA-")) or not is_gene_symbol(tok):
             continue
-        if tok.startswith(("NCT", "SDA-")) or tok.isdigit():
-            continue
-        if (_HAS_DIGIT.search(tok) and _MIXED.match(tok)) or _UPPER_WORD.match(tok):
-            yield tok
+        yield tok
 
 
 def unique_terms(terms: Iterable[str], key=gene_key) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

@@ -12,16 +12,17 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from debate.errors import StorageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -48,7 +49,8 @@ def _on_sqlite_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-
 
 
 def _on_sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("immediate") else "BEGIN")
+    # An execution option (not conn.info): set before BEGIN, and never sticks to a pooled connection.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN")
 
 
 @lru_cache(maxsize=8)
@@ -72,6 +74,8 @@ def get_engine(url: str) -> Engine:
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig  # alembic loads only when migrating
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = engine
@@ -79,6 +83,8 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config(None))  # type: ignore[arg-type]
     head = script.get_current_head()
     assert head is not None
@@ -86,12 +92,17 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def migrate(engine: Engine) -> bool:
     """Bring the schema to head. Returns True when anything was applied."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     try:
         current = current_revision(engine)
         head = head_revision()
@@ -128,7 +139,7 @@ def session_scope(engine: Engine, *, immediate: bool = False) -> Iterator[Sessio
     """
     with Session(engine, expire_on_commit=False) as session:
         if immediate and engine.dialect.name == "sqlite":
-            session.connection(execution_options={}).info["immediate"] = True
+            session.connection(execution_options={"sqlite_immediate": True})
         try:
             yield session
             session.commit()
@@ -141,6 +152,17 @@ def session_scope(engine: Engine, *, immediate: bool = False) -> Iterator[Sessio
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def write_tx(engine: Engine) -> Iterator[Connection]:
+    """A Core transaction for hot write paths (no ORM unit of work), taking SQLite's write
+    lock at BEGIN like ``session_scope(immediate=True)``."""
+    try:
+        with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+            yield conn
+    except OperationalError as e:
+        raise StorageError(f"database error on {engine.url!r}: {e.orig}") from None
 
 
 def ping(engine: Engine) -> None:

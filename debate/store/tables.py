@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -287,3 +287,52 @@ class Review(SQLModel, table=True):
     by: str
     note: str | None = None
     at: datetime = _ts()
+
+
+# ---------------------------------------------------------------- rescoring batches
+
+
+class Batch(SQLModel, table=True):
+    """A frozen rescoring selection: which hypotheses, chosen how, run with which settings."""
+
+    __tablename__ = "batches"
+    id: str = Field(primary_key=True)
+    options: dict[str, Any] = _json()
+    options_key: str = Field(index=True, description="Hash of the normalized selection options.")
+    backend: str
+    hypothesis_ids: list[str] = _json()
+    settings: dict[str, Any] = _json()
+    status: str = Field(index=True, description="pending | running | stopped | done")
+    stop_reason: str | None = None
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    unknown_usage: int = Field(default=0, description="Calls whose endpoint reported no usage.")
+    owner: str | None = Field(default=None, description="host:pid of the process running it.")
+    created_at: datetime = _ts()
+    started_at: datetime | None = _ts(nullable=True)
+    updated_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
+
+
+class BatchItem(SQLModel, table=True):
+    """One hypothesis of a batch; its run id is set once, so it is debated at most once in the batch."""
+
+    __tablename__ = "batch_items"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "hypothesis_id"),
+        # Unclaimed items in order: claiming the next one never scans the claimed ones.
+        Index("ix_batch_items_unclaimed", "batch_id", "ordinal",
+              sqlite_where=text("run_id IS NULL"), postgresql_where=text("run_id IS NULL")),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: str = Field(foreign_key="batches.id", index=True)
+    hypothesis_id: str = Field(foreign_key="hypotheses.id", index=True)
+    ordinal: int
+    reasons: dict[str, Any] = _json()
+    run_id: str | None = Field(default=None, foreign_key="runs.id", unique=True, index=True)
+    status: str = Field(default="pending", description="pending | queued | running | done | failed | cancelled")
+    updated_at: datetime = _ts()

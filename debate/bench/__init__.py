@@ -1,0 +1,1 @@
+"""Benchmarks of the engine's hot paths (run by `debate bench` and `make bench`)."""

@@ -1,0 +1,71 @@
+"""`debate bench ...`: performance numbers, measured, not asserted (benchmarks stay out of tests)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from debate.cli.app import app, emit_json
+
+bench_app = typer.Typer(help="Benchmarks: ingest/search, debate, export, rescore.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")]
+
+
+def _report(result: dict, as_json: bool) -> None:  # type: ignore[type-arg]
+    if as_json:
+        emit_json(result)
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    pages: Annotated[int, typer.Option(min=10, help="Synthetic seed-sized pages.")] = 10_000,
+    queries: Annotated[int, typer.Option(min=10, help="Search queries of 2-5 terms.")] = 200,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest N synthetic pages and time KB search (targets: 10k < 120 s, p95 < 50 ms)."""
+    from debate.bench.ingest import run
+
+    _report(run(pages=pages, queries=queries, echo=(lambda *_: None) if as_json else print), as_json)
+
+
+@bench_app.command("debate")
+def bench_debate(
+    debates: Annotated[int, typer.Option(min=1, help="Debates for the per-debate wall time.")] = 30,
+    levels: Annotated[str, typer.Option(help="Concurrency levels for the 1 s model, comma-separated.")] = "1,8,32,64",
+    latency: Annotated[float, typer.Option(help="Fake model latency in seconds.")] = 1.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Engine wall time vs the bare LangGraph floor, and debates/s with a slow fake model."""
+    from debate.bench.debate import run
+
+    conc = tuple(int(x) for x in levels.split(",") if x.strip())
+    _report(run(debates=debates, concurrency=conc, latency_s=latency,
+                echo=(lambda *_: None) if as_json else print), as_json)
+
+
+@bench_app.command("export")
+def bench_export(
+    pages: Annotated[int, typer.Option(min=10, help="Pages.")] = 10_000,
+    hypotheses: Annotated[int, typer.Option(min=10, help="Hypotheses.")] = 50_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Full export time and `related` p50/p95 (targets: export < 60 s, related p95 < 20 ms)."""
+    from debate.bench.export import run
+
+    result = run(pages=pages, hypotheses=hypotheses)
+    _report(result, as_json)
+
+
+@bench_app.command("all")
+def bench_all(out: Annotated[Path | None, typer.Option(help="Also write the numbers here (JSON).")] = None) -> None:
+    """Every benchmark at its default size."""
+    from debate.bench import debate, export, ingest
+
+    results = {"ingest": ingest.run(), "debate": debate.run(), "export": export.run()}
+    if out:
+        out.write_text(json.dumps(results, indent=2))

@@ -1,0 +1,310 @@
+"""`debate rescore` (scheduled rescoring in resumable batches) and `debate batches list|show`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from debate.cli.app import announce_db, app, console, emit_json, out, state
+from debate.errors import UserInputError
+from debate.store import tables as t
+from debate.store.db import session_scope
+
+if TYPE_CHECKING:
+    from debate.batchrun import BatchProgress, BatchSummary
+
+batches_app = typer.Typer(help="Rescoring batches: list, show.", no_args_is_help=True)
+app.add_typer(batches_app, name="batches")
+
+Backend = Literal["offline", "openai"]
+EXIT_STOPPED = 3  # the batch stopped before its end (budget): rerun to continue
+
+
+def _iso(dt: Any) -> str | None:
+    dt = t.as_utc(dt)
+    return dt.isoformat(timespec="seconds") if dt else None
+
+
+def _money(x: float | None) -> str:
+    return "—" if x is None else f"${x:,.4f}"
+
+
+def _tokens(x: int | None) -> str:
+    return "—" if x is None else f"{x:,}"
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+@app.command("rescore")
+def rescore(
+    stale_after: Annotated[str | None, typer.Option(
+        "--stale-after", help="Scores older than this (0s, 12h, 30d, 2w); default [rescore] stale_after "
+                              "when no other criterion is given.")] = None,
+    changed: Annotated[bool, typer.Option(
+        "--changed", help="Hypotheses whose cited or listing KB pages changed since their last run.")] = False,
+    prompt_changed: Annotated[bool, typer.Option(
+        "--prompt-changed", help="Hypotheses whose last run used other prompts than the backend's now.")] = False,
+    ids: Annotated[Path | None, typer.Option("--ids", help="Only hypotheses listed in this file.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N, most urgent first.")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", min=1, max=1024, help="Debates at once (default [rescore] concurrency).")] = None,
+    backend: Annotated[Backend | None, typer.Option("--backend", help="offline or openai (default: config).")] = None,
+    max_tokens_total: Annotated[int | None, typer.Option(
+        "--max-tokens-total", min=0, help="Stop starting debates once the batch spent this many tokens (0: none).")] = None,
+    max_cost: Annotated[float | None, typer.Option(
+        "--max-cost", min=0, help="Stop starting debates once the batch spent this many USD (0: none).")] = None,
+    processes: Annotated[int, typer.Option(
+        "--processes", min=1, max=64, help="Processes debating the batch (each with --concurrency debates).")] = 1,
+    resume: Annotated[str | None, typer.Option("--resume", help="Resume this batch id (b-...).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be debated; change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary (no progress bar).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Re-debate stale hypotheses in a stored batch that a rerun of the same command resumes.
+
+    Criteria given together are OR-ed. Exit status: 0 all scored, 1 some debates failed,
+    3 stopped by a budget (rerun with a larger one to continue).
+    """
+    from debate.batches import Budget, get_batch, open_or_create_batch
+    from debate.rescore import normalize_options, read_ids_file
+
+    announce_db()
+    engine = state.engine()
+    settings = state.settings
+    override = None
+    if max_tokens_total is not None or max_cost is not None:
+        r = settings.rescore
+        override = Budget(max_tokens_total=r.max_tokens_total if max_tokens_total is None else max_tokens_total,
+                          max_cost=r.max_cost if max_cost is None else max_cost)
+
+    if resume:
+        if stale_after or changed or prompt_changed or ids or limit or backend:
+            raise UserInputError("--resume takes no selection options (the batch keeps its own)")
+        with session_scope(engine) as s:
+            batch = get_batch(s, resume)
+        batch_id, resumed = batch.id, True
+        if dry_run:
+            _show_open(batch_id, as_json)
+            return
+    else:
+        chosen = backend or settings.backend
+        id_list = read_ids_file(ids) if ids else None
+        opts = normalize_options(backend=chosen, stale_after=stale_after, changed=changed,
+                                 prompt_changed=prompt_changed, ids=id_list, limit=limit,
+                                 default_stale_after=settings.rescore.stale_after)
+        if dry_run:
+            _dry_run(opts, id_list, as_json)
+            return
+        batch, created = open_or_create_batch(engine, settings, opts, ids=id_list, concurrency=concurrency,
+                                              budget=override)
+        if batch is None:
+            if as_json:
+                emit_json({"batch_id": None, "status": "empty", "options": opts.model_dump(mode="json"), "total": 0})
+            else:
+                out.print(f"nothing to rescore ({opts.describe()})")
+            return
+        batch_id, resumed = batch.id, not created
+        if not as_json:
+            console.print(f"[dim]{opts.describe()}[/dim]")
+    if not as_json:
+        console.print(f"{'resuming' if resumed else 'created'} batch [bold]{batch_id}[/bold]")
+
+    summary = _run(engine, settings, batch_id, concurrency, override, processes=processes,
+                   show_progress=not (as_json or quiet))
+    if as_json:
+        emit_json(summary.model_dump(mode="json"))
+    else:
+        _print_summary(summary)
+    if summary.failed:
+        raise typer.Exit(1)
+    if summary.status != "done":
+        raise typer.Exit(EXIT_STOPPED)
+
+
+def _run(engine: Any, settings: Any, batch_id: str, concurrency: int | None, budget: Any,
+         *, processes: int, show_progress: bool) -> BatchSummary:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from debate.batchrun import BatchRunner
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.fields[done]} done · {task.fields[failed]} failed · {task.fields[left]} left"),
+        TextColumn("{task.fields[rate]}/min · ETA {task.fields[eta]}"),
+        TextColumn("{task.fields[tokens]} tok · {task.fields[cost]}"), TimeElapsedColumn(),
+        console=console, disable=not show_progress, transient=False,
+    )
+    task = progress.add_task(batch_id, total=None, done=0, failed=0, left="?", rate="0.0", eta="—",
+                             tokens="0", cost="—")
+
+    def update(p: BatchProgress) -> None:
+        sp = p.spend
+        known_calls = sp.calls - sp.unknown_tokens
+        progress.update(
+            task, total=p.total, completed=p.done + p.failed, done=p.done, failed=p.failed, left=p.remaining,
+            rate=f"{p.per_minute:.1f}", eta=_eta(p.eta_s),
+            tokens=_tokens(sp.tokens) + ("" if not sp.unknown_tokens else f" (+{sp.unknown_tokens} calls unknown)")
+            if known_calls or not sp.calls else "—",
+            cost=_money(sp.cost_usd) if sp.calls - sp.unknown_cost else "—",
+            description=f"{batch_id} (stopping: budget)" if p.stopping else batch_id,
+        )
+
+    runner = BatchRunner(engine, settings, batch_id, concurrency=concurrency, budget=budget, on_progress=update,
+                         processes=processes)
+    with progress:
+        summary = asyncio.run(runner.run())
+    assert summary is not None
+    return summary
+
+
+def _print_summary(s: BatchSummary) -> None:
+    line = (f"batch {s.batch_id}: {s.status} — {s.done} done, {s.failed} failed, {s.remaining} left "
+            f"({s.debated} debated now in {s.elapsed_s:.1f} s, {s.per_minute:.1f}/min)")
+    out.print(line, markup=False)
+    if s.tokens is not None or s.cost_usd is not None:
+        out.print(f"spent {_tokens(s.tokens)} tokens, {_money(s.cost_usd)}"
+                  + (f"; {s.unknown_usage} calls reported no usage (not counted)" if s.unknown_usage else ""),
+                  markup=False)
+    if s.stop_reason:
+        out.print(f"stopped: {s.stop_reason}; debates in flight finished, {s.remaining} not started. "
+                  f"Rerun the same command (or `debate rescore --resume {s.batch_id}`) to continue"
+                  + (" with a larger budget." if "budget" in s.stop_reason else "."), markup=False)
+    for e in s.errors[:5]:
+        out.print(f"  {e['status']}: {e['hypothesis_id'] or e['run_id']}: {e['error'][:160]}", markup=False)
+
+
+def _show_open(batch_id: str, as_json: bool) -> None:
+    from debate.batches import batch_counts, get_batch
+
+    with session_scope(state.engine()) as s:
+        b = get_batch(s, batch_id)
+        counts = batch_counts(s, batch_id)
+    if as_json:
+        emit_json({"batch_id": b.id, "resume": True, "options": b.options, "total": b.total, "counts": counts})
+        return
+    left = b.total - sum(counts.get(k, 0) for k in ("done", "failed", "cancelled"))
+    out.print(f"would resume batch {b.id}: {left} of {b.total} hypotheses left", markup=False)
+
+
+def _dry_run(opts: Any, ids: list[str] | None, as_json: bool) -> None:
+    """--dry-run: the open batch a run would resume, or the hypotheses a new batch would hold."""
+    from debate.backends import prompt_hashes
+    from debate.batches import find_open_batch
+    from debate.rescore import select_hypotheses
+
+    with session_scope(state.engine()) as s:
+        existing = find_open_batch(s, opts.key())
+        if existing is None:
+            selected = select_hypotheses(s, opts, now=t.utcnow(), ids=ids,
+                                         current_prompts=prompt_hashes(state.settings, opts.backend))
+    if existing is not None:
+        _show_open(existing.id, as_json)
+        return
+    if as_json:
+        emit_json({"batch_id": None, "resume": False, "options": opts.model_dump(mode="json"),
+                   "total": len(selected), "hypotheses": [x.model_dump() for x in selected]})
+        return
+    out.print(f"would debate {len(selected)} hypotheses: {opts.describe()}", markup=False)
+    if selected:
+        table = Table("hypothesis", "why")
+        for x in selected[:200]:
+            table.add_row(x.id, x.reasons.summary())
+        out.print(table)
+        if len(selected) > 200:
+            out.print(f"... and {len(selected) - 200} more (--json lists all)", markup=False)
+
+
+@batches_app.command("list")
+def list_batches(
+    status: Annotated[str | None, typer.Option("--status", help="pending, running, stopped or done.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest batches at most.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List rescoring batches, newest first."""
+    from debate.batches import list_batches as query
+
+    with session_scope(state.engine()) as s:
+        rows = query(s, status=status, limit=limit)
+    items = [_batch_dict(b) for b in rows]
+    if as_json:
+        emit_json(items)
+        return
+    table = Table("batch", "status", "created", "total", "done", "failed", "tokens", "cost", "options")
+    for b, i in zip(rows, items, strict=True):
+        table.add_row(b.id, b.status, (i["created_at"] or "")[:19], str(b.total), str(b.done), str(b.failed),
+                      _tokens(i["tokens"]), _money(b.cost_usd), _describe(b.options))
+    out.print(table)
+
+
+@batches_app.command("show")
+def show_batch(
+    batch_id: Annotated[str, typer.Argument(help="Batch id, b-...")],
+    items: Annotated[bool, typer.Option("--items", help="Also list every hypothesis with its run.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one batch: options, settings, progress by status, spend, and (--items) its hypotheses."""
+    from debate.batches import batch_counts, batch_spend, get_batch
+    from debate.rescore import Reasons
+
+    with session_scope(state.engine()) as s:
+        b = get_batch(s, batch_id)
+        counts = batch_counts(s, batch_id)
+        spend = batch_spend(s, batch_id)
+        rows = s.execute(
+            select(t.BatchItem.hypothesis_id, t.BatchItem.run_id, t.Run.status, t.Run.score, t.BatchItem.reasons)
+            .outerjoin(t.Run, t.Run.id == t.BatchItem.run_id)
+            .where(t.BatchItem.batch_id == batch_id).order_by(t.BatchItem.ordinal)
+        ).all() if items else []
+    data = _batch_dict(b) | {
+        "settings": b.settings, "counts": counts, "spend": spend.model_dump(),
+    }
+    if items:
+        data["items"] = [{"hypothesis_id": h, "run_id": r, "status": st or "pending", "score": sc,
+                          "reasons": Reasons.model_validate(re or {}).model_dump()} for h, r, st, sc, re in rows]
+    if as_json:
+        emit_json(data)
+        return
+    for k in ("id", "status", "stop_reason", "backend", "created_at", "started_at", "finished_at", "owner"):
+        out.print(f"{k:>12}: {data.get(k)}", markup=False)
+    out.print(f"{'options':>12}: {_describe(b.options)}", markup=False)
+    out.print(f"{'progress':>12}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" of {b.total}",
+              markup=False)
+    out.print(f"{'spent':>12}: {spend.tokens:,} tokens, ${spend.cost_usd:.4f} over {spend.calls} calls"
+              + (f" ({spend.unknown_tokens} without usage)" if spend.unknown_tokens else ""), markup=False)
+    if items:
+        table = Table("hypothesis", "run", "status", "score", "why")
+        for i in data["items"]:
+            table.add_row(i["hypothesis_id"], i["run_id"] or "—", i["status"],
+                          f"{i['score']:.3f}" if i["score"] is not None else "—",
+                          Reasons.model_validate(i["reasons"]).summary())
+        out.print(table)
+
+
+def _describe(options: dict) -> str:  # type: ignore[type-arg]
+    from debate.rescore import SelectionOptions
+
+    try:
+        return SelectionOptions.model_validate(options).describe()
+    except ValueError:
+        return str(options)
+
+
+def _batch_dict(b: t.Batch) -> dict[str, Any]:
+    tokens = None if b.prompt_tokens is None else b.prompt_tokens + (b.completion_tokens or 0)
+    return {
+        "id": b.id, "status": b.status, "stop_reason": b.stop_reason, "backend": b.backend, "options": b.options,
+        "options_key": b.options_key, "total": b.total, "done": b.done, "failed": b.failed,
+        "tokens": tokens, "cost_usd": b.cost_usd, "unknown_usage": b.unknown_usage, "owner": b.owner,
+        "created_at": _iso(b.created_at), "started_at": _iso(b.started_at), "finished_at": _iso(b.finished_at),
+    }

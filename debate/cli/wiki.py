@@ -1,0 +1,136 @@
+"""`debate scores`, `debate related`, `debate export`, `debate targets`: what wiki builds pull."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from debate.cli.app import announce_db, app, emit_json, out, state
+from debate.errors import UserInputError
+from debate.export import export as run_export
+from debate.related import load_related, related_json, render_html
+from debate.scores import score_history, score_rows, scores_json
+from debate.store.db import session_scope
+from debate.targets import gene_links
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else f"{x:.2f}"
+
+
+@app.command()
+def scores(
+    as_json: Annotated[bool, typer.Option("--json", help="Print every score row as JSON.")] = False,
+    history: Annotated[
+        str | None, typer.Option("--history", metavar="ID", help="List every finished run of one hypothesis.")
+    ] = None,
+) -> None:
+    """The score each hypothesis shows: latest unflagged debate here, else its imported prior."""
+    with session_scope(state.engine()) as s:
+        if history is not None:
+            runs = score_history(s, history)
+        else:
+            rows = score_rows(s)
+    if history is not None:
+        if as_json:
+            emit_json([r.model_dump(mode="json") for r in runs])
+            return
+        table = Table("run", "finished", "status", "score", "agreement", "flagged", "trigger", "batch")
+        for r in runs:
+            table.add_row(r.run_id, r.finished_at or "", r.status, _fmt(r.score), _fmt(r.agreement),
+                          "yes" if r.flagged else "", r.trigger, r.batch or "")
+        out.print(table if runs else f"no finished runs for {history}")
+        return
+    if as_json:
+        sys.stdout.write(scores_json(rows))
+        return
+    table = Table("id", "title", "shown", "status", "score", "prior", "agreement", "interval", "targets")
+    for r in rows:
+        interval = f"{r.interval[0]:.2f}–{r.interval[1]:.2f}" if r.interval else ""
+        status = r.status + (" (flagged run)" if r.flagged else "")
+        table.add_row(r.id, r.title, _fmt(r.shown_score), status, _fmt(r.score), _fmt(r.prior),
+                      _fmt(r.agreement), interval, r.target_label or ", ".join(r.targets))
+    out.print(table)
+
+
+class RelatedFormat(str, Enum):
+    md = "md"
+    json = "json"
+    html = "html"
+
+
+@app.command()
+def related(
+    slug: Annotated[str, typer.Argument(help="Page slug, e.g. therapeutics-als-treatment-strategies.")],
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, max=200, help="Scored lines at most (default: config).")
+    ] = None,
+    fmt: Annotated[RelatedFormat, typer.Option("--format", "-f", help="md (as in the page), json or html.")] = (
+        RelatedFormat.md
+    ),
+) -> None:
+    """A page's Related Hypotheses list, ranked from stored data."""
+    with session_scope(state.engine()) as s:
+        rl = load_related(s, slug, limit=limit or state.settings.related.limit)
+    if fmt is RelatedFormat.json:
+        sys.stdout.write(related_json(rl))
+    elif fmt is RelatedFormat.html:
+        sys.stdout.write(render_html(rl))
+    else:
+        sys.stdout.write(rl.markdown)
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UserInputError(f"not an ISO 8601 time: {value!r}", where="--changed-since") from None
+
+
+@app.command()
+def export(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write pages, scores.json and related/ into.")],
+    changed_since: Annotated[
+        str | None,
+        typer.Option("--changed-since", metavar="ISO8601",
+                     help="Only pages changed, or whose hypotheses' debates finished, since then."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Write every page with its Related Hypotheses regenerated, plus scores.json and related/*.json."""
+    since = _parse_since(changed_since)
+    if not as_json:
+        announce_db()
+    report = run_export(state.engine(), out_dir, limit=state.settings.related.limit, changed_since=since)
+    if as_json:
+        emit_json(report.model_dump(mode="json"))
+        return
+    out.print(f"exported {report.pages} of {report.pages_total} pages to {report.out}: "
+              f"{report.written} files written, {report.unchanged} unchanged ({report.seconds:.1f} s)")
+
+
+@app.command()
+def targets(
+    gene: Annotated[str, typer.Argument(help="Gene symbol, e.g. SOD1 (any casing).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Hypotheses targeting a gene, and the KB pages that mention it."""
+    with session_scope(state.engine()) as s:
+        links = gene_links(s, gene)
+    if as_json:
+        emit_json(links.model_dump(mode="json"))
+        return
+    out.print(f"[bold]{links.gene}[/bold]: {len(links.hypotheses)} hypotheses, {len(links.pages)} pages")
+    for h in links.hypotheses:
+        out.print(f"  {h.id}  {_fmt(h.shown_score) or '—':>4}  {h.title}", markup=False)
+    for p in links.pages:
+        runs = f"  runs: {', '.join(p.runs)}" if p.runs else ""
+        out.print(f"  {p.slug} — {p.title} [{', '.join(p.sources)}]{runs}", markup=False)

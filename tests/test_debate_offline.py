@@ -1,0 +1,134 @@
+"""Offline debates through the whole engine: deterministic, labelled heuristic, and scores that
+move with the evidence the transcript shows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from debate.config import load_settings
+from debate.hypotheses import add
+from debate.kb.ingest import ingest_paths, remove_page
+from debate.models import HypothesisIn
+from debate.runs import Executor, create_runs
+from debate.store import tables as t
+from debate.store.db import ensure_schema, session_scope
+from debate.transcript import load_transcript, render
+
+PAGE = """📗 Cite This Artifact
+{title}
+{title}
+Overview
+{title} collects what is known about {drug}, a {modality} aimed at {gene} in {disease}. [@ref{n}]
+{drug} Program
+- Mechanism: {modality} lowering {gene} activity in motor neurons
+- Status: {status}
+- Efficacy: {efficacy}
+- Trial: A randomized placebo-controlled study in {disease}
+See Also
+- [{gene}](/entities/{slug_gene})
+▸Metadata
+| slug | therapeutics-{slug} |
+| entity_type | therapeutic |
+"""
+
+
+def _page(folder: Path, slug: str, **kw: str) -> Path:
+    path = folder / f"{slug}.txt"
+    path.write_text(PAGE.format(slug=slug, slug_gene=kw["gene"].lower(), n=len(slug), **kw), encoding="utf-8")
+    return path
+
+
+def _debate(db_url: str, hyp_ids: list[str]) -> dict[str, float]:
+    settings = load_settings(database_url=db_url)
+    engine = ensure_schema(db_url)
+    run_ids = create_runs(engine, settings, hyp_ids, backend="offline")
+
+    async def go() -> None:
+        async with Executor(engine, settings, backend="offline") as ex:
+            await ex.execute_many(run_ids, concurrency=2)
+
+    asyncio.run(go())
+    with session_scope(engine) as s:
+        rows = s.execute(select(t.Run.hypothesis_id, t.Run.score, t.Run.status).where(t.Run.id.in_(run_ids))).all()
+    assert all(r.status == "done" for r in rows)
+    return {r.hypothesis_id: r.score for r in rows}
+
+
+def _twin_kb(tmp_path: Path, engine) -> None:  # type: ignore[no-untyped-def]
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    common = dict(modality="antisense oligonucleotide", disease="ALS")
+    _page(kb, "alpha-program", title="Alpha Program", drug="Alphasen", gene="GENA1",
+          status="FDA-approved (2021) after a positive Phase 3 trial",
+          efficacy="Slowed functional decline and reduced neurofilament light chain", **common)
+    _page(kb, "beta-program", title="Beta Program", drug="Betasen", gene="GENB1",
+          status="Phase 3 failed (2021); development discontinued",
+          efficacy="Did not meet its primary endpoint", **common)
+    ingest_paths(engine, [kb])
+    with session_scope(engine, immediate=True) as s:
+        for hid, gene in (("h-000000a1", "GENA1"), ("h-000000b1", "GENB1")):
+            add(s, HypothesisIn(id=hid, title=f"{gene} antisense knockdown in ALS",
+                                statement=f"Lowering {gene} with an antisense oligonucleotide slows ALS.",
+                                targets=[gene], diseases=["ALS"], mechanisms=["antisense"]))
+
+
+def test_approval_evidence_scores_above_a_failed_pivotal_trial(tmp_path, db_url, engine):
+    _twin_kb(tmp_path, engine)
+    scores = _debate(db_url, ["h-000000a1", "h-000000b1"])
+    assert scores["h-000000a1"] > scores["h-000000b1"]
+
+
+def test_removing_the_supporting_page_lowers_the_score(tmp_path, db_url, engine):
+    _twin_kb(tmp_path, engine)
+    before = _debate(db_url, ["h-000000a1"])["h-000000a1"]
+    remove_page(engine, "therapeutics-alpha-program")
+    after = _debate(db_url, ["h-000000a1"])["h-000000a1"]
+    assert after < before
+
+
+def _normalized_transcript(db_url: str, run_id: str) -> dict:  # type: ignore[type-arg]
+    with session_scope(ensure_schema(db_url)) as s:
+        data = json.loads(render(load_transcript(s, run_id), "json"))
+    volatile = {"id", "run_id", "created_at", "started_at", "finished_at", "retrieved_at", "latency_ms", "at"}
+
+    def scrub(x):  # type: ignore[no-untyped-def]
+        if isinstance(x, dict):
+            return {k: scrub(v) for k, v in x.items() if k not in volatile and not k.endswith("_at")}
+        if isinstance(x, list):
+            return [scrub(v) for v in x]
+        return x
+
+    return scrub(data)
+
+
+def test_same_inputs_give_the_same_transcript_and_score(tmp_path, sample_engine, db_url):
+    other_url = f"sqlite:///{tmp_path}/other.db"
+    from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB
+    from debate.hypotheses import import_file
+
+    other = ensure_schema(other_url)
+    import_file(other, SAMPLE_HYPOTHESES)
+    ingest_paths(other, [SAMPLE_KB])
+    hyp = "h-3893b013"
+    first, second = _debate(db_url, [hyp]), _debate(other_url, [hyp])
+    assert first == second
+    runs = []
+    for url in (db_url, other_url):
+        with session_scope(ensure_schema(url)) as s:
+            runs.append(s.execute(select(t.Run.id)).scalar_one())
+    assert _normalized_transcript(db_url, runs[0]) == _normalized_transcript(other_url, runs[1])
+
+
+def test_every_offline_turn_is_labelled_heuristic(sample_engine, db_url):
+    _debate(db_url, ["h-9878fd9b"])
+    with session_scope(sample_engine) as s:
+        turns = s.execute(select(t.Turn)).scalars().all()
+        run_id = s.execute(select(t.Run.id)).scalar_one()
+        assert turns and {x.label for x in turns} == {"heuristic"}
+        assert {x.model for x in turns} == {"offline-heuristic-v1"}
+        text = render(load_transcript(s, run_id), "text")
+    assert "offline heuristic agents — no model" in text

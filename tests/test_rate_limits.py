@@ -1,0 +1,101 @@
+"""A rescoring batch keeps within the endpoint's limits, seen from both sides.
+
+Many debates at once share the process-wide limiter of their endpoint. With RPM set to N and far
+more demand than N, the fake server sees at most N requests in any sliding window and at least
+0.9 N in every full window (the window is shrunk to one second so the test is quick); with a
+concurrency cap below the debates' demand, the server never has more requests in flight.
+
+The RPM test runs the server in its own process: in this one it would share the GIL with the
+engine's database work and stamp arrivals late, in bunches, so it would measure itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from debate.batches import open_or_create_batch
+from debate.batchrun import BatchRunner
+from debate.config import load_settings
+from debate.ratelimit import shared_limiter
+from debate.rescore import normalize_options
+from debate.testing import FakeOpenAIServer
+
+WINDOW_S = 1.0
+# The limiter stamps a request when its headers leave the client; the server stamps it when it
+# has parsed them. That gap varies by a few ms (more under load: both share this process).
+EDGE_S = 0.025
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most timestamps in any half-open window [t, t + window)."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i, start in enumerate(times):
+        while j < len(times) and times[j] < start + window:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
+def _rescore(engine, db_url: str, base_url: str, *, concurrency: int, **openai: object):  # type: ignore[no-untyped-def]
+    settings = load_settings(
+        database_url=db_url, debate={"rounds": 1, "judges": 2},
+        openai={"base_url": base_url, "api_key": "k", "timeout_s": 10.0, **openai},
+    )
+    opts = normalize_options(backend="openai", stale_after="0s", changed=False, prompt_changed=False, ids=None,
+                             limit=12, default_stale_after="30d")
+    batch, _ = open_or_create_batch(engine, settings, opts, concurrency=concurrency)
+    assert batch is not None
+    return asyncio.run(BatchRunner(engine, settings, batch.id, concurrency=concurrency).run())
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """(base URL, request log) of a fake server in its own process (arrival times: monotonic clock)."""
+    log = tmp_path / "requests.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "debate.testing", "--port", "0", "--latency", "0.05", "--log", str(log)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("READY "), line
+        yield line.split()[1], log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_rpm_is_never_exceeded_and_every_full_window_is_used(sample_engine, db_url, server_process):  # type: ignore[no-untyped-def]
+    n = 10
+    base_url, log = server_process
+    # The endpoint's process-wide limiter, registered first with a one-second window.
+    limiter = shared_limiter(base_url, 64, n, None, window_s=WINDOW_S)
+    summary = _rescore(sample_engine, db_url, base_url, concurrency=8, rpm=n, max_concurrency=64)
+    times = sorted(json.loads(line)["t"] for line in log.read_text().splitlines())
+    assert summary.status == "done" and summary.done == 12
+    assert len(times) == 12 * 4 == limiter.stats().requests  # 8 debates at once want far more than n/s
+    assert max_in_window(times, WINDOW_S - EDGE_S) <= n
+    full = 0
+    while times[0] + (full + 1) * WINDOW_S <= times[-1]:
+        lo = times[0] + full * WINDOW_S
+        count = sum(1 for x in times if lo <= x < lo + WINDOW_S)
+        assert count >= 0.9 * n, (full, count)
+        full += 1
+    assert full >= 3
+    assert limiter.stats().waits > 0
+
+
+def test_concurrent_requests_stay_under_the_cap_across_debates(sample_engine, db_url):  # type: ignore[no-untyped-def]
+    with FakeOpenAIServer(latency_s=0.2) as server:
+        limiter = shared_limiter(server.base_url, 3, None, None)
+        summary = _rescore(sample_engine, db_url, server.base_url, concurrency=8, max_concurrency=3)
+    assert summary.done == 12
+    assert server.max_in_flight == limiter.stats().max_in_flight == 3

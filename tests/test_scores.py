@@ -1,0 +1,142 @@
+"""Specification of the score table: which score a hypothesis shows, and its history."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+from sqlalchemy import insert
+
+from conftest import run_cli
+from debate import hypotheses as hyps
+from debate.models import HypothesisIn
+from debate.scores import ScoreRow, changed_hypotheses, score_history, score_rows, scores_json, shown_scores
+from debate.store import tables as t
+from debate.store.db import session_scope
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def add_hyp(engine, title: str, **kw) -> str:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as s:
+        row, _ = hyps.add(s, HypothesisIn(title=title, source="test", **kw))
+        return row.id
+
+
+def add_run(engine, hyp_id: str, *, status: str = "done", score: float | None = None,  # type: ignore[no-untyped-def]
+            flagged: bool = False, at: datetime = T0, batch: str | None = None) -> str:
+    run_id = f"r-{uuid4().hex[:12]}"
+    finished = at + timedelta(seconds=30) if status in ("done", "failed") else None
+    with session_scope(engine) as s:
+        s.execute(insert(t.Run).values(
+            id=run_id, hypothesis_id=hyp_id, status=status, backend="offline", models={}, config={},
+            prompt_hashes={}, created_at=at, finished_at=finished, score=score,
+            agreement=0.8 if score is not None else None,
+            interval_lo=score - 0.1 if score is not None else None,
+            interval_hi=score + 0.1 if score is not None else None,
+            flagged=flagged, trigger="test", batch_id=batch,
+        ))
+    return run_id
+
+
+def rows(engine, **kw) -> dict[str, ScoreRow]:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as s:
+        return {r.id: r for r in score_rows(s, **kw)}
+
+
+def test_prior_until_a_debate_here_scores_it(engine) -> None:
+    h = add_hyp(engine, "Prior only", prior_score=0.69)
+    r = rows(engine)[h]
+    assert (r.status, r.score, r.prior, r.shown_score, r.last_run, r.scored_at) == ("prior", None, 0.69, 0.69, None, None)
+    run = add_run(engine, h, score=0.9)
+    r = rows(engine)[h]
+    assert (r.status, r.score, r.shown_score, r.last_run, r.flagged) == ("scored", 0.9, 0.9, run, False)
+    assert r.agreement == 0.8 and r.interval == (0.8, 1.0)
+    assert r.scored_at == (T0 + timedelta(seconds=30)).isoformat()
+
+
+def test_latest_unflagged_score_stands(engine) -> None:
+    h = add_hyp(engine, "Rescored", prior_score=0.3)
+    first = add_run(engine, h, score=0.5, at=T0)
+    add_run(engine, h, score=0.95, flagged=True, at=T0 + timedelta(hours=1))
+    r = rows(engine)[h]
+    assert (r.shown_score, r.last_run, r.flagged, r.status) == (0.5, first, True, "scored")
+    later = add_run(engine, h, score=0.6, at=T0 + timedelta(hours=2))
+    r = rows(engine)[h]
+    assert (r.shown_score, r.last_run, r.flagged) == (0.6, later, False)
+
+
+def test_flagged_only_falls_back_to_prior_or_nothing(engine) -> None:
+    with_prior = add_hyp(engine, "Flagged with prior", prior_score=0.4)
+    without = add_hyp(engine, "Flagged without prior")
+    for h in (with_prior, without):
+        add_run(engine, h, score=0.9, flagged=True)
+    r = rows(engine)
+    assert (r[with_prior].shown_score, r[with_prior].status, r[with_prior].flagged) == (0.4, "prior", True)
+    assert (r[without].shown_score, r[without].status, r[without].flagged) == (None, "unscored", True)
+
+
+def test_pending_debates_set_the_status_but_keep_the_score(engine) -> None:
+    queued = add_hyp(engine, "Queued", prior_score=0.7)
+    running = add_hyp(engine, "Running")
+    add_run(engine, queued, status="queued")
+    add_run(engine, running, status="queued", at=T0)
+    add_run(engine, running, status="running", at=T0 + timedelta(minutes=1))
+    add_run(engine, running, status="failed", at=T0 - timedelta(minutes=1))
+    r = rows(engine)
+    assert (r[queued].status, r[queued].shown_score) == ("queued", 0.7)
+    assert (r[running].status, r[running].shown_score) == ("running", None)
+
+
+def test_subset_sorted_and_unknown_ids_skipped(engine) -> None:
+    a = add_hyp(engine, "A", prior_score=0.1)
+    b = add_hyp(engine, "B", prior_score=0.2)
+    add_hyp(engine, "C")
+    with session_scope(engine) as s:
+        assert [r.id for r in score_rows(s, ids=[b, "h-00000000", a])] == sorted([a, b])
+        assert score_rows(s, ids=[]) == []
+        assert [r.id for r in score_rows(s)] == sorted(r.id for r in score_rows(s))
+
+
+def test_cheap_shown_scores_follow_the_same_rule(engine) -> None:
+    ids = [add_hyp(engine, f"H{i}", prior_score=None if i % 2 else 0.3 + i / 20) for i in range(8)]
+    add_run(engine, ids[0], score=0.8)
+    add_run(engine, ids[1], score=0.7, flagged=True)
+    add_run(engine, ids[2], score=0.2, at=T0)
+    add_run(engine, ids[2], score=0.9, flagged=True, at=T0 + timedelta(hours=1))
+    add_run(engine, ids[3], status="queued")
+    add_run(engine, ids[4], status="running")
+    with session_scope(engine) as s:
+        full = {r.id: r for r in score_rows(s, ids=ids)}
+        cheap = shown_scores(s, ids)
+    assert cheap == {h: (r.shown_score, r.status in ("queued", "running")) for h, r in full.items()}
+
+
+def test_history_and_changed_since(engine) -> None:
+    h = add_hyp(engine, "Historic", prior_score=0.5)
+    old = add_run(engine, h, score=0.4, at=T0, batch="b-1")
+    new = add_run(engine, h, score=0.6, flagged=True, at=T0 + timedelta(days=1))
+    add_run(engine, h, status="queued", at=T0 + timedelta(days=2))
+    with session_scope(engine) as s:
+        hist = score_history(s, h)
+        assert [(x.run_id, x.score, x.flagged, x.batch) for x in hist] == [(old, 0.4, False, "b-1"),
+                                                                          (new, 0.6, True, None)]
+        assert changed_hypotheses(s, T0 + timedelta(days=3)) == set()
+        assert changed_hypotheses(s, T0 + timedelta(hours=12)) == {h}
+
+
+def test_cli_scores_json_and_history(engine, cli_env: dict[str, str]) -> None:
+    h = add_hyp(engine, "CLI", targets=["SOD1"], prior_score=0.5)
+    run = add_run(engine, h, score=0.75)
+    out = run_cli("scores", "--json", env=cli_env).stdout
+    with session_scope(engine) as s:
+        assert out == scores_json(score_rows(s))
+    data = json.loads(out)
+    assert isinstance(data, list) and data[0]["id"] == h and data[0]["interval"] == [0.65, 0.85]
+    assert set(data[0]) == set(ScoreRow.model_fields)
+    hist = json.loads(run_cli("scores", "--history", h, "--json", env=cli_env).stdout)
+    assert [x["run_id"] for x in hist] == [run]
+    assert run in run_cli("scores", "--history", h, env=cli_env).stdout
+    bad = run_cli("scores", "--history", "h-00000000", env=cli_env, check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
