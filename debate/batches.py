@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -168,7 +168,7 @@ def create_batch(
         s.add(batch)
         s.flush()
         if selected:
-            s.execute(insert(t.BatchItem), [
+            s.execute(t.BatchItem.__table__.insert(), [  # type: ignore[attr-defined]  (Core: bulk speed)
                 dict(batch_id=batch.id, hypothesis_id=x.id, ordinal=i, reasons=x.reasons.model_dump(),
                      run_id=None, status="pending", updated_at=now)
                 for i, x in enumerate(selected)
@@ -231,11 +231,11 @@ def sync_items(session: Session, batch_id: str) -> None:
 def batch_counts(session: Session, batch_id: str) -> dict[str, int]:
     """Items by status (from their runs: queued, running, done, failed, cancelled; pending: no run yet)."""
     rows = session.execute(
-        select(func.coalesce(t.Run.status, "pending"), func.count())
+        select(t.Run.status, func.count())
         .select_from(t.BatchItem).outerjoin(t.Run, t.Run.id == t.BatchItem.run_id)
-        .where(t.BatchItem.batch_id == batch_id).group_by(func.coalesce(t.Run.status, "pending"))
+        .where(t.BatchItem.batch_id == batch_id).group_by(t.Run.status)
     ).all()
-    return {status: n for status, n in rows}
+    return {status or "pending": n for status, n in rows}
 
 
 def _spend_query():  # type: ignore[no-untyped-def]
@@ -277,15 +277,25 @@ def batch_spend(session: Session, batch_id: str) -> Spend:
 # ---------------------------------------------------------------- ownership
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (Linux), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _me() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    # host:pid:start time, so a pid reused by another process is not taken for the owner.
+    stat = _proc_stat(os.getpid())
+    return f"{socket.gethostname()}:{os.getpid()}:{stat[19] if stat else ''}"
 
 
 def owner_alive(owner: str | None) -> bool:
     """Whether another live process on this machine runs the batch (a dead or foreign one does not)."""
     if not owner:
         return False
-    host, _, pid_s = owner.rpartition(":")
+    host, pid_s, started = (owner.split(":") + ["", ""])[:3]
     if host != socket.gethostname() or not pid_s.isdigit() or int(pid_s) == os.getpid():
         return False
     pid = int(pid_s)
@@ -295,9 +305,8 @@ def owner_alive(owner: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        # A killed child its parent has not reaped yet is a zombie: dead for our purposes.
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
+    stat = _proc_stat(pid)
+    if stat is None:
         return True
+    # A killed child its parent has not reaped yet is a zombie: dead for our purposes.
+    return stat[0] != "Z" and (not started or stat[19] == started)

@@ -112,6 +112,7 @@ class BatchSummary(BaseModel):
     cost_usd: float | None
     unknown_usage: int = Field(description="Calls whose endpoint reported no usage (not counted as 0).")
     errors: list[dict[str, str]] = Field(default_factory=list, description="The batch's first failures.")
+    notes: list[str] = Field(default_factory=list, description="Anything else worth knowing (a helper that died).")
 
 
 class BatchRunner:
@@ -156,6 +157,7 @@ class BatchRunner:
         self._terminal_at_start = 0
         self._finished_here = 0
         self._template: dict[str, Any] = {}
+        self._notes: list[str] = []
         self._t0 = time.monotonic()
 
     # ------------------------------------------------------------ taking and releasing the batch
@@ -226,7 +228,9 @@ class BatchRunner:
             prompt_tokens=batch.prompt_tokens, completion_tokens=batch.completion_tokens,
             tokens=None if batch.prompt_tokens is None else batch.prompt_tokens + (batch.completion_tokens or 0),
             cost_usd=batch.cost_usd, unknown_usage=batch.unknown_usage,
-            errors=[{"hypothesis_id": h, "run_id": r, "status": st, "error": (e or "")[:500]} for h, r, st, e in errors],
+            errors=[{"hypothesis_id": h, "run_id": r, "status": st, "error": (e or "")[:500]}
+                    for h, r, st, e in errors],
+            notes=self._notes,
         )
 
     # ------------------------------------------------------------ claiming
@@ -386,6 +390,9 @@ class BatchRunner:
             await self._work()
             for p in helpers:
                 await asyncio.to_thread(p.join)
+                if p.exitcode:
+                    # Its claimed runs resume on the next run of the batch; say so, do not hide it.
+                    self._notes.append(f"helper process {p.name} exited with code {p.exitcode}")
         finally:
             if ticker is not None:
                 ticker.cancel()

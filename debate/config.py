@@ -89,6 +89,16 @@ class RescoreSettings(_Section):
     max_cost: float = Field(0.0, ge=0, description="USD budget per batch (from openai.prices); 0 = no limit.")
 
 
+class QueueSettings(_Section):
+    name: str = Field("debates", description="Queue that debates are put on and workers read.")
+    concurrency: int = Field(8, ge=1, le=1024, description="Debates at once per worker.")
+    schedule: str = Field("0 3 * * *", description="Cron of the periodic rescoring; empty = none.")
+    max_attempts: int = Field(3, ge=1, le=20, description="Tries per job before it stays failed.")
+    heartbeat_s: float = Field(10.0, gt=0, description="Seconds between a worker's heartbeats.")
+    stalled_after_s: float = Field(30.0, gt=0, description="No heartbeat for this long: the worker is dead.")
+    stalled_check: str = Field("* * * * *", description="Cron of the stalled-job recovery.")
+
+
 class Settings(BaseSettings):
     """Every setting of the engine. See ``config/default.toml`` for comments on each."""
 
@@ -109,6 +119,7 @@ class Settings(BaseSettings):
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     related: RelatedSettings = Field(default_factory=RelatedSettings)
     rescore: RescoreSettings = Field(default_factory=RescoreSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
     reviewer_tokens: SecretStr | None = Field(None, description="JSON name -> token; env only.")
 
     @field_validator("rubric")

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -36,6 +38,7 @@ from debate.kb.parse import ParsedPage
 from debate.kb.rewrite import replace_related_section
 from debate.related import (
     MAX_INCOMING,
+    best_first,
     PageContext,
     TermIndex,
     page_context,
@@ -163,6 +166,8 @@ class BulkSource:
         rows, self.queued_at = score_rows_queued(session)
         self.score_rows = {r.id: r for r in rows}
         self.pending_ids = {r.id for r in rows if r.status in ("queued", "running")}
+        self.shown_map = {r.id: (r.shown_score, r.id in self.pending_ids) for r in rows}
+        self._ranked: dict[frozenset[str], tuple[list[tuple[float, str]], list[str]]] = {}
 
     def page(self, slug: str) -> PageContext:
         if slug not in self.pages:
@@ -191,13 +196,15 @@ class BulkSource:
             for kind, key, _term in self.terms.get(pid, ()):
                 yield pid, kind, key
 
-    def shown(self, ids: Sequence[str]) -> dict[str, tuple[float | None, bool]]:
-        rows = self.score_rows
-        return {h: (rows[h].shown_score, rows[h].status in ("queued", "running")) for h in sorted(set(ids))
-                if h in rows}
-
-    def pending(self, cap: int) -> set[str] | None:
-        return self.pending_ids if len(self.pending_ids) < cap else None
+    def ranked(self, ids: AbstractSet[str], skip: AbstractSet[str]) -> tuple[list[tuple[float, str]], list[str]]:
+        # Scores do not move during an export: the shared keyword sets are ranked once.
+        hit = self._ranked.get(ids) if isinstance(ids, frozenset) else None
+        if hit is None:
+            m = self.shown_map
+            hit = best_first({h: m[h] for h in ids if h in m})
+            if isinstance(ids, frozenset):
+                self._ranked[ids] = hit
+        return hit
 
     def rows(self, ids: Sequence[str]) -> tuple[list[ScoreRow], dict[str, datetime]]:
         wanted = sorted({h for h in ids if h in self.score_rows})
@@ -240,8 +247,6 @@ def export(
     progress: Callable[[str], None] | None = None,
 ) -> ExportReport:
     """Export every page (or those changed since ``changed_since``) and the scores into ``out``."""
-    import time
-
     _check_out(out)
     if changed_since is not None:
         # Stored times are UTC; a time without a zone is read as UTC too.
@@ -252,7 +257,11 @@ def export(
     unchanged = 0
     with session_scope(engine) as s:
         for rel, data in export_files(s, limit=limit, changed_since=changed_since, counts=counts):
-            if write_if_changed(out, rel, data):
+            try:
+                changed = write_if_changed(out, rel, data)
+            except OSError as e:
+                raise UserInputError(f"cannot write {rel}: {e.strerror or e}", where=str(out)) from None
+            if changed:
                 written.append(rel)
             else:
                 unchanged += 1

@@ -35,8 +35,9 @@ Ranking and display
     higher score, then title), are listed and then *displayed* by shown score, highest first
     (unrounded; ties by title). After them come in-progress lines, never with a number: the
     page's in-progress analyses in their original order, then candidates with no score to show
-    whose debate is queued or running, in queue order: the most related ``limit`` of them, among
-    candidates related directly (not only through linked pages).
+    whose debate is queued or running, in queue order: the most related ``limit`` of them that
+    are at least as related as the least related scored line (when ``limit`` scored lines are
+    shown; otherwise any), so a pending debate of a loosely related idea does not clutter a page.
 
 Loading
     Ranking reads through a :class:`RelatedSource`: :class:`DbSource` reads one page with
@@ -44,11 +45,12 @@ Loading
     ``hypothesis_targets.gene_key``, debates citing it); the export's bulk source preloads the
     same rows once. Mechanism and disease keywords, target genes and priors of all hypotheses
     come from a per-process :class:`TermIndex`. Candidates are grouped into levels of known
-    relatedness; levels are ranked best first from the cached priors plus their hypotheses'
-    runs, and a level is skipped once even its best case (score 1.0, linked) ranks below the
-    ``limit``-th rank found. Hypotheses related *only* through linked pages are looked up only
-    when that bound allows them in. Full score rows are read for the few lines shown. The
-    result equals the exhaustive ranking (``prune=False``).
+    relatedness and read best level first, each level best score first (scores from the cached
+    priors plus the runs of that level's hypotheses); reading stops as soon as even the best
+    case (score 1.0 for a level, the next score within one, plus the linked weight) ranks below
+    the ``limit``-th rank found. Hypotheses related *only* through linked pages are looked up
+    only when that bound lets them in. Full score rows are read for the few lines shown. The
+    result equals the exhaustive ranking (``prune=False``; tested).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -66,7 +69,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import bindparam, event, func, select, text, union_all
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from debate.errors import NotFoundError
@@ -95,6 +98,7 @@ __all__ = [
     "page_context",
     "related_for",
     "related_json",
+    "related_markdown",
     "render_html",
     "render_line",
     "render_markdown",
@@ -279,6 +283,10 @@ def build_list(
         elif row.status in ("queued", "running"):
             waiting.append((c, row))
     top = heapq.nsmallest(limit, scored, key=lambda cr: _rank_key(*cr))
+    # A full list sets a relatedness floor for in-progress lines: a pending debate is shown
+    # only when its hypothesis is at least as related as the least related line listed.
+    floor = min(c.relatedness() for c, _row in top) if len(top) >= limit else 0.0
+    waiting = [cr for cr in waiting if cr[0].relatedness() >= floor]
     top.sort(key=lambda cr: (-cr[1].shown_score, cr[1].title.casefold(), cr[1].title, cr[1].id))  # type: ignore[operator]
     items = [_hyp_item(c, row) for c, row in top]
     items += [
@@ -388,8 +396,6 @@ _Q_CITED = (
 _Q_GENES = select(t.HypothesisTarget.hypothesis_id, t.HypothesisTarget.gene_key, t.HypothesisTarget.gene).where(
     t.HypothesisTarget.gene_key.in_(bindparam("keys", expanding=True))
 )
-_Q_PENDING = select(_R.hypothesis_id).where(_R.status.in_(("queued", "running"))).limit(bindparam("cap"))
-_PENDING_CAP = 2000
 _Q_FINGERPRINT = select(func.count(), func.max(t.Hypothesis.updated_at)).select_from(t.Hypothesis)
 _Q_COUNT = select(func.count()).select_from(t.Hypothesis)
 _Q_MAX_ROWID = text("SELECT max(rowid) FROM hypotheses")
@@ -427,7 +433,7 @@ class TermIndex:
     mechs_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dis_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
     spelling: dict[tuple[str, str], str] = field(default_factory=dict)  # (hyp id, key) -> as written
-    memo: dict[tuple[frozenset[str], frozenset[str]], object] = field(default_factory=dict)
+    memo: dict[object, object] = field(default_factory=dict)  # derived lookups, see _remember
 
     def add(self, hyp_id: str, mechanisms: Iterable[str], diseases: Iterable[str]) -> None:
         """Index one hypothesis's keywords."""
@@ -445,20 +451,31 @@ class TermIndex:
             if keys:
                 (self.mechs_of if kind == "m" else self.dis_of)[hyp_id] = tuple(keys)
 
-    @staticmethod
-    def _keys(phrase: str, words: dict[str, set[str]], both_ways: bool) -> set[str]:
-        pool: set[str] = set()
-        for w in phrase.split():
-            pool |= words.get(w, set())
-        return {k for k in pool if keyword_matches(k, phrase, both_ways=both_ways)}
+    def _keys(self, kind: str, phrase: str, both_ways: bool) -> frozenset[str]:
+        memo_key = (kind, phrase, both_ways)
+        hit = self.memo.get(memo_key)
+        if hit is None:
+            words = self.mech_words if kind == "m" else self.dis_words
+            pool: set[str] = set()
+            for w in phrase.split():
+                pool |= words.get(w, set())
+            hit = frozenset(k for k in pool if keyword_matches(k, phrase, both_ways=both_ways))
+            self._remember(memo_key, hit)
+        return hit  # type: ignore[return-value]
 
-    def mechanism_keys(self, phrase: str, *, both_ways: bool = True) -> set[str]:
+    def _remember(self, key: object, value: object) -> None:
+        # Pages share terms, so matches repeat; the bound keeps a long-lived process small.
+        if len(self.memo) > 20_000:
+            self.memo.clear()
+        self.memo[key] = value
+
+    def mechanism_keys(self, phrase: str, *, both_ways: bool = True) -> frozenset[str]:
         """Hypothesis mechanism keys matching a page phrase."""
-        return self._keys(phrase, self.mech_words, both_ways)
+        return self._keys("m", phrase, both_ways)
 
-    def disease_keys(self, phrase: str, *, both_ways: bool = True) -> set[str]:
+    def disease_keys(self, phrase: str, *, both_ways: bool = True) -> frozenset[str]:
         """Hypothesis disease keys matching a page phrase."""
-        return self._keys(phrase, self.dis_words, both_ways)
+        return self._keys("d", phrase, both_ways)
 
 
 EXACT_CHECK_S = 2.0
@@ -594,14 +611,19 @@ class RelatedSource(Protocol):
     def page_terms(self, page_ids: Sequence[int]) -> Iterable[tuple[int, str, str]]:
         """(page id, kind, key) of the terms of these pages."""
 
-    def shown(self, ids: Sequence[str]) -> dict[str, tuple[float | None, bool]]:
-        """id -> (shown score, debate pending), as :func:`debate.scores.shown_scores`."""
-
-    def pending(self, cap: int) -> set[str] | None:
-        """Ids with a pending debate, or None when there are ``cap`` or more."""
+    def ranked(self, ids: AbstractSet[str], skip: AbstractSet[str]) -> tuple[list[tuple[float, str]], list[str]]:
+        """Of ``ids`` (those in ``skip`` may be left out): (shown score, id) best first (ties by
+        id), and the ids with no score to show but a pending debate, sorted. Shown scores follow
+        :func:`debate.scores.shown_scores`."""
 
     def rows(self, ids: Sequence[str]) -> tuple[list[ScoreRow], dict[str, datetime]]:
         """Full score rows and queue times, as :func:`debate.scores.score_rows_queued`."""
+
+
+def best_first(shown: dict[str, tuple[float | None, bool]]) -> tuple[list[tuple[float, str]], list[str]]:
+    """Split id -> (shown score, pending) into scored ids best first and pending unscored ids."""
+    scored = sorted(((score, h) for h, (score, _p) in shown.items() if score is not None), key=lambda x: (-x[0], x[1]))
+    return scored, sorted(h for h, (score, pending) in shown.items() if score is None and pending)
 
 
 class DbSource:
@@ -639,12 +661,8 @@ class DbSource:
     def page_terms(self, page_ids: Sequence[int]) -> Iterable[tuple[int, str, str]]:
         return self.conn.execute(_Q_NEIGHBOUR_TERMS, {"pids": list(page_ids)}) if page_ids else []
 
-    def shown(self, ids: Sequence[str]) -> dict[str, tuple[float | None, bool]]:
-        return shown_scores(self.session, ids, priors=self.index.priors)
-
-    def pending(self, cap: int) -> set[str] | None:
-        found = self.conn.execute(_Q_PENDING, {"cap": cap}).scalars().all()
-        return set(found) if len(found) < cap else None
+    def ranked(self, ids: AbstractSet[str], skip: AbstractSet[str]) -> tuple[list[tuple[float, str]], list[str]]:
+        return best_first(shown_scores(self.session, ids - skip, priors=self.index.priors))
 
     def rows(self, ids: Sequence[str]) -> tuple[list[ScoreRow], dict[str, datetime]]:
         return score_rows_queued(self.session, ids=ids)
@@ -652,24 +670,11 @@ class DbSource:
 
 @dataclass
 class _Neighbourhood:
-    """Genes and mechanisms of the page's link-graph neighbours, for the ``linked`` feature."""
+    """What the page's link-graph neighbours share, for the ``linked`` feature."""
 
     genes: dict[str, set[str]] = field(default_factory=dict)  # gene key -> neighbour slugs
-    mechanisms: dict[str, set[str]] = field(default_factory=dict)  # mechanism key -> slugs
+    mechanisms: dict[str, set[str]] = field(default_factory=dict)  # hypothesis mechanism key -> slugs
     cited: dict[str, set[str]] = field(default_factory=dict)  # hyp id -> slugs
-
-    _mech_memo: dict[str, frozenset[str]] = field(default_factory=dict)
-
-    def _mech_slugs(self, k: str) -> frozenset[str]:
-        hit = self._mech_memo.get(k)
-        if hit is None:
-            # Mechanism keys come from a small vocabulary: match each once per page.
-            found: set[str] = set()
-            for m, slugs in self.mechanisms.items():
-                if keyword_matches(k, m):
-                    found |= slugs
-            hit = self._mech_memo[k] = frozenset(found)
-        return hit
 
     def linked(self, hyp_id: str, idx: TermIndex) -> set[str]:
         """The neighbour slugs that relate ``hyp_id`` to the page."""
@@ -677,26 +682,30 @@ class _Neighbourhood:
         for g in idx.genes_of.get(hyp_id, ()):
             out |= self.genes.get(g, set())
         for k in idx.mechs_of.get(hyp_id, ()):
-            out |= self._mech_slugs(k)
+            out |= self.mechanisms.get(k, set())
         return out
 
     def is_linked(self, hyp_id: str, idx: TermIndex) -> bool:
         """Whether any neighbour relates ``hyp_id`` to the page (the hot path of ranking)."""
-        if hyp_id in self.cited:
-            return True
-        genes = self.genes
-        if any(g in genes for g in idx.genes_of.get(hyp_id, ())):
-            return True
-        return any(self._mech_slugs(k) for k in idx.mechs_of.get(hyp_id, ()))
+        return (
+            hyp_id in self.cited
+            or not self.genes.keys().isdisjoint(idx.genes_of.get(hyp_id, ()))
+            or not self.mechanisms.keys().isdisjoint(idx.mechs_of.get(hyp_id, ()))
+        )
 
 
 def _neighbourhood(src: RelatedSource, neighbours: dict[int, str], cited: dict[str, set[str]]) -> _Neighbourhood:
     nb = _Neighbourhood(cited=cited)
+    mech_terms: dict[str, set[str]] = {}
     for page_id, kind, key in src.page_terms(list(neighbours)):
         if kind == "gene":
             nb.genes.setdefault(key, set()).add(neighbours[page_id])
         elif kind == "mechanism":
-            nb.mechanisms.setdefault(term_key(key), set()).add(neighbours[page_id])
+            mech_terms.setdefault(term_key(key), set()).add(neighbours[page_id])
+    # Keyed by the hypotheses' own mechanism keys that match, so a lookup is one dict probe.
+    for term, slugs in mech_terms.items():
+        for k in src.index.mechanism_keys(term):
+            nb.mechanisms.setdefault(k, set()).update(slugs)
     return nb
 
 
@@ -711,10 +720,10 @@ class _KeywordLevels:
 
 def _keyword_levels(idx: TermIndex, mech_keys: frozenset[str], dis_keys: frozenset[str]) -> _KeywordLevels:
     """Group keyword matches by level; memoized on the index (pages share keyword sets)."""
-    key = (mech_keys, dis_keys)
+    key = ("levels", mech_keys, dis_keys)
     hit = idx.memo.get(key)
     if hit is not None:
-        return hit
+        return hit  # type: ignore[return-value]
     counts = Counter(chain.from_iterable(idx.mech_ids.get(k, ()) for k in mech_keys))
     diseased = frozenset(chain.from_iterable(idx.dis_ids.get(k, ()) for k in dis_keys))
     w = WEIGHTS
@@ -730,9 +739,7 @@ def _keyword_levels(idx: TermIndex, mech_keys: frozenset[str], dis_keys: frozens
         (w["disease"], diseased - one - two),
     )
     hit = _KeywordLevels(dict(counts), diseased, tuple((round(r, 6), ids) for r, ids in levels))
-    if len(idx.memo) > 4096:
-        idx.memo.clear()
-    idx.memo[key] = hit
+    idx._remember(key, hit)
     return hit
 
 
@@ -746,15 +753,20 @@ class _Buckets:
     :class:`Candidate` only when they make the list.
     """
 
-    levels: dict[float, list[str]]
+    levels: dict[float, set[str]]  # strong candidates by relatedness
+    keyword_levels: tuple[tuple[float, frozenset[str]], ...]  # shared sets; strong ids excluded when read
     listed: set[str]
     genes: dict[str, dict[str, str]]  # hypothesis id -> gene key -> spelling
     cited: set[str]
     mech_keys: frozenset[str]
     dis_keys: frozenset[str]
 
-    def ordered(self) -> list[tuple[float, list[str]]]:
-        return [(r, ids) for r, ids in sorted(self.levels.items(), reverse=True) if ids]
+    def ordered(self) -> list[tuple[float, AbstractSet[str], AbstractSet[str]]]:
+        """(relatedness, ids, ids to skip) best first."""
+        strong = set().union(*self.levels.values())
+        levels = [(r, ids, frozenset()) for r, ids in self.levels.items()]
+        levels += [(r, ids, strong) for r, ids in self.keyword_levels if ids]
+        return sorted(levels, key=lambda x: -x[0])
 
     def candidate(self, hyp_id: str, idx: TermIndex) -> Candidate:
         return Candidate(
@@ -777,26 +789,30 @@ def _direct_candidates(src: RelatedSource, ctx: PageContext, cited: Iterable[str
         mech_keys |= idx.mechanism_keys(m)
     for m in ctx.mechanism_text:
         mech_keys |= idx.mechanism_keys(m, both_ways=False)
-    dis_keys: set[str] = idx.disease_keys(ctx.title_key, both_ways=False)
+    dis_keys: set[str] = set(idx.disease_keys(ctx.title_key, both_ways=False))
     for d in ctx.diseases:
         dis_keys |= idx.disease_keys(d)
     kw = _keyword_levels(idx, frozenset(mech_keys), frozenset(dis_keys))
-    bk = _Buckets(levels={}, listed=set(ctx.listed), genes=genes, cited=set(cited),
+    bk = _Buckets(levels={}, keyword_levels=kw.levels, listed=set(ctx.listed), genes=genes, cited=set(cited),
                   mech_keys=frozenset(mech_keys), dis_keys=frozenset(dis_keys))
     strong = bk.listed | genes.keys() | bk.cited
     w = WEIGHTS
+    listed, cited_set, counts, diseased = bk.listed, bk.cited, kw.counts, kw.diseased
+    # Capped weights by count, looked up rather than computed: this loop runs per candidate.
+    gene_r = [min(w["gene"] * n, w["gene_cap"]) for n in range(64)]
+    mech_r = [min(w["mechanism"] * n, w["mechanism_cap"]) for n in range(64)]
+    no_genes: dict[str, str] = {}
     for hyp_id in strong:
-        r = (
-            (w["listed"] if hyp_id in bk.listed else 0.0)
-            + min(w["gene"] * len(genes.get(hyp_id, ())), w["gene_cap"])
-            + (w["cited"] if hyp_id in bk.cited else 0.0)
-            + min(w["mechanism"] * kw.counts.get(hyp_id, 0), w["mechanism_cap"])
-            + (w["disease"] if hyp_id in kw.diseased else 0.0)
+        # Same sum as Candidate.relatedness(); levels only order the reading, ranks are redone.
+        r = round(
+            (w["listed"] if hyp_id in listed else 0.0)
+            + gene_r[min(len(genes.get(hyp_id, no_genes)), 63)]
+            + (w["cited"] if hyp_id in cited_set else 0.0)
+            + mech_r[min(counts.get(hyp_id, 0), 63)]
+            + (w["disease"] if hyp_id in diseased else 0.0),
+            6,
         )
-        bk.levels.setdefault(round(r, 6), []).append(hyp_id)
-    for r, ids in kw.levels:
-        if ids:
-            bk.levels.setdefault(r, []).extend(ids - strong)
+        bk.levels.setdefault(r, set()).add(hyp_id)
     return bk
 
 
@@ -804,9 +820,8 @@ def _linked_only(src: RelatedSource, ctx: PageContext, nb: _Neighbourhood, known
     """Hypotheses related to the page only through its neighbours (read when the bound needs them)."""
     found: set[str] = set(nb.cited)
     found.update(h for h, _k, _g in src.gene_targets([g for g in nb.genes if g not in ctx.genes]))
-    for m in nb.mechanisms:
-        for k in src.index.mechanism_keys(m):
-            found.update(src.index.mech_ids.get(k, ()))
+    for k in nb.mechanisms:
+        found.update(src.index.mech_ids.get(k, ()))
     return sorted(found - known)
 
 
@@ -830,6 +845,14 @@ def load_related(
     return related_for(DbSource(session, index), slug, limit=limit, prune=prune)[0]
 
 
+def related_markdown(engine: Engine, slug: str, *, limit: int = 10) -> str:
+    """The section text of one page's list, read in its own session (for scripts and the demo)."""
+    from debate.store.db import session_scope  # local: keeps the pure parts free of the engine setup
+
+    with session_scope(engine) as s:
+        return load_related(s, slug, limit=limit).markdown
+
+
 def related_for(
     src: RelatedSource, slug: str, *, limit: int = 10, prune: bool = True
 ) -> tuple[RelatedList, set[str]]:
@@ -850,15 +873,14 @@ def related_for(
     # their hypotheses; ranks here are exact. A level is skipped when even its best case
     # (score 1.0, linked) ranks below the `limit`-th rank found.
     best: list[float] = []  # min-heap of the top `limit` ranks
-    ranked: list[tuple[float, str]] = []
-    waiting: list[str] = []  # no score to show but a debate pending, most related first
+    ranked: list[tuple[float, float, str]] = []  # (rank, relatedness, id)
+    waiting: list[tuple[float, str]] = []  # (relatedness, id): no score to show, debate pending
     considered: set[str] = set(ctx.listed)
     linked_w = WEIGHTS["linked"]
 
     def out_of_reach(r: float) -> bool:
         return prune and len(best) >= limit and (r + linked_w) * BEST_FACTOR < best[0]
 
-    unread: list[list[str]] = []  # direct levels skipped by the bound, most related first
     linked_read = False
     li = 0
     while True:
@@ -866,46 +888,39 @@ def related_for(
             if linked_read or out_of_reach(0.0):
                 break
             linked_read = True
-            more = _linked_only(src, ctx, hood, {h for _r, ids in levels for h in ids})
+            known: set[str] = set().union(*(ids for _r, ids, _skip in levels))
+            more = _linked_only(src, ctx, hood, known)
             if not more:
                 break
-            levels.append((0.0, more))
+            levels.append((0.0, frozenset(more), frozenset()))
             continue
-        r, ids = levels[li]
+        r, ids, skip = levels[li]
         li += 1
-        direct = not (linked_read and li == len(levels))
         if out_of_reach(r):
-            unread.append(ids)
             continue  # weaker levels follow, but linked-only candidates may still be read
-        for h, (score, pending) in src.shown(ids).items():
-            considered.add(h)
-            if score is None:
-                if pending and direct:
-                    waiting.append(h)
+        considered.update(ids)
+        scored, pending = src.ranked(ids, skip)
+        waiting += [(r + (linked_w if hood.is_linked(h, idx) else 0.0), h) for h in pending if h not in skip]
+        for score, h in scored:
+            if prune and len(best) >= limit and (r + linked_w) * (SCORE_BASE + score) < best[0]:
+                break  # best first: no later one can make the list even if linked
+            if h in skip:
                 continue
-            rank = (r + (linked_w if hood.is_linked(h, idx) else 0.0)) * (SCORE_BASE + score)
-            ranked.append((rank, h))
+            full = r + (linked_w if hood.is_linked(h, idx) else 0.0)
+            rank = full * (SCORE_BASE + score)
+            ranked.append((rank, full, h))
             if len(best) < limit:
                 heapq.heappush(best, rank)
             elif rank > best[0]:
                 heapq.heapreplace(best, rank)
-    # In-progress lines come from direct candidates only; skipped levels can still hold some
-    # (no prior, never scored here), found by reading only those hypotheses' runs.
-    pending_all = src.pending(_PENDING_CAP) if unread and len(waiting) < limit else None
-    for ids in unread:
-        if len(waiting) >= limit:
-            break
-        pool = ids if pending_all is None else pending_all.intersection(ids)
-        unscored = [h for h in pool if idx.priors.get(h) is None]
-        for h, (score, pending) in src.shown(unscored).items():
-            considered.add(h)
-            if score is None and pending:
-                waiting.append(h)
-    # Phase 2: full score rows for the list (ties at the cut included: titles break them) and
-    # for the `limit` most related in-progress hypotheses.
+    # Phase 2: full score rows for the list (ties at the cut included: titles break them), and
+    # for in-progress hypotheses at least as related as the least related of those (the exact
+    # floor is applied by build_list); a skipped level is below that floor by construction.
     cut = best[0] if len(best) >= limit else float("-inf")
-    chosen = sorted(h for rank, h in ranked if rank >= cut - 1e-9)
-    rows, queued_at = src.rows(chosen + waiting[:limit])
+    chosen = [(full, h) for rank, full, h in ranked if rank >= cut - 1e-9]
+    floor = min((full for full, _h in chosen), default=0.0) if len(best) >= limit else 0.0
+    eligible = sorted((x for x in waiting if x[0] >= floor - 1e-9), key=lambda x: (-x[0], x[1]))[:limit]
+    rows, queued_at = src.rows(sorted(h for _f, h in chosen) + [h for _f, h in eligible])
     evaluated: list[tuple[Candidate, ScoreRow]] = []
     for row in rows:
         c = buckets.candidate(row.id, idx)

@@ -28,7 +28,7 @@ from debate.errors import DebateError, NotFoundError, UserInputError
 from debate.graph import DebateContext, build_graph, initial_state
 from debate.runstore import RunCancelled, RunStore
 from debate.store import tables as t
-from debate.store.db import is_sqlite, session_scope, sqlite_path
+from debate.store.db import HeldConnections, is_sqlite, session_scope, sqlite_path
 from debate.store.tables import utcnow
 
 TurnCallback = Callable[[str, int, str, int, str], None]
@@ -151,6 +151,8 @@ class Executor:
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Executor:
+        self.db = HeldConnections(self.engine)
+        self._stack.callback(self.db.close)
         saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
         self.graph = build_graph().compile(checkpointer=saver)
         self.backend, close = build_backend(self.settings, self.backend_name)
@@ -162,12 +164,12 @@ class Executor:
 
     async def execute(self, run_id: str) -> RunOutcome:
         """Run (or resume) one run to its end; failures are recorded on the run, not raised."""
-        run = self._start(run_id)
+        run, fresh = self._start(run_id)
         if run.status == "done":
             return RunOutcome(run.id, run.hypothesis_id, "done", run.score)
         cfg_run = run.config
         ctx = DebateContext(
-            store=RunStore(self.engine, run_id), backend=self.backend,
+            store=RunStore(self.engine, run_id, fresh=fresh, db=self.db), backend=self.backend,
             seats=panel(cfg_run["judges"], list(self.settings.openai.judge_models) if run.backend == "openai" else None),
             rubric=self.settings.rubric_model.model_validate({"weights": cfg_run["rubric"]}),
             max_rounds=cfg_run["rounds"], evidence_limit=cfg_run["evidence_limit"], min_hits=cfg_run["min_hits"],
@@ -175,8 +177,9 @@ class Executor:
             on_turn=self.on_turn,
         )
         config = {"configurable": {"thread_id": run_id}}
-        snapshot = await self.graph.aget_state(config)
-        graph_input = None if snapshot.values else initial_state(run_id)
+        # A run that never started has no checkpoint; anything else resumes from its last one.
+        resumable = not fresh and (await self.graph.aget_state(config)).values
+        graph_input = None if resumable else initial_state(run_id)
         durability = "exit" if run.backend == "offline" else "sync"
         try:
             await self.graph.ainvoke(graph_input, config, context=ctx, durability=durability)
@@ -188,30 +191,32 @@ class Executor:
         except Exception as e:
             self._fail(run_id, f"internal error: {type(e).__name__}: {e}")
             raise
-        with session_scope(self.engine) as s:
-            done = s.get(t.Run, run_id)
-            assert done is not None
-            return RunOutcome(done.id, done.hypothesis_id, done.status, done.score, done.error)
+        runs = t.Run.__table__  # type: ignore[attr-defined]
+        with self.db.tx() as conn:
+            done = conn.execute(select(runs.c.status, runs.c.score, runs.c.error).where(runs.c.id == run_id)).one()
+        return RunOutcome(run_id, run.hypothesis_id, done.status, done.score, done.error)
 
-    def _start(self, run_id: str) -> t.Run:
-        with session_scope(self.engine, immediate=True) as s:
-            run = s.get(t.Run, run_id)
+    def _start(self, run_id: str) -> tuple[Any, bool]:
+        """Mark the run running; returns (its row, whether it had never started before)."""
+        runs = t.Run.__table__  # type: ignore[attr-defined]
+        with self.db.tx(write=True) as conn:
+            run = conn.execute(select(runs).where(runs.c.id == run_id)).one_or_none()
             if run is None:
                 raise NotFoundError(f"unknown run id {run_id!r}")
             if run.status == "cancelled":
                 raise UserInputError(f"run {run_id} was cancelled")
             if run.backend != self.backend_name:
                 raise UserInputError(f"run {run_id} uses backend {run.backend}, not {self.backend_name}")
+            fresh = run.status == "queued" and run.started_at is None
             if run.status != "done":
-                run.status, run.error = "running", None
-                run.started_at = run.started_at or utcnow()
-                s.add(run)
-            return run
+                conn.execute(update(runs).where(runs.c.id == run_id).values(
+                    status="running", error=None, started_at=run.started_at or utcnow()))
+            return run, fresh
 
     def _fail(self, run_id: str, message: str) -> None:
-        with session_scope(self.engine) as s:
-            s.execute(update(t.Run).where(t.Run.id == run_id, t.Run.status != "done")
-                      .values(status="failed", error=message[:2000], finished_at=utcnow()))
+        with self.db.tx(write=True) as conn:
+            conn.execute(update(t.Run).where(t.Run.id == run_id, t.Run.status != "done")
+                         .values(status="failed", error=message[:2000], finished_at=utcnow()))
 
     async def execute_many(self, run_ids: Sequence[str], *, concurrency: int = 1,
                            on_done: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:

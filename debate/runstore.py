@@ -8,6 +8,7 @@ marks it done, so no partial score is ever visible.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -21,7 +22,7 @@ from debate.hypotheses import to_out
 from debate.llm import Attempt as AttemptRecord
 from debate.models import CitationCheck, CriticReply, EvidenceItem, HypothesisOut, ProposerReply
 from debate.store import tables as t
-from debate.store.db import session_scope, write_tx
+from debate.store.db import HeldConnections
 from debate.store.tables import utcnow
 
 TurnKey = tuple[int, str, int]  # (round, role, seat)
@@ -41,29 +42,37 @@ class RunCancelled(DebateError):
 class RunStore:
     """Reads and writes of one run, with the run's fixed inputs cached after first use."""
 
-    def __init__(self, engine: Engine, run_id: str) -> None:
+    def __init__(self, engine: Engine, run_id: str, *, fresh: bool = False,
+                 db: HeldConnections | None = None) -> None:
+        """``fresh``: the run has never started, so nothing of it is stored yet (skip the reads).
+        ``db``: connections shared with other runs of the same executor."""
         self.engine = engine
+        self.db = db or HeldConnections(engine)
         self.run_id = run_id
         self._hypothesis: HypothesisOut | None = None
         self._evidence: list[EvidenceItem] | None = None
-        self._turns: dict[TurnKey, t.Turn] | None = None
-        self._attempts_before: dict[TurnKey, int] | None = None
+        self._retrieved = False if fresh else None
+        self._turns: dict[TurnKey, t.Turn] | None = {} if fresh else None
+        self._attempts_before: dict[TurnKey, int] | None = {} if fresh else None
+        self._cancel_checked = 0.0
 
     # ------------------------------------------------------------ reads
     def hypothesis(self) -> HypothesisOut:
         if self._hypothesis is None:
-            with session_scope(self.engine) as s:
-                h = s.execute(
-                    select(t.Hypothesis).join(t.Run, t.Run.hypothesis_id == t.Hypothesis.id)
-                    .where(t.Run.id == self.run_id)
-                ).scalar_one()
-                self._hypothesis = to_out(h)
+            hyp = t.Hypothesis.__table__  # type: ignore[attr-defined]
+            with self.db.tx() as conn:
+                h = conn.execute(
+                    select(hyp).join(t.Run, t.Run.hypothesis_id == hyp.c.id).where(t.Run.id == self.run_id)
+                ).one()
+            self._hypothesis = to_out(h)  # type: ignore[arg-type]
         return self._hypothesis
 
     def evidence(self) -> list[EvidenceItem] | None:
         """The stored snapshot, or None when retrieval has not run yet."""
         if self._evidence is None:
-            with self.engine.connect() as conn:
+            if self._retrieved is False:
+                return None
+            with self.db.tx() as conn:
                 if conn.execute(select(t.Run.retrieved_at).where(t.Run.id == self.run_id)).scalar_one() is None:
                     return None
                 rows = conn.execute(
@@ -78,9 +87,9 @@ class RunStore:
 
     def turns(self) -> dict[TurnKey, t.Turn]:
         if self._turns is None:
-            with session_scope(self.engine) as s:
-                rows = s.execute(select(t.Turn).where(t.Turn.run_id == self.run_id)).scalars().all()
-            self._turns = {(r.round, r.role, r.seat): r for r in rows}
+            with self.db.tx() as conn:
+                rows = conn.execute(select(_TURN).where(_TURN.c.run_id == self.run_id)).all()
+            self._turns = {(r.round, r.role, r.seat): t.Turn(**r._mapping) for r in rows}
         return self._turns
 
     def turn(self, round_: int, role: str, seat: int = 0) -> t.Turn | None:
@@ -95,8 +104,13 @@ class RunStore:
                 views.append(TurnView(rnd, "critic", CriticReply.model_validate(row.parsed)))
         return views
 
-    def check_not_cancelled(self) -> None:
-        with self.engine.connect() as conn:
+    def check_not_cancelled(self, *, every_s: float = 1.0) -> None:
+        """Raise :class:`RunCancelled` if the run was cancelled (looked up at most every ``every_s``)."""
+        now = time.monotonic()
+        if now - self._cancel_checked < every_s:
+            return
+        self._cancel_checked = now
+        with self.db.tx() as conn:
             status = conn.execute(_STATUS, {"id": self.run_id}).scalar_one()
         if status == "cancelled":
             raise RunCancelled(f"run {self.run_id} was cancelled")
@@ -106,7 +120,7 @@ class RunStore:
     # the SQL itself at this size.
     def save_evidence(self, items: list[EvidenceItem]) -> None:
         """Store the evidence snapshot once (a second call after a re-run finds it there)."""
-        with write_tx(self.engine) as conn:
+        with self.db.tx(write=True) as conn:
             # Evidence rows and retrieved_at are written together, so retrieved_at says it all.
             done = conn.execute(select(t.Run.retrieved_at).where(t.Run.id == self.run_id)).scalar_one()
             if done is None and items:
@@ -118,9 +132,9 @@ class RunStore:
             if done is None:
                 conn.execute(update(t.Run).where(t.Run.id == self.run_id).values(retrieved_at=utcnow()))
         if done is not None:
-            self._evidence = None  # keep the snapshot that was stored first
+            self._evidence, self._retrieved = None, None  # keep the snapshot that was stored first
             return
-        self._evidence = items
+        self._evidence, self._retrieved = items, True
 
     def write_turn(
         self, key: TurnKey, result: AgentResult, *, backend: str, citations: list[CitationCheck],
@@ -144,7 +158,7 @@ class RunStore:
             cost_usd=usage[2], latency_ms=sum(a.latency_ms for a in result.attempts), created_at=utcnow(),
         )
         try:
-            with write_tx(self.engine) as conn:
+            with self.db.tx(write=True) as conn:
                 conn.execute(_TURN.insert(), values)
                 self._insert_attempts(conn, key, result.attempts)
                 if rounds_done is not None:
@@ -161,7 +175,7 @@ class RunStore:
 
     def write_failed_attempts(self, key: TurnKey, attempts: list[AttemptRecord]) -> None:
         """Attempts of a call that failed for good: kept under the turn they were for."""
-        with write_tx(self.engine) as conn:
+        with self.db.tx(write=True) as conn:
             self._insert_attempts(conn, key, attempts)
 
     def _insert_attempts(self, conn: Connection, key: TurnKey, attempts: list[AttemptRecord]) -> None:
@@ -185,7 +199,7 @@ class RunStore:
     def finish(self, c: Consensus) -> None:
         """Mark the run done with its consensus and totals, in one transaction."""
         a = t.Attempt
-        with write_tx(self.engine) as conn:
+        with self.db.tx(write=True) as conn:
             if conn.execute(_STATUS, {"id": self.run_id}).scalar_one() == "done":
                 return
             n, n_prompt, n_completion, n_cost, prompt, completion, cost = conn.execute(

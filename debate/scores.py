@@ -14,13 +14,12 @@ number of hypotheses, and picks each hypothesis's latest runs in one pass over t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import String, bindparam, func, select, type_coerce
 from sqlmodel import Session
 
@@ -29,6 +28,7 @@ from debate.store import tables as t
 __all__ = [
     "HistoryRow",
     "ScoreRow",
+    "ScoreStatus",
     "changed_hypotheses",
     "score_history",
     "score_rows",
@@ -225,9 +225,16 @@ def score_rows_queued(
     return out, {h: at for h, at in runs.queued_at.items() if h in runs.active}
 
 
+_ROWS = TypeAdapter(list[ScoreRow])
+
+
 def scores_json(rows: Sequence[ScoreRow]) -> str:
-    """The exact text of ``debate scores --json`` and of an export's ``scores.json``."""
-    return json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False, indent=2) + "\n"
+    """The exact text of ``debate scores --json`` and of an export's ``scores.json``.
+
+    The JSON list of ``row.model_dump(mode="json")``, serialized by pydantic (50,000 rows in a
+    fraction of the time ``json.dumps`` takes).
+    """
+    return _ROWS.dump_json(list(rows), indent=2).decode("utf-8") + "\n"
 
 
 def score_history(session: Session, hyp_id: str) -> list[HistoryRow]:

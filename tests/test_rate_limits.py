@@ -29,8 +29,9 @@ from debate.testing import FakeOpenAIServer
 
 WINDOW_S = 1.0
 # The limiter stamps a request when its headers leave the client; the server stamps it when it
-# has parsed them. That gap varies by a few ms (more under load: both share this process).
-EDGE_S = 0.025
+# has parsed them. That gap varies by a few ms on a quiet machine and by tens of ms on a loaded
+# one, so the server-side check allows 100 ms of it (the limiter's own stamps are exact).
+EDGE_S = 0.1
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -73,7 +74,7 @@ def server_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         proc.wait(timeout=10)
 
 
-def test_rpm_is_never_exceeded_and_every_full_window_is_used(sample_engine, db_url, server_process):  # type: ignore[no-untyped-def]
+def test_rpm_is_never_exceeded_and_every_full_window_is_used(sample_engine, db_url, server_process):  # type: ignore
     n = 10
     base_url, log = server_process
     # The endpoint's process-wide limiter, registered first with a one-second window.

@@ -324,3 +324,18 @@ def test_title_abbreviation_expands(text: str) -> None:
     key, expanded = _title_diseases(text)
     assert key == "als treatment strategies"
     assert expanded == ["amyotrophic lateral sclerosis"]
+
+
+def test_a_full_list_shows_only_pending_debates_as_related_as_its_lines(engine, tmp_path: Path) -> None:
+    ingest(engine, tmp_path, {"p.txt": wiki_page("entities-p", "Floor Page", targets=("GRN",),
+                                                 links=(("Diseases", "/diseases/frontotemporal-dementia"),))})
+    for i in range(2):
+        add_hyp(engine, f"Scored {i}", targets=["GRN"], prior_score=0.5 + i / 10)
+    close = add_hyp(engine, "Pending close", targets=["GRN"])
+    loose = add_hyp(engine, "Pending loose", diseases=["FTD"])
+    add_run(engine, close, status="queued", at=T0)
+    add_run(engine, loose, status="queued", at=T0 - timedelta(minutes=1))
+    full = related(engine, "entities-p", limit=2)
+    assert [i.id for i in full.items if i.in_progress] == [close]
+    roomy = related(engine, "entities-p", limit=3)
+    assert [i.id for i in roomy.items if i.in_progress] == [loose, close]  # queue order

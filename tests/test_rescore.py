@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
+from pg import pg_url  # noqa: F401  (fixture)
 from debate.batches import Budget, get_batch, open_or_create_batch
 from debate.batchrun import BatchRunner, BatchSummary
 from debate.config import load_settings
@@ -45,7 +46,8 @@ def _opts(**kw):  # type: ignore[no-untyped-def]
     return normalize_options(**(base | kw))
 
 
-def _facts(hid: str, *, age_days: float | None, prior: bool = False, pages=(), hashes=None) -> HypothesisFacts:  # type: ignore[no-untyped-def]
+def _facts(hid: str, *, age_days: float | None, prior: bool = False,  # type: ignore[no-untyped-def]
+           pages=(), hashes=None) -> HypothesisFacts:
     last = None if age_days is None else LastRun(f"r-{hid}", NOW - timedelta(days=age_days), "offline",
                                                  hashes or {"offline": "v1"})
     return HypothesisFacts(hid, prior, last, tuple(pages))
@@ -183,7 +185,8 @@ def _hypothesis_ids(engine) -> set[str]:  # type: ignore[no-untyped-def]
         return set(s.execute(select(t.Hypothesis.id)).scalars())
 
 
-def _openai_settings(db_url: str, base_url: str, prompts_dir: Path | None = None, **rescore: object):  # type: ignore[no-untyped-def]
+def _openai_settings(db_url: str, base_url: str, prompts_dir: Path | None = None,  # type: ignore[no-untyped-def]
+                     **rescore: object):
     return load_settings(
         database_url=db_url, prompts_dir=str(prompts_dir) if prompts_dir else "",
         debate={"rounds": 1, "judges": 1},
@@ -191,21 +194,18 @@ def _openai_settings(db_url: str, base_url: str, prompts_dir: Path | None = None
     )
 
 
-def test_prompt_changed_picks_runs_made_with_other_prompts(sample_engine, db_url, tmp_path):  # type: ignore[no-untyped-def]
+def test_prompt_changed_picks_runs_made_with_other_prompts(sample_engine, db_url, tmp_path):  # type: ignore
     old_dir, new_dir = tmp_path / "old", tmp_path / "new"
     shutil.copytree(PROMPTS, old_dir)
     shutil.copytree(PROMPTS, new_dir)
     judge = new_dir / "judge.v1.md"
     judge.write_text(judge.read_text(encoding="utf-8") + "\nBe brief.\n", encoding="utf-8")
     ids = ["h-9878fd9b", "h-1c05c34d", "h-42374479", "h-3893b013"]
-    ids_file = tmp_path / "ids.txt"
     with FakeOpenAIServer() as server:
         old = _openai_settings(db_url, server.base_url, old_dir)
         new = _openai_settings(db_url, server.base_url, new_dir)
-        (ids_file).write_text("\n".join(ids[:3]))
-        _scored(sample_engine, old, ids[:3], ids_file)
-        ids_file.write_text(ids[3])
-        _scored(sample_engine, new, ids[3:], ids_file)
+        _scored(sample_engine, old, ids[:3])  # with the old judge prompt
+        _scored(sample_engine, new, ids[3:])  # with the edited one
     with session_scope(sample_engine) as s:
         from debate.backends import prompt_hashes
 
@@ -219,9 +219,8 @@ def test_prompt_changed_picks_runs_made_with_other_prompts(sample_engine, db_url
         assert sorted(p.id for p in offline) == sorted(ids)
 
 
-def _scored(engine, settings, ids: list[str], ids_file: Path) -> None:  # type: ignore[no-untyped-def]
-    opts = normalize_options(backend="openai", stale_after="0s", changed=False, prompt_changed=False,
-                             ids=read_ids_file(ids_file), limit=None, default_stale_after="30d")
+def _scored(engine, settings, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    opts = _opts(backend="openai", stale_after="0s", ids=ids)
     batch, _ = open_or_create_batch(engine, settings, opts, ids=ids)
     assert batch is not None
     summary = asyncio.run(BatchRunner(engine, settings, batch.id, concurrency=4).run())
@@ -235,7 +234,7 @@ def _spent_in_order(engine, batch_id: str) -> list[tuple[int, float]]:  # type: 
     return [(p + c, cost) for p, c, cost in rows]
 
 
-def test_budget_stops_new_debates_and_a_rerun_with_more_resumes_the_batch(sample_engine, db_url):  # type: ignore[no-untyped-def]
+def test_budget_stops_new_debates_and_a_rerun_with_more_resumes_the_batch(sample_engine, db_url):  # type: ignore
     with FakeOpenAIServer() as server:
         settings = _openai_settings(db_url, server.base_url)
         opts = dict(backend="openai", stale_after="0s")
@@ -320,3 +319,21 @@ def test_cli_dry_run_run_rerun_and_batches(sample_engine, db_url, tmp_path):  # 
 def test_cli_errors_are_one_line(sample_engine, cli_env):  # type: ignore[no-untyped-def]
     bad = run_cli("rescore", "--stale-after", "soon", env=cli_env, check=False)
     assert bad.returncode == 2 and "--stale-after 'soon' is not a duration" in bad.stderr
+
+
+@pytest.mark.postgres
+def test_two_processes_on_postgres_score_each_hypothesis_once(pg_url):  # type: ignore[no-untyped-def]  # noqa: F811
+    from debate.hypotheses import import_file
+    from debate.kb.ingest import ingest_paths
+    from debate.store.db import ensure_schema
+
+    engine = ensure_schema(pg_url)
+    import_file(engine, SAMPLE_HYPOTHESES)
+    ingest_paths(engine, [SAMPLE_KB])
+    settings = load_settings(database_url=pg_url, debate={"rounds": 1, "judges": 2})
+    batch, _ = open_or_create_batch(engine, settings, _opts(stale_after="0s"))
+    assert batch is not None
+    summary = asyncio.run(BatchRunner(engine, settings, batch.id, concurrency=3, processes=2).run())
+    assert summary is not None and summary.status == "done" and summary.done == 15 and not summary.notes
+    assert set(_runs_per_hypothesis(engine, batch.id).values()) == {1}
+    assert len(_runs_per_hypothesis(engine, batch.id)) == 15

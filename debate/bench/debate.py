@@ -149,7 +149,9 @@ def run(debates: int = 30, concurrency: tuple[int, ...] = (1, 8, 32, 64), latenc
         levels = []
         with FakeOpenAIServer(latency_s=latency_s) as server:
             s2 = settings.model_copy(update={"openai": settings.openai.model_copy(update={
-                "base_url": server.base_url, "api_key": None, "max_concurrency": max(concurrency)})})
+                "base_url": server.base_url, "api_key": None,
+                # Room for every judge of every debate in flight: the model, not the limiter, is measured.
+                "max_concurrency": max(concurrency) * settings.debate.judges})})
             for c in concurrency:
                 n = max(3 * c, 4)
                 rate = asyncio.run(_throughput(s2, engine, ids[offset:offset + n], c))

@@ -157,7 +157,7 @@ def offline_level(n: int, processes: int, concurrency: int = 8) -> dict[str, Any
 
 def run(
     concurrency: Sequence[int] = (1, 8, 32, 64), latency_s: float = 1.0, n_per_level: int | None = None,
-    offline_n: int = 10_000, processes: Sequence[int] = (1, 2), *, model_processes: Sequence[int] = (1, 2),
+    offline_n: int = 10_000, processes: Sequence[int] = (1, 2), *, model_processes: Sequence[int] = (1,),
     server: Literal["process", "thread"] = "process", echo: Echo = print,
 ) -> dict[str, Any]:
     """Measure and print; returns ``{"model": [...per level], "offline": [...per process count], ...}``.

@@ -61,6 +61,23 @@ def bench_export(
     _report(result, as_json)
 
 
+@bench_app.command("rescore")
+def bench_rescore(
+    levels: Annotated[str, typer.Option(help="Concurrency levels for the 1 s model, comma-separated.")] = "1,8,32,64",
+    latency: Annotated[float, typer.Option(help="Fake model latency in seconds.")] = 1.0,
+    offline: Annotated[int, typer.Option(help="Hypotheses for the offline rate (0 to skip).")] = 10_000,
+    processes: Annotated[str, typer.Option(help="Process counts for the offline rate, comma-separated.")] = "1,2",
+    as_json: JsonOpt = False,
+) -> None:
+    """Rescoring throughput: hypotheses/min with a slow fake model beside the ideal, offline rate."""
+    from debate.bench.rescore import run
+
+    result = run(concurrency=tuple(int(x) for x in levels.split(",") if x.strip()), latency_s=latency,
+                 offline_n=offline, processes=tuple(int(x) for x in processes.split(",") if x.strip()),
+                 echo=(lambda *_: None) if as_json else print)
+    _report(result, as_json)
+
+
 @bench_app.command("all")
 def bench_all(out: Annotated[Path | None, typer.Option(help="Also write the numbers here (JSON).")] = None) -> None:
     """Every benchmark at its default size."""

@@ -46,9 +46,10 @@ def demo(
     outcomes = run_and_report(run_ids, "offline", concurrency=4, quiet=True)
     out.print(f"Debated {len(outcomes)} hypotheses offline (deterministic heuristic agents, no model):")
     out.print(score_table(sorted(outcomes, key=lambda o: o.hypothesis_id)))
-    try:
-        from debate.related import related_markdown
-    except ImportError:
-        return
+    from debate.related import load_related
+    from debate.store.db import session_scope
+
+    with session_scope(engine) as s:
+        related = load_related(s, DEMO_PAGE, limit=state.settings.related.limit)
     out.print(f"\nRelated Hypotheses for {DEMO_PAGE}:\n")
-    print(related_markdown(engine, DEMO_PAGE, limit=state.settings.related.limit), end="")
+    print(related.markdown, end="")

@@ -14,6 +14,7 @@ from debate.cli.app import app, emit_json, out, state
 from debate.errors import UserInputError
 from debate.models import HypothesisIn
 from debate.store.db import session_scope
+from debate.targets import hypothesis_links, target_links_text
 
 hyp_app = typer.Typer(help="Candidate therapeutic hypotheses: add, import, list, show, remove.",
                       no_args_is_help=True)
@@ -82,8 +83,9 @@ def show(
     """Show one hypothesis."""
     with session_scope(state.engine()) as s:
         record = hyps.to_out(hyps.get(s, hyp_id))
+        links = hypothesis_links(s, hyp_id)
     if as_json:
-        emit_json(record.model_dump())
+        emit_json(record.model_dump() | {"target_links": [x.model_dump(mode="json") for x in links]})
         return
     out.print(f"[bold]{record.title}[/bold]  {record.id}")
     if record.statement:
@@ -92,6 +94,7 @@ def show(
     out.print(f"mechanisms: {', '.join(record.mechanisms) or '—'}   source: {record.source}")
     if record.prior_score is not None:
         out.print(f"imported prior: {record.prior_score:.2f} (from {record.prior_source}; not computed here)")
+    out.print(target_links_text(links), markup=False)
 
 
 @hyp_app.command("remove")

@@ -61,13 +61,16 @@ def rescore(
         "--concurrency", min=1, max=1024, help="Debates at once (default [rescore] concurrency).")] = None,
     backend: Annotated[Backend | None, typer.Option("--backend", help="offline or openai (default: config).")] = None,
     max_tokens_total: Annotated[int | None, typer.Option(
-        "--max-tokens-total", min=0, help="Stop starting debates once the batch spent this many tokens (0: none).")] = None,
+        "--max-tokens-total", min=0,
+        help="Stop starting debates once the batch spent this many tokens (0: none).")] = None,
     max_cost: Annotated[float | None, typer.Option(
         "--max-cost", min=0, help="Stop starting debates once the batch spent this many USD (0: none).")] = None,
     processes: Annotated[int, typer.Option(
         "--processes", min=1, max=64, help="Processes debating the batch (each with --concurrency debates).")] = 1,
     resume: Annotated[str | None, typer.Option("--resume", help="Resume this batch id (b-...).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be debated; change nothing.")] = False,
+    enqueue: Annotated[bool, typer.Option(
+        "--enqueue", help="Put the batch on the task queue for `debate worker`s instead of running it (PostgreSQL).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary (no progress bar).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -79,6 +82,10 @@ def rescore(
     from debate.batches import Budget, get_batch, open_or_create_batch
     from debate.rescore import normalize_options, read_ids_file
 
+    if enqueue and not dry_run:
+        from debate.queue import require_postgres
+
+        require_postgres(state.settings)
     announce_db()
     engine = state.engine()
     settings = state.settings
@@ -120,6 +127,9 @@ def rescore(
     if not as_json:
         console.print(f"{'resuming' if resumed else 'created'} batch [bold]{batch_id}[/bold]")
 
+    if enqueue:
+        _enqueue(engine, settings, batch_id, as_json)
+        return
     summary = _run(engine, settings, batch_id, concurrency, override, processes=processes,
                    show_progress=not (as_json or quiet))
     if as_json:
@@ -130,6 +140,27 @@ def rescore(
         raise typer.Exit(1)
     if summary.status != "done":
         raise typer.Exit(EXIT_STOPPED)
+
+
+def _enqueue(engine: Any, settings: Any, batch_id: str, as_json: bool) -> None:
+    """Hand the batch's unclaimed hypotheses to the task queue, one job each."""
+    import asyncio
+
+    from debate.queue import build_app, enqueue_batch, ensure_queue_schema
+
+    ensure_queue_schema(settings)
+
+    async def go() -> Any:
+        qa = build_app(settings)
+        async with qa.open_async():
+            return await enqueue_batch(qa, engine, settings, batch_id)
+
+    result = asyncio.run(go())
+    if as_json:
+        emit_json(result.model_dump())
+    else:
+        out.print(f"batch {batch_id}: queued {len(result.queued)} debate(s), "
+                  f"{len(result.skipped)} already queued; run `debate worker` to debate them")
 
 
 def _run(engine: Any, settings: Any, batch_id: str, concurrency: int | None, budget: Any,
@@ -180,6 +211,8 @@ def _print_summary(s: BatchSummary) -> None:
         out.print(f"stopped: {s.stop_reason}; debates in flight finished, {s.remaining} not started. "
                   f"Rerun the same command (or `debate rescore --resume {s.batch_id}`) to continue"
                   + (" with a larger budget." if "budget" in s.stop_reason else "."), markup=False)
+    for note in s.notes:
+        out.print(f"note: {note}", markup=False)
     for e in s.errors[:5]:
         out.print(f"  {e['status']}: {e['hypothesis_id'] or e['run_id']}: {e['error'][:160]}", markup=False)
 
@@ -280,8 +313,14 @@ def show_batch(
     out.print(f"{'options':>12}: {_describe(b.options)}", markup=False)
     out.print(f"{'progress':>12}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" of {b.total}",
               markup=False)
-    out.print(f"{'spent':>12}: {spend.tokens:,} tokens, ${spend.cost_usd:.4f} over {spend.calls} calls"
-              + (f" ({spend.unknown_tokens} without usage)" if spend.unknown_tokens else ""), markup=False)
+    if spend.calls and spend.unknown_tokens == spend.calls:
+        spent = f"{spend.calls} calls, none reported usage"
+    else:
+        cost = _money(spend.cost_usd if spend.calls > spend.unknown_cost else None)
+        spent = f"{spend.tokens:,} tokens, {cost} over {spend.calls} calls"
+        if spend.unknown_tokens:
+            spent += f" ({spend.unknown_tokens} without usage)"
+    out.print(f"{'spent':>12}: {spent}", markup=False)
     if items:
         table = Table("hypothesis", "run", "status", "score", "why")
         for i in data["items"]:

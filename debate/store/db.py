@@ -165,6 +165,47 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
         raise StorageError(f"database error on {engine.url!r}: {e.orig}") from None
 
 
+class HeldConnections:
+    """A read and a write connection kept open for many short transactions.
+
+    An executor's debates make dozens of tiny transactions each; checking a connection out of
+    the pool for every one costs more than the SQL. All use is from one thread (the executor's
+    event loop) and every transaction is synchronous, so two connections serve any number of
+    concurrent debates. Each transaction still begins and ends: no snapshot is held between.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conns: dict[bool, Connection] = {}
+
+    @contextmanager
+    def tx(self, *, write: bool = False) -> Iterator[Connection]:
+        conn = self._conns.get(write)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.engine.connect()
+            if write:
+                conn = conn.execution_options(sqlite_immediate=True)
+            self._conns[write] = conn
+        try:
+            with conn.begin():
+                yield conn
+        except OperationalError as e:
+            self._drop(write)
+            raise StorageError(f"database error on {self.engine.url!r}: {e.orig}") from None
+        except SQLAlchemyError:
+            self._drop(write)
+            raise
+
+    def _drop(self, write: bool) -> None:
+        conn = self._conns.pop(write, None)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        for write in list(self._conns):
+            self._drop(write)
+
+
 def ping(engine: Engine) -> None:
     """Fail with a :class:`StorageError` when the database cannot be reached."""
     try:
