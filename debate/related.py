@@ -17,8 +17,8 @@ Candidates
       dropped (``Alzheimer's disease`` = ``Alzheimer disease``);
     * **cited** — one of its debates drew evidence from this page (``Evidence`` rows);
     * **linked** — a page in the page's link graph (pages it links to, and up to
-      :data:`MAX_INCOMING` pages linking to it) shares a gene or mechanism with it, or one of its
-      debates drew evidence from that page.
+      :data:`MAX_INCOMING` pages linking to it) shares a gene or mechanism with it. (Evidence a
+      debate drew from a neighbour page does not count: broad any-term search hits made weak ties.)
 
     Relatedness is therefore not a disease-word match: the seed's ALS page lists hypotheses that
     never name ALS, and a page keeps them because they are listed and share targets.
@@ -862,12 +862,12 @@ def related_for(
     """
     idx = src.index
     ctx = src.page(slug)
-    cited = src.cited([ctx.slug, *ctx.neighbours.values()])
+    cited = src.cited([ctx.slug])
     here = [h for h, slugs in cited.items() if ctx.slug in slugs]
-    for slugs in cited.values():
-        slugs.discard(ctx.slug)
     buckets = _direct_candidates(src, ctx, here)
-    hood = _neighbourhood(src, ctx.neighbours, {h: sl for h, sl in cited.items() if sl})
+    # Through the link graph only shared genes and mechanisms count: evidence a debate drew
+    # from a neighbour page (often a broad any-term search hit) is too weak a tie on its own.
+    hood = _neighbourhood(src, ctx.neighbours, {})
     levels = buckets.ordered()
     # Phase 1: rank whole levels, best first, from cached priors and keywords plus the runs of
     # their hypotheses; ranks here are exact. A level is skipped when even its best case
