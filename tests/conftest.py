@@ -67,3 +67,28 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, check: boo
     if check and proc.returncode != 0:
         raise AssertionError(f"debate {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
     return proc
+
+
+SOD1 = "h-9878fd9b"
+
+
+def seed_debated_sample(url: str, settings) -> str:  # type: ignore[no-untyped-def]
+    """Fill ``url`` with the sample KB and hypotheses and one finished offline SOD1 run; its id."""
+    import asyncio
+
+    from debate.hypotheses import import_file
+    from debate.kb.ingest import ingest_paths
+    from debate.runs import Executor, create_runs
+    from debate.store.db import ensure_schema
+
+    engine = ensure_schema(url)
+    import_file(engine, SAMPLE_HYPOTHESES)
+    ingest_paths(engine, [SAMPLE_KB])
+    [run_id] = create_runs(engine, settings, [SOD1], backend="offline")
+
+    async def go() -> None:
+        async with Executor(engine, settings, backend="offline") as ex:
+            await ex.execute(run_id)
+
+    asyncio.run(go())
+    return run_id

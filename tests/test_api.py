@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
+from conftest import run_cli, seed_debated_sample
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from debate.api import create_app
 from debate.config import Settings, load_settings
 from debate.related import load_related
-from debate.runs import Executor, create_runs
+from debate.runs import create_runs
 from debate.scores import score_rows, scores_json
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
@@ -34,25 +33,11 @@ def settings_for(url: str, tokens: dict[str, str] | None = TOKENS) -> Settings:
     return load_settings(database_url=url, reviewer_tokens=json.dumps(tokens) if tokens is not None else None)
 
 
-async def _execute(engine, cfg: Settings, run_ids: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
-    async with Executor(engine, cfg, backend="offline") as ex:
-        await ex.execute_many(run_ids)
-
-
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A database with the sample KB and hypotheses and one finished SOD1 run (built once)."""
     path = tmp_path_factory.mktemp("seed") / "debate.db"
-    url = f"sqlite:///{path}"
-    engine = ensure_schema(url)
-    from debate.hypotheses import import_file
-    from debate.kb.ingest import ingest_paths
-
-    import_file(engine, SAMPLE_HYPOTHESES)
-    ingest_paths(engine, [SAMPLE_KB])
-    cfg = settings_for(url)
-    [run_id] = create_runs(engine, cfg, [SOD1], backend="offline")
-    asyncio.run(_execute(engine, cfg, [run_id]))
+    run_id = seed_debated_sample(f"sqlite:///{path}", settings_for(f"sqlite:///{path}"))
     return path, run_id
 
 

@@ -8,7 +8,6 @@ Skips, saying why, where ``/usr/bin/chromium`` or ``/usr/bin/chromedriver`` is a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB
+from conftest import seed_debated_sample
 from sqlalchemy import select, update
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,9 +35,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from debate.api import create_app
 from debate.config import load_settings
-from debate.hypotheses import import_file
-from debate.kb.ingest import ingest_paths
-from debate.runs import Executor, create_runs
 from debate.scoring import display_score
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
@@ -52,17 +48,8 @@ SCRIPT = '<script>document.title="pwned";window.pwned=1</script>'
 
 def _seed(tmp_path: Path) -> tuple[str, str]:
     url = f"sqlite:///{tmp_path}/debate.db"
+    run_id = seed_debated_sample(url, load_settings(database_url=url))
     engine = ensure_schema(url)
-    import_file(engine, SAMPLE_HYPOTHESES)
-    ingest_paths(engine, [SAMPLE_KB])
-    cfg = load_settings(database_url=url)
-    [run_id] = create_runs(engine, cfg, [SOD1], backend="offline")
-
-    async def go() -> None:
-        async with Executor(engine, cfg, backend="offline") as ex:
-            await ex.execute(run_id)
-
-    asyncio.run(go())
     with session_scope(engine) as s:
         ev = s.execute(select(t.Evidence).where(t.Evidence.run_id == run_id, t.Evidence.eid == "E1")).scalar_one()
         ev.text = f"KB text {SCRIPT} ends here"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import sqlite3
@@ -10,15 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB
+from conftest import seed_debated_sample
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from debate.api import create_app
 from debate.config import Settings, load_settings
-from debate.hypotheses import import_file
-from debate.kb.ingest import ingest_paths
-from debate.runs import Executor, create_runs
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
 from debate.web.auth import COOKIE, LOGIN_COOKIE
@@ -37,17 +33,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """Sample KB and hypotheses, one finished SOD1 run whose stored text carries markup."""
     path = tmp_path_factory.mktemp("web") / "debate.db"
     url = f"sqlite:///{path}"
+    run_id = seed_debated_sample(url, settings_for(url))
     engine = ensure_schema(url)
-    import_file(engine, SAMPLE_HYPOTHESES)
-    ingest_paths(engine, [SAMPLE_KB])
-    cfg = settings_for(url)
-    [run_id] = create_runs(engine, cfg, [SOD1], backend="offline")
-
-    async def go() -> None:
-        async with Executor(engine, cfg, backend="offline") as ex:
-            await ex.execute(run_id)
-
-    asyncio.run(go())
     with session_scope(engine) as s:
         # Untrusted text everywhere a reviewer reads: KB evidence, a model reply, a cited id.
         ev = s.execute(select(t.Evidence).where(t.Evidence.run_id == run_id, t.Evidence.eid == "E1")).scalar_one()
