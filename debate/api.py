@@ -38,6 +38,7 @@ from debate.web.reviews import ReviewRequest, ReviewResult, record_review
 from debate.web.runner import (
     Dispatcher,
     InProcessRunner,
+    QueueDispatcher,
     QueuedRuns,
     QueueUnavailable,
     RunConflict,
@@ -197,7 +198,7 @@ def get_scores(s: SessionDep, if_none_match: IfNoneMatch = None) -> Any:
 
 @api.post("/runs", status_code=202, response_model=QueuedRuns,
           responses={**AUTH, **NOT_FOUND, 409: _err("A hypothesis is already being debated."),
-                     503: _err("Nothing can execute runs on this database yet.")})
+                     503: _err("Nothing can execute runs on this database, or it is unreachable.")})
 def post_runs(request: Request, engine: EngineDep, by: ReviewerDep, body: RunRequest) -> QueuedRuns:
     """Queue debates of hypotheses (one queued or running run per hypothesis at a time)."""
     st = request.app.state
@@ -285,18 +286,23 @@ def create_app(
 ) -> FastAPI:
     """The API under ``/api`` and the reviewer UI under ``/``, over ``settings.database_url``.
 
-    ``dispatcher`` executes queued runs; on SQLite it defaults to an in-process runner. On
-    PostgreSQL a task queue passes its own, and without one ``POST /api/runs`` answers 503.
+    ``dispatcher`` executes queued runs; by default an in-process runner on SQLite and the
+    task queue on PostgreSQL (jobs for ``debate worker``; the server runs no debate itself).
     ``backends`` limits which backends requests may choose (default: offline and openai).
     """
     engine = ensure_schema(settings.database_url)
     runner: InProcessRunner | None = None
-    if dispatcher is None and is_sqlite(settings.database_url):
-        runner = InProcessRunner(engine, settings, concurrency=run_concurrency)
-        dispatcher = runner
+    queue: QueueDispatcher | None = None
+    if dispatcher is None:
+        if is_sqlite(settings.database_url):
+            dispatcher = runner = InProcessRunner(engine, settings, concurrency=run_concurrency)
+        else:
+            dispatcher = queue = QueueDispatcher(engine, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if queue is not None:
+            await asyncio.to_thread(queue.open)
         if runner is not None:
             n = await asyncio.to_thread(runner.recover)
             if n:
@@ -304,6 +310,8 @@ def create_app(
         yield
         if runner is not None:
             await asyncio.to_thread(runner.close)
+        if queue is not None:
+            await asyncio.to_thread(queue.close)
 
     app = FastAPI(
         title="debate", version=__version__, lifespan=lifespan,

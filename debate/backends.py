@@ -10,7 +10,8 @@ from debate.config import Settings
 from debate.errors import ConfigError
 from debate.llm import EndpointConfig, OpenAIChatClient
 from debate.prompts import current_hashes, prompts_dir
-from debate.ratelimit import shared_limiter
+from debate.ratelimit import SharedWindow, shared_limiter
+from debate.store.db import is_sqlite
 
 
 def endpoint_config(settings: Settings) -> EndpointConfig:
@@ -42,14 +43,33 @@ def build_backend(settings: Settings, name: str | None = None) -> tuple[Backend,
     if name == "openai":
         cfg = endpoint_config(settings)
         o = settings.openai
-        limiter = shared_limiter(
-            cfg.base_url or "default", o.max_concurrency, o.rpm or None, o.tpm or None
-        )
+        key = cfg.base_url or "default"
+        limiter = shared_limiter(key, o.max_concurrency, o.rpm or None, o.tpm or None,
+                                 window_s=o.rate_window_s, shared=shared_window(settings, key))
         client = OpenAIChatClient(cfg, limiter=limiter)
         backend = ModelBackend(client, model=o.model, role_models=dict(o.role_models),
                                prompts_dir=prompts_dir(settings.prompts_dir))
         return backend, client.aclose
     raise ConfigError(f"unknown backend {name!r} (expected offline or openai)")
+
+
+def shared_window(settings: Settings, key: str) -> Callable[[], SharedWindow] | None:
+    """The factory of endpoint ``key``'s cross-process rpm / tpm window, if one is wanted.
+
+    Only on PostgreSQL: there queue workers and rescoring processes on any machine share the
+    endpoint. With SQLite one machine does the work and the in-process limiter suffices.
+    """
+    o = settings.openai
+    if o.shared_limits == "off" or is_sqlite(settings.database_url) or not (o.rpm or o.tpm):
+        return None
+
+    def build() -> SharedWindow:
+        from debate.ratewindow import DatabaseWindow
+
+        return DatabaseWindow(settings.database_url, key, rpm=o.rpm or None, tpm=o.tpm or None,
+                              window_s=o.rate_window_s)
+
+    return build
 
 
 def backend_models(settings: Settings, name: str, n_judges: int) -> dict[str, object]:

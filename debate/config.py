@@ -63,6 +63,10 @@ class OpenAISettings(_Section):
     max_concurrency: int = Field(16, ge=1)
     rpm: int = Field(0, ge=0, description="Requests per minute; 0 = unlimited.")
     tpm: int = Field(0, ge=0, description="Tokens per minute; 0 = unlimited.")
+    rate_window_s: float = Field(60.0, gt=0, description="Sliding window rpm and tpm count over, seconds.")
+    shared_limits: Literal["auto", "off"] = Field(
+        "auto", description="auto: rpm/tpm hold across all processes sharing a PostgreSQL database."
+    )
     temperature: float | None = Field(0.0, ge=0, le=2)
     max_output_tokens: int | None = Field(None, ge=1)
     prices: dict[str, list[float]] = Field(

@@ -159,14 +159,13 @@ class BulkSource:
             select(Rn.hypothesis_id, E.page_slug).join(Rn, Rn.id == E.run_id).distinct()
         ):
             self.cited_by[slug].add(hyp)
-        HT = t.HypothesisTarget
-        self.targets: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-        for hyp, key, gene in session.execute(select(HT.hypothesis_id, HT.gene_key, HT.gene)):
-            self.targets[key].append((hyp, key, gene))
         rows, self.queued_at = score_rows_queued(session)
         self.score_rows = {r.id: r for r in rows}
-        self.pending_ids = {r.id for r in rows if r.status in ("queued", "running")}
-        self.shown_map = {r.id: (r.shown_score, r.id in self.pending_ids) for r in rows}
+        pending = {r.id for r in rows if r.status in ("queued", "running")}
+        # Every score, best first, once: a set of candidates is ranked by sorting positions.
+        self.order, self.waiting = best_first({r.id: (r.shown_score, r.id in pending) for r in rows})
+        self.position = {h: i for i, (_score, h) in enumerate(self.order)}
+        self.waiting_set = set(self.waiting)
         self._ranked: dict[frozenset[str], tuple[list[tuple[float, str]], list[str]]] = {}
 
     def page(self, slug: str) -> PageContext:
@@ -187,9 +186,8 @@ class BulkSource:
                 out.setdefault(hyp, set()).add(slug)
         return out
 
-    def gene_targets(self, keys: Sequence[str]) -> Iterable[tuple[str, str, str]]:
-        for key in keys:
-            yield from self.targets.get(key, ())
+    def prefetch(self, ids: AbstractSet[str]) -> None:
+        pass  # every score is loaded already
 
     def page_terms(self, page_ids: Sequence[int]) -> Iterable[tuple[int, str, str]]:
         for pid in page_ids:
@@ -200,8 +198,13 @@ class BulkSource:
         # Scores do not move during an export: the shared keyword sets are ranked once.
         hit = self._ranked.get(ids) if isinstance(ids, frozenset) else None
         if hit is None:
-            m = self.shown_map
-            hit = best_first({h: m[h] for h in ids if h in m})
+            pos, order = self.position, self.order
+            scored = [order[i] for i in sorted(pos[h] for h in ids if h in pos)]
+            if len(ids) < len(self.waiting):
+                waiting = sorted(h for h in ids if h in self.waiting_set)
+            else:
+                waiting = [h for h in self.waiting if h in ids]
+            hit = scored, waiting
             if isinstance(ids, frozenset):
                 self._ranked[ids] = hit
         return hit

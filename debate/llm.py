@@ -74,6 +74,9 @@ _RETRYABLE_STATUS = frozenset({408, 409, 429})
 # The rate-limit ticket of the call the current task is making; the HTTP trace hook stamps it
 # when the request headers go out.
 _SENDING: ContextVar[SlotTicket | None] = ContextVar("debate_llm_sending", default=None)
+# Connection pools: see OpenAIChatClient.__init__.
+_CALLS_PER_POOL = 16
+_MAX_POOLS = 32
 _FENCE_RE = re.compile(r"^\s*```[a-zA-Z0-9_-]*[ \t]*\n?(.*?)\n?[ \t]*```\s*$", re.DOTALL)
 
 
@@ -371,30 +374,50 @@ async def _on_request(request: httpx2.Request) -> None:
 class OpenAIChatClient:
     """A :class:`ChatClient` for any OpenAI-compatible chat completions endpoint.
 
-    Holds one ``AsyncOpenAI`` (SDK retries off: retries happen here). ``api_key`` falls back
-    to ``OPENAI_API_KEY`` and then to a placeholder so key-less local servers work;
-    ``base_url`` falls back to ``OPENAI_BASE_URL`` and then to OpenAI's API.
+    Holds ``AsyncOpenAI`` clients, one per connection pool, opened as concurrency grows (SDK
+    retries off: retries happen here). ``api_key`` falls back to ``OPENAI_API_KEY`` and then
+    to a placeholder so key-less local servers work; ``base_url`` falls back to
+    ``OPENAI_BASE_URL`` and then to OpenAI's API.
     """
 
     def __init__(self, config: EndpointConfig, *, limiter: RateLimiter | None = None) -> None:
         self.config = config
         self.limiter = limiter
-        api_key = config.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+        self._api_key = config.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+        # Several SDK clients, each with its own connection pool: httpcore scans (and probes the
+        # socket of) every pooled connection twice per request, so one pool holding a hundred
+        # connections costs more CPU per call than the call itself. A new pool is opened only
+        # when every open one already carries _CALLS_PER_POOL calls, so a client making a few
+        # calls at a time keeps reusing one pool's connections.
+        self._pools: list[openai.AsyncOpenAI] = [self._new_pool()]
+        self._in_flight: list[int] = [0]
+        self.base_url = str(self._pools[0].base_url).rstrip("/")
+
+    def _new_pool(self) -> openai.AsyncOpenAI:
         http_client = openai.DefaultAsyncHttpx2Client(
-            timeout=config.timeout_s, event_hooks={"request": [_on_request]}
+            timeout=self.config.timeout_s, event_hooks={"request": [_on_request]}
         )
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=config.base_url,
-            timeout=config.timeout_s,
+        return openai.AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=self.config.base_url,
+            timeout=self.config.timeout_s,
             max_retries=0,
             http_client=http_client,
         )
-        self.base_url = str(self._client.base_url).rstrip("/")
+
+    def _pick_pool(self) -> int:
+        """The index of the least busy pool, opening another when all are full."""
+        i = min(range(len(self._pools)), key=self._in_flight.__getitem__)
+        if self._in_flight[i] >= _CALLS_PER_POOL and len(self._pools) < _MAX_POOLS:
+            self._pools.append(self._new_pool())
+            self._in_flight.append(0)
+            i = len(self._pools) - 1
+        return i
 
     async def aclose(self) -> None:
-        """Close the underlying HTTP connection pool."""
-        await self._client.close()
+        """Close the underlying HTTP connection pools."""
+        for pool in self._pools:
+            await pool.close()
 
     async def __aenter__(self) -> OpenAIChatClient:
         return self
@@ -562,6 +585,25 @@ class OpenAIChatClient:
                 finally:
                     _SENDING.reset(token)
 
+    async def _post(self, wire: list[dict[str, str]], request: dict[str, Any]) -> Any:
+        """One chat completion request on the least busy pool.
+
+        ``post`` is what ``chat.completions.create`` ends in, minus the SDK's TypedDict
+        transform of the body, which walks the whole JSON schema on every call; our body is
+        already plain JSON. The reply is still parsed into the SDK's ``ChatCompletion``.
+        """
+        i = self._pick_pool()
+        self._in_flight[i] += 1
+        try:
+            return await self._pools[i].post(
+                "/chat/completions",
+                cast_to=ChatCompletion,
+                body={"messages": wire, **request},
+                options={"security": {"bearer_auth": True}},
+            )
+        finally:
+            self._in_flight[i] -= 1
+
     async def _call_once(
         self,
         wire: list[dict[str, str]],
@@ -581,10 +623,7 @@ class OpenAIChatClient:
             started_at = datetime.now(UTC)
             t0 = time.perf_counter()
             try:
-                response = await self._client.chat.completions.create(
-                    messages=wire,  # type: ignore[arg-type]
-                    **request,
-                )
+                response = await self._post(wire, request)
                 if not isinstance(response, ChatCompletion) or response.choices is None:
                     raise _NotACompletion(_one_line(repr(response), 120))
             except (openai.APIError, _NotACompletion, ValueError) as exc:

@@ -11,8 +11,8 @@
 * A periodic task (``[queue] schedule``) enqueues stale and evidence-changed hypotheses as a
   rescoring batch; procrastinate defers each tick once across all workers.
 
-The queue's own tables are created on first use, under an advisory lock (many workers may
-start at once).
+The queue's own tables and LangGraph's checkpoint tables are created on first use, under an
+advisory lock (many workers may start at once).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
 from debate.config import Settings
 from debate.errors import DebateError, StorageError, UserInputError
-from debate.runs import Executor, create_runs
+from debate.runs import Executor, create_runs, setup_postgres_checkpoints
 from debate.store import tables as t
 from debate.store.db import ensure_schema, is_sqlite, session_scope
 
@@ -127,7 +127,7 @@ async def _debate_hypothesis(hypothesis_id: str, run_id: str, backend: str, batc
     w = _state()
     outcome = await (await w.executor(backend)).execute(run_id)
     if batch_id:
-        await asyncio.to_thread(_sync_batch, w.engine, batch_id)
+        await asyncio.to_thread(_sync_batch, w.engine, batch_id, run_id)
     if outcome.status == "failed":
         raise RunFailed(f"run {run_id} of {hypothesis_id} failed: {outcome.error}")
     return {"run_id": run_id, "status": outcome.status, "score": outcome.score}
@@ -157,17 +157,34 @@ async def _rescore_tick(context: Any, timestamp: int) -> dict[str, Any]:
     return {"batch_id": result.batch_id, "queued": len(result.queued), "skipped": len(result.skipped)}
 
 
-def _sync_batch(engine: Engine, batch_id: str) -> None:
-    """Item statuses from their runs; the batch is done once no item is left to run."""
+def _sync_batch(engine: Engine, batch_id: str, run_id: str) -> None:
+    """The item's status from its run; the batch is done once no item is left to run.
+
+    Only this job's item is written while others run: updating every item after each job
+    made concurrent jobs queue on the items' row locks. That write commits on its own, and
+    the finishers (two last jobs may both see the batch complete) take the batch row's lock
+    before touching every item, so no two transactions hold item locks the other wants.
+    """
     from debate.batches import batch_counts, sync_items
 
     with session_scope(engine) as s:
-        sync_items(s, batch_id)
+        run_status = select(t.Run.status).where(t.Run.id == run_id).scalar_subquery()
+        s.execute(update(t.BatchItem).where(t.BatchItem.batch_id == batch_id, t.BatchItem.run_id == run_id)
+                  .values(status=run_status, updated_at=t.utcnow()))
+    with session_scope(engine) as s:
+        if not _complete(batch_counts(s, batch_id)):
+            return
+        s.execute(select(t.Batch.id).where(t.Batch.id == batch_id).with_for_update())
         counts = batch_counts(s, batch_id)
-        if not any(counts.get(k) for k in ("pending", "queued", "running")):
+        if _complete(counts):
+            sync_items(s, batch_id)
             s.execute(update(t.Batch).where(t.Batch.id == batch_id, t.Batch.status != "done").values(
                 status="done", done=counts.get("done", 0), failed=counts.get("failed", 0),
                 finished_at=t.utcnow(), updated_at=t.utcnow()))
+
+
+def _complete(counts: dict[str, int]) -> bool:
+    return not any(counts.get(k) for k in ("pending", "queued", "running"))
 
 
 def build_app(settings: Settings) -> Any:
@@ -186,7 +203,9 @@ def build_app(settings: Settings) -> Any:
     stalled = app.task(name="retry_stalled", queue=q.name, pass_context=True)(_retry_stalled)
     app.periodic(cron=q.stalled_check, periodic_id="stalled")(stalled)
     if q.schedule:
-        tick = app.task(name="rescore_tick", queue=q.name, pass_context=True)(_rescore_tick)
+        # One tick at a time: a tick that outlasts the interval would otherwise race the next
+        # one to create the batch, and a second batch re-debates what the first finished.
+        tick = app.task(name="rescore_tick", queue=q.name, pass_context=True, lock="rescore_tick")(_rescore_tick)
         app.periodic(cron=q.schedule, periodic_id="rescore")(tick)
     return app
 
@@ -198,6 +217,7 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None, queu
     require_postgres(settings)
     engine = ensure_schema(settings.database_url)
     await asyncio.to_thread(ensure_queue_schema, settings)
+    await asyncio.to_thread(setup_postgres_checkpoints, settings)
     app = build_app(settings)
     q = settings.queue
     async with AsyncExitStack() as stack:
@@ -228,13 +248,11 @@ async def enqueue(app: Any, engine: Engine, settings: Settings, hypothesis_ids: 
         taken = await asyncio.to_thread(_claim_items, engine, batch_id, pairs)
         if taken:
             await asyncio.to_thread(_drop_runs, engine, None, {h: pairs.pop(h) for h in taken})
-    task = app.tasks[TASK]
     queued: list[dict[str, Any]] = []
     refused: dict[str, str] = {}
     for hid, rid in pairs.items():
         try:
-            job_id = await task.configure(queueing_lock=f"hyp:{hid}").defer_async(
-                hypothesis_id=hid, run_id=rid, backend=backend, batch_id=batch_id)
+            job_id = await _job(app, hid).defer_async(hypothesis_id=hid, run_id=rid, backend=backend, batch_id=batch_id)
         except AlreadyEnqueued:
             refused[hid] = rid
             continue
@@ -242,6 +260,34 @@ async def enqueue(app: Any, engine: Engine, settings: Settings, hypothesis_ids: 
     if refused:
         await asyncio.to_thread(_drop_runs, engine, batch_id, refused)
     return Enqueued(queued=queued, skipped=list(refused), batch_id=batch_id)
+
+
+def _job(app: Any, hypothesis_id: str) -> Any:
+    """The debate task, locked so the queue holds at most one job per hypothesis."""
+    return app.tasks[TASK].configure(queueing_lock=f"hyp:{hypothesis_id}")
+
+
+def defer_runs(app: Any, engine: Engine, runs: dict[str, str], *, backend: str) -> Enqueued:
+    """Put runs already created (hypothesis id → run id) on the queue, all or none.
+
+    For callers without an event loop (the HTTP server's request threads), on an app opened
+    with ``app.open()``. When a hypothesis is already queued, the jobs deferred so far are
+    withdrawn and the runs left without a job deleted; ``skipped`` names the refused one.
+    """
+    from procrastinate.exceptions import AlreadyEnqueued
+
+    queued: list[dict[str, Any]] = []
+    for hid, rid in runs.items():
+        try:
+            job_id = _job(app, hid).defer(hypothesis_id=hid, run_id=rid, backend=backend, batch_id=None)
+        except AlreadyEnqueued:
+            # Withdraw the jobs deferred so far; one a worker already took keeps its run.
+            kept = {q["hypothesis_id"] for q in queued
+                    if not app.job_manager.cancel_job_by_id(q["job_id"], delete_job=True)}
+            _drop_runs(engine, None, {h: r for h, r in runs.items() if h not in kept})
+            return Enqueued(queued=[], skipped=[hid])
+        queued.append({"hypothesis_id": hid, "run_id": rid, "job_id": job_id})
+    return Enqueued(queued=queued, skipped=[])
 
 
 def _claim_items(engine: Engine, batch_id: str, runs: dict[str, str]) -> list[str]:
@@ -269,8 +315,6 @@ def _drop_runs(engine: Engine, batch_id: str | None, runs: dict[str, str]) -> No
 
 async def enqueue_batch(app: Any, engine: Engine, settings: Settings, batch_id: str) -> Enqueued:
     """Enqueue the items of a batch that have no run yet."""
-    from sqlalchemy import select
-
     with session_scope(engine) as s:
         batch = s.get(t.Batch, batch_id)
         if batch is None:

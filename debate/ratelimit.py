@@ -14,6 +14,11 @@ late arrival can never overtake an earlier one.
 
 The limiter is meant to be used from one event loop at a time; it creates its futures on the
 running loop lazily, so one instance can outlive several ``asyncio.run`` calls.
+
+These limits hold within one process. When several processes (queue workers on several
+machines) share an endpoint, a :class:`SharedWindow` (see :mod:`debate.ratewindow`) adds a
+request and token window that all of them count in: the queue head asks it for admission after
+the local limits pass, so callers stay first come, first served within the process.
 """
 
 from __future__ import annotations
@@ -25,15 +30,35 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from debate.errors import ConfigError
 
-__all__ = ["LimiterStats", "RateLimiter", "SlotTicket", "shared_limiter"]
+__all__ = ["LimiterStats", "RateLimiter", "SharedWindow", "SlotTicket", "shared_limiter"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
+
+
+class SharedWindow(Protocol):
+    """A request/token window shared with other processes using the same endpoint."""
+
+    async def admit(self, tokens: int) -> tuple[int, bool]:
+        """Wait until a request with this token estimate fits.
+
+        Returns the admitted entry's id and whether it had to wait for room.
+        """
+        ...
+
+    def stamp(self, entry_id: int) -> None:
+        """Move the entry's start to now (the request is leaving); must not block."""
+        ...
+
+    def correct(self, entry_id: int, tokens: int) -> None:
+        """Replace the entry's token estimate by the actual count; must not block."""
+        ...
 
 
 class LimiterStats(BaseModel):
@@ -57,6 +82,7 @@ class _Entry:
     tokens: int
     t: float | None = None  # None while pending: admitted, not yet on the wire
     live: bool = True  # False once it has left the window
+    shared_id: int | None = None  # its entry in the shared window, if there is one
 
 
 @dataclass
@@ -126,7 +152,9 @@ class RateLimiter:
     ``None`` disables a limit. ``window_s`` is the sliding window for ``rpm`` and ``tpm``
     (60 s in production; tests shrink it). ``clock`` and ``sleep`` are injectable so the
     window logic can be tested without waiting. ``on_start(t)``, if given, is called with the
-    clock time of every stamped request start (for metrics and tests).
+    clock time of every stamped request start (for metrics and tests). ``shared``, if given, is
+    a window counted by every process using the endpoint; the local ``rpm`` / ``tpm`` still
+    apply, and spare it a round trip when this process alone fills them.
     """
 
     def __init__(
@@ -139,6 +167,7 @@ class RateLimiter:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         on_start: Callable[[float], None] | None = None,
+        shared: SharedWindow | None = None,
     ) -> None:
         for name, value in (("max_concurrency", max_concurrency), ("rpm", rpm), ("tpm", tpm)):
             if value is not None and value < 1:
@@ -152,6 +181,7 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._on_start = on_start
+        self.shared = shared
         self._gate = _FifoGate()
         # Stamped entries in start order (every stamp is "now", so appending keeps them sorted).
         self._window: deque[_Entry] = deque()
@@ -225,7 +255,13 @@ class RateLimiter:
                     await self._wait_change()  # blocked only by pending entries
                 else:
                     await self._sleep_or_change(delay)
-            entry = _Entry(estimated_tokens)
+            shared_id: int | None = None
+            if self.shared is not None:
+                # Holding the gate: only the queue head waits on other processes. The local
+                # limits cannot tighten meanwhile (only the head admits), so they still hold.
+                shared_id, shared_waited = await self.shared.admit(estimated_tokens)
+                waited = waited or shared_waited
+            entry = _Entry(estimated_tokens, shared_id=shared_id)
             self._pending += 1
             self._pending_tokens += estimated_tokens
             if not defer_start:
@@ -270,6 +306,8 @@ class RateLimiter:
         if entry.t is not None:
             return
         entry.t = self._clock()
+        if self.shared is not None and entry.shared_id is not None:
+            self.shared.stamp(entry.shared_id)
         self._pending -= 1
         self._pending_tokens -= entry.tokens
         self._window.append(entry)
@@ -324,6 +362,8 @@ class RateLimiter:
         actual = max(0, int(actual))
         diff = actual - entry.tokens
         entry.tokens = actual
+        if self.shared is not None and entry.shared_id is not None:
+            self.shared.correct(entry.shared_id, actual)
         self._tokens += diff
         if entry.t is None:
             self._pending_tokens += diff
@@ -343,13 +383,16 @@ def shared_limiter(
     tpm: int | None = None,
     *,
     window_s: float = 60.0,
+    shared: Callable[[], SharedWindow] | None = None,
 ) -> RateLimiter:
     """The process-wide limiter for an endpoint ``key`` (e.g. its base URL), created on first use.
 
+    ``shared`` builds the cross-process window, called only when the limiter is created.
     Later calls with the same key return the same instance; their limit arguments are ignored.
     """
     limiter = _SHARED.get(key)
     if limiter is None:
-        limiter = RateLimiter(max_concurrency, rpm, tpm, window_s=window_s)
+        limiter = RateLimiter(max_concurrency, rpm, tpm, window_s=window_s,
+                              shared=shared() if shared is not None else None)
         _SHARED[key] = limiter
     return limiter

@@ -30,7 +30,10 @@ def evidence_queries(h: HypothesisOut) -> list[list[str]]:
 
 def retrieve(engine: Engine, h: HypothesisOut, *, limit: int = 8, min_hits: int = 3) -> list[EvidenceItem]:
     """Evidence items E1..En for a hypothesis (empty when the KB has nothing on it)."""
-    per_query = [search(engine, "", terms=q, limit=limit, min_hits=min_hits) for q in evidence_queries(h)]
+    per_query = [
+        search(engine, "", terms=q, limit=limit, min_hits=min_hits, snippets=False)
+        for q in evidence_queries(h)
+    ]
     picked: list[SearchHit] = []
     seen: set[int] = set()
     for tier in zip_longest(*per_query):

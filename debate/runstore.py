@@ -9,6 +9,7 @@ marks it done, so no partial score is ever visible.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -29,6 +30,7 @@ TurnKey = tuple[int, str, int]  # (round, role, seat)
 _TURN = t.Turn.__table__  # type: ignore[attr-defined]
 _ATTEMPT = t.Attempt.__table__  # type: ignore[attr-defined]
 _EVIDENCE = t.Evidence.__table__  # type: ignore[attr-defined]
+_STORED_COLUMNS = [_TURN.c.round, _TURN.c.role, _TURN.c.seat, _TURN.c.parsed, _TURN.c.overall]
 _STATUS = text("SELECT status FROM runs WHERE id = :id")
 _ATTEMPT_COUNTS = text(
     "SELECT round, role, seat, count(*) AS n FROM attempts WHERE run_id = :run GROUP BY round, role, seat"
@@ -37,6 +39,17 @@ _ATTEMPT_COUNTS = text(
 
 class RunCancelled(DebateError):
     """The run was cancelled while it ran."""
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    """What the graph reads back of a stored turn (a SQLModel instance costs ~0.1 ms to build)."""
+
+    round: int
+    role: str
+    seat: int
+    parsed: dict[str, Any]
+    overall: float | None
 
 
 class RunStore:
@@ -52,7 +65,7 @@ class RunStore:
         self._hypothesis: HypothesisOut | None = None
         self._evidence: list[EvidenceItem] | None = None
         self._retrieved = False if fresh else None
-        self._turns: dict[TurnKey, t.Turn] | None = {} if fresh else None
+        self._turns: dict[TurnKey, StoredTurn] | None = {} if fresh else None
         self._attempts_before: dict[TurnKey, int] | None = {} if fresh else None
         self._cancel_checked = 0.0
 
@@ -85,14 +98,14 @@ class RunStore:
             ]
         return self._evidence
 
-    def turns(self) -> dict[TurnKey, t.Turn]:
+    def turns(self) -> dict[TurnKey, StoredTurn]:
         if self._turns is None:
             with self.db.tx() as conn:
-                rows = conn.execute(select(_TURN).where(_TURN.c.run_id == self.run_id)).all()
-            self._turns = {(r.round, r.role, r.seat): t.Turn(**r._mapping) for r in rows}
+                rows = conn.execute(select(*_STORED_COLUMNS).where(_TURN.c.run_id == self.run_id)).all()
+            self._turns = {(r.round, r.role, r.seat): _stored(r._mapping) for r in rows}
         return self._turns
 
-    def turn(self, round_: int, role: str, seat: int = 0) -> t.Turn | None:
+    def turn(self, round_: int, role: str, seat: int = 0) -> StoredTurn | None:
         return self.turns().get((round_, role, seat))
 
     def debate_turns(self) -> list[TurnView]:
@@ -139,7 +152,7 @@ class RunStore:
     def write_turn(
         self, key: TurnKey, result: AgentResult, *, backend: str, citations: list[CitationCheck],
         overall: float | None = None, meta: dict[str, Any] | None = None, rounds_done: int | None = None,
-    ) -> t.Turn:
+    ) -> StoredTurn:
         """Write a turn and its attempts once; a duplicate execution keeps the first write.
 
         ``rounds_done`` (the critic's turn closes a round) is recorded in the same transaction.
@@ -169,7 +182,7 @@ class RunStore:
             found = self.turn(*key)
             assert found is not None
             return found
-        row = t.Turn(**values)
+        row = _stored(values)
         self.turns()[key] = row
         return row
 
@@ -216,6 +229,11 @@ class RunStore:
                 interval_method=c.interval_method, agreement=c.agreement, n_judges=c.n_judges,
                 status="done", finished_at=utcnow(), error=None,
             ))
+
+
+def _stored(values: Any) -> StoredTurn:
+    return StoredTurn(round=values["round"], role=values["role"], seat=values["seat"], parsed=values["parsed"],
+                      overall=values["overall"])
 
 
 def _sum_usage(attempts: list[AttemptRecord]) -> tuple[int | None, int | None, float | None]:

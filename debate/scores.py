@@ -34,6 +34,7 @@ __all__ = [
     "score_rows",
     "score_rows_queued",
     "scores_json",
+    "run_scores",
     "shown_scores",
 ]
 
@@ -104,12 +105,14 @@ _Q_HYPS_IN = _Q_HYPS.where(_H.id.in_(bindparam("ids", expanding=True)))
 _Q_RUNS_IN = _Q_RUNS.where(_R.hypothesis_id.in_(bindparam("ids", expanding=True)))
 _Q_PRIORS_IN = select(_H.id, _H.prior_score).where(_H.id.in_(bindparam("ids", expanding=True)))
 # Ranking needs only the order of runs: times as stored text skip datetime parsing (SQLite stores
-# them fixed-width, so text order is time order; PostgreSQL returns datetimes either way).
+# them fixed-width, so text order is time order; PostgreSQL returns datetimes either way). No
+# status filter: one index probe per id instead of one per (id, status); the few failed or
+# cancelled runs are skipped when read.
 _Q_RUN_ORDER_IN = select(
     _R.hypothesis_id, _R.id, _R.status, _R.flagged, _R.score,
     type_coerce(func.coalesce(_R.finished_at, _R.created_at), String).label("finished_at"),
     type_coerce(_R.created_at, String).label("created_at"),
-).where(_R.status.in_(("done", *ACTIVE)), _R.hypothesis_id.in_(bindparam("ids", expanding=True)))
+).where(_R.hypothesis_id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass
@@ -142,27 +145,54 @@ class _Runs:
         return run[1].score if run is not None else prior
 
 
+def run_scores(session: Session, ids: Iterable[str]) -> dict[str, tuple[float | None, bool]]:
+    """id -> (latest usable score computed here, has a queued or running debate), for those of
+    ``ids`` with a done or pending run; a hypothesis missing here shows its prior.
+
+    Only the candidates' runs are read (an index probe each) and no score rows are built: the
+    cheap form that ranks thousands of Related Hypotheses candidates.
+    """
+    wanted = list(set(ids))
+    conn = session.connection()
+    seen: set[str] = set()
+    active: set[str] = set()
+    usable: dict[str, tuple[tuple, float]] = {}  # type: ignore[type-arg]  # id -> (recency key, score)
+    for part in _chunks(wanted):
+        for h, run_id, status, flagged, score, finished, created in conn.execute(_Q_RUN_ORDER_IN, {"ids": part}).all():
+            if status in ACTIVE:
+                active.add(h)
+            elif status != "done":
+                continue
+            seen.add(h)
+            if status == "done" and not flagged and score is not None:
+                key = (finished or created, run_id)
+                best = usable.get(h)
+                if best is None or key > best[0]:
+                    usable[h] = (key, score)
+    return {h: (usable[h][1] if h in usable else None, h in active) for h in seen}
+
+
 def shown_scores(
     session: Session, ids: Iterable[str], *, priors: Mapping[str, float | None] | None = None
 ) -> dict[str, tuple[float | None, bool]]:
     """id -> (shown score, has a queued or running debate), without building score rows.
 
-    The cheap form used to rank thousands of Related Hypotheses candidates before reading full
-    rows for the few that count: only the candidates' runs are read (an index probe each);
-    ``priors`` (id -> imported prior) may come from the caller's cache, else they are read too.
+    :func:`run_scores` with the rule applied: ``priors`` (id -> imported prior) may come from
+    the caller's cache, else they are read too. Unknown ids are left out.
     """
     wanted = sorted(set(ids))
-    conn = session.connection()
-    runs = _Runs()
-    known: dict[str, float | None] = {}
-    for part in _chunks(wanted):
-        params = {"ids": list(part)}  # type: ignore[arg-type]
-        runs.add(conn.execute(_Q_RUN_ORDER_IN, params))
-        if priors is None:
-            known.update((h, p) for h, p in conn.execute(_Q_PRIORS_IN, params))
-    if priors is not None:
-        known = {h: priors[h] for h in wanted if h in priors}
-    return {h: (runs.shown(h, p), h in runs.active) for h, p in known.items()}
+    if priors is None:
+        conn = session.connection()
+        priors = {}
+        for part in _chunks(wanted):
+            priors.update(conn.execute(_Q_PRIORS_IN, {"ids": list(part)}).all())  # type: ignore[arg-type,union-attr]
+    runs = run_scores(session, wanted)
+    out: dict[str, tuple[float | None, bool]] = {}
+    for h in wanted:
+        if h in priors:
+            score, pending = runs.get(h, (None, False))
+            out[h] = (score if score is not None else priors[h], pending)
+    return out
 
 
 def score_rows(session: Session, *, ids: Iterable[str] | None = None) -> list[ScoreRow]:
@@ -191,8 +221,8 @@ def score_rows_queued(
             runs.add(conn.execute(_Q_RUNS))
         else:
             params = {"ids": list(part)}
-            hyps.extend(conn.execute(_Q_HYPS_IN, params))
-            runs.add(conn.execute(_Q_RUNS_IN, params))
+            hyps.extend(conn.execute(_Q_HYPS_IN, params).all())
+            runs.add(conn.execute(_Q_RUNS_IN, params).all())
     out: list[ScoreRow] = []
     for h in hyps:
         run = runs.usable[h.id][1] if h.id in runs.usable else None

@@ -33,11 +33,13 @@ import math
 import re
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
@@ -784,6 +786,38 @@ class InstantChatClient:
 
     async def aclose(self) -> None:
         """Nothing to close; present for symmetry with ``OpenAIChatClient``."""
+
+
+@contextmanager
+def fake_server_process(latency_s: float = 0.0, *, start_timeout_s: float = 30.0) -> Iterator[str]:
+    """Run the fake server in a child process (``python -m debate.testing``); yields its base URL.
+
+    Benchmarks use this rather than :class:`FakeOpenAIServer`'s thread: a model endpoint never
+    shares the engine's process, and in a thread the server's request handling would compete
+    with the engine for the GIL and be counted as the engine's cost.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "debate.testing", "--port", "0", "--latency", str(latency_s)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready = threading.Timer(start_timeout_s, proc.kill)  # a hung start ends in EOF, not a hang
+        ready.start()
+        try:
+            line = proc.stdout.readline()
+        finally:
+            ready.cancel()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"fake server did not start: {line.strip()!r}")
+        yield line.split()[1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # -- CLI ----------------------------------------------------------------------------------------

@@ -92,3 +92,14 @@ def seed_debated_sample(url: str, settings) -> str:  # type: ignore[no-untyped-d
 
     asyncio.run(go())
     return run_id
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most timestamps in any half-open window [t, t + window)."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i, start in enumerate(times):
+        while j < len(times) and times[j] < start + window:
+            j += 1
+        best = max(best, j - i)
+    return best

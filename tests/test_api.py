@@ -271,7 +271,7 @@ def test_the_dispatcher_seam_and_one_pending_run_per_hypothesis(db: tuple[str, s
         assert r2.status_code == 409 and "h-42374479" in r2.json()["message"]
         assert len(rec.submitted) == 1
         assert c.get("/api/hypotheses", params={"status": "queued"}).json()["total"] == 2
-        c.app.state.dispatcher = None  # type: ignore[attr-defined]  # as on PostgreSQL without the queue
+        c.app.state.dispatcher = None  # type: ignore[attr-defined]  # nothing to execute runs
         r3 = c.post("/api/runs", json={"hypothesis_ids": [SOD1]}, headers=ALICE)
         assert r3.status_code == 503 and "task queue" in r3.json()["message"]
 

@@ -162,3 +162,22 @@ def test_usage_missing_from_the_server_is_stored_as_unknown(sample_engine, db_ur
     run = _run(sample_engine, run_id)
     # One unknown makes the total unknown rather than an undercount.
     assert run.status == "done" and run.prompt_tokens is None and run.cost_usd is None
+
+
+async def test_many_concurrent_calls_are_spread_over_several_small_connection_pools():
+    from debate.llm import ChatMessage, EndpointConfig, OpenAIChatClient
+    from debate.models import CriticReply
+
+    messages = [ChatMessage(role="system", content="You are the critic."), ChatMessage(role="user", content="Go.")]
+
+    with FakeOpenAIServer(latency_s=0.3) as server:
+        async with OpenAIChatClient(EndpointConfig(base_url=server.base_url, model="m")) as client:
+            for _ in range(3):  # one at a time: one pool, its connection reused
+                await client.complete(messages, CriticReply)
+            assert len(client._pools) == 1
+            replies = await asyncio.gather(*(client.complete(messages, CriticReply) for _ in range(40)))
+            # 40 at once: no pool carries more than 16, so each request scans a small pool.
+            assert len(client._pools) == 3
+            assert sum(client._in_flight) == 0
+        assert len(replies) == 40 and all(isinstance(r.parsed, CriticReply) for r in replies)
+        assert server.request_count == 43 and server.max_in_flight == 40

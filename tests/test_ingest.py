@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import SAMPLE_KB, run_cli
+from pg import pg_url  # noqa: F401  (fixture)
 from debate.errors import PageParseError, UserInputError
 from debate.kb.ingest import ingest_paths, remove_page
 from debate.store import tables as t
@@ -180,3 +181,154 @@ def test_search_ranks_all_terms_first_then_falls_back_to_any_term(engine, seed_p
     out = json.loads(run_cli("kb", "search", "riluzole glutamate", "--json", env=cli_env).stdout)
     assert out[0]["slug"] == "therapeutics-als-treatment-strategies"
     assert set(out[0]) == {"slug", "heading_path", "snippet", "score", "mode"}
+
+
+# -- search ranking on a larger KB ----------------------------------------------------------
+
+
+@pytest.fixture
+def synthetic_kb(engine, tmp_path):  # type: ignore[no-untyped-def]
+    """60 benchmark-shaped pages (~1,100 chunks): common words everywhere, gene symbols rarer."""
+    from debate.bench.pages import make_pages
+
+    folder = tmp_path / "synthetic"
+    folder.mkdir()
+    for name, text in make_pages(60):
+        (folder / name).write_text(text, encoding="utf-8")
+    ingest_paths(engine, [folder])
+    return engine
+
+
+def _full_or(engine, words: list[str]) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
+    """The reference: BM25 of the plain OR query over every chunk, ties by id."""
+    from sqlalchemy import text
+
+    match = " OR ".join(f'"{w}"' for w in words)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT rowid, bm25(chunks_fts) AS b FROM chunks_fts WHERE chunks_fts MATCH :m ORDER BY b, rowid"),
+            {"m": match},
+        ).all()
+    return [(r[0], -r[1]) for r in rows]
+
+
+def _holding(engine, word: str) -> set[int]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(text("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH :w"), {"w": f'"{word}"'})}
+
+
+def _ranked(engine, words: list[str], limit: int) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
+    from debate.kb import fts5
+
+    with engine.connect() as conn:
+        return fts5.rank(conn, words, "any", limit)
+
+
+def _same(got: list[tuple[int, float]], want: list[tuple[int, float]]) -> None:
+    assert [c for c, _ in got] == [c for c, _ in want]
+    assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-12)
+
+
+def test_the_rarest_terms_bound_an_any_term_query_only_past_the_budget(monkeypatch):
+    from debate.kb import rare
+
+    monkeypatch.setattr(rare, "FULL_OR_ROWS", 1000)
+    monkeypatch.setattr(rare, "RARE_ROWS", 300)
+    words = ["amyloid", "sod1", "tau", "mtor", "zebrafish"]
+    assert rare.rare_terms(words, {"amyloid": 200, "sod1": 40, "tau": 300, "mtor": 90, "zebrafish": 0}) is None
+    docs = {"amyloid": 900, "sod1": 40, "tau": 1001, "mtor": 90, "zebrafish": 0}
+    assert rare.rare_terms(words, docs) == ["sod1", "mtor"]  # rarest first; absent terms never
+    assert rare.rare_terms(words, {**docs, "sod1": 500, "mtor": 600}) == ["sod1"]  # at least one
+    assert rare.rare_terms(["amyloid", "tau"], {"amyloid": 900, "tau": 900}) == ["amyloid"]
+    assert rare.rare_terms(["sod1", "zebrafish"], {"sod1": 5000, "zebrafish": 0}) is None  # nothing to drop
+
+
+def test_an_any_term_query_within_budget_is_ranked_over_every_chunk(synthetic_kb):
+    words = ["sod1", "amyloid", "tau"]
+    _same(_ranked(synthetic_kb, words, 10), _full_or(synthetic_kb, words)[:10])
+
+
+def test_past_the_budget_the_any_term_pass_ranks_the_rare_terms_chunks_by_whole_query_bm25(synthetic_kb, monkeypatch):
+    from debate.kb import rare
+
+    words = ["amyloid", "mtor", "tau", "autophagy", "lysosome", "microglia"]
+    holding_mtor = _holding(synthetic_kb, "mtor")
+    assert 10 <= len(holding_mtor) < len(_holding(synthetic_kb, "amyloid"))
+    monkeypatch.setattr(rare, "FULL_OR_ROWS", 100)
+    monkeypatch.setattr(rare, "RARE_ROWS", len(holding_mtor))
+    limit = len(holding_mtor)
+    whole = _full_or(synthetic_kb, words)
+    assert any(c not in holding_mtor for c, _ in whole[:limit]), "chunks with common words alone rank in the whole OR"
+
+    # Same scores as the whole OR query gives those chunks, in its order, but only chunks
+    # holding the rare term: every one of them, and no chunk with common words alone.
+    _same(_ranked(synthetic_kb, words, limit), [hit for hit in whole if hit[0] in holding_mtor])
+
+
+def test_when_the_rare_terms_hold_too_few_chunks_the_whole_or_is_ranked(synthetic_kb, monkeypatch):
+    from debate.kb import rare
+
+    words = ["sod1", "amyloid", "tau"]
+    monkeypatch.setattr(rare, "FULL_OR_ROWS", 100)
+    monkeypatch.setattr(rare, "RARE_ROWS", 100)
+    limit = len(_holding(synthetic_kb, "sod1")) + 5
+    _same(_ranked(synthetic_kb, words, limit), _full_or(synthetic_kb, words)[:limit])
+
+
+def test_hits_carry_chunk_text_page_and_a_snippet_marking_the_terms(synthetic_kb):
+    from debate.kb.search import search
+
+    hits = search(synthetic_kb, "SOD1 zebrafishology", limit=4, min_hits=3)
+    assert len(hits) == 4 and all(h.mode == "any" for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    with session_scope(synthetic_kb) as s:
+        for h in hits:
+            chunk = s.get(t.Chunk, h.chunk_id)
+            page = s.get(t.Page, h.page_id)
+            assert chunk is not None and page is not None and chunk.page_id == page.id
+            assert (h.text, h.heading_path, h.slug, h.title) == (chunk.text, chunk.heading_path, page.slug, page.title)
+            assert "sod1" in h.text.lower() and "[SOD1]" in h.snippet
+
+
+@pytest.mark.postgres
+def test_postgres_bounds_the_any_term_pass_the_same_way(pg_url, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]  # noqa: F811
+    from sqlalchemy import text
+
+    from debate.bench.pages import make_pages
+    from debate.kb import rare
+    from debate.kb.search import search
+    from debate.store.db import ensure_schema
+
+    engine = ensure_schema(pg_url)
+    folder = tmp_path / "synthetic"
+    folder.mkdir()
+    for name, page_text in make_pages(60):
+        (folder / name).write_text(page_text, encoding="utf-8")
+    ingest_paths(engine, [folder])
+    # No chunk holds every term ("zebrafishology" is nowhere), so every hit is an any-term hit.
+    words = ["amyloid", "mtor", "tau", "autophagy", "lysosome", "microglia", "zebrafishology"]
+
+    def ranked(match: str) -> list[int]:
+        """Chunks matching ``match``, by ts_rank_cd against the whole query, ties by id."""
+        with engine.connect() as conn:
+            return [r[0] for r in conn.execute(text(
+                "SELECT id FROM chunks WHERE tsv @@ to_tsquery('simple', :m) "
+                "ORDER BY ts_rank_cd(tsv, to_tsquery('simple', :q)) DESC, id"
+            ), {"m": match, "q": " | ".join(words)})]
+
+    holding_rare = ranked("mtor")
+    limit = len(holding_rare)
+    whole = ranked(" | ".join(words))[:limit]
+    assert set(whole) != set(holding_rare), "chunks with common words alone rank in the whole OR"
+
+    def hits() -> list[int]:
+        found = search(engine, "", terms=words, limit=limit, min_hits=3)
+        assert all(h.mode == "any" for h in found)
+        return [h.chunk_id for h in found]
+
+    assert hits() == whole
+    monkeypatch.setattr(rare, "FULL_OR_ROWS", 100)
+    monkeypatch.setattr(rare, "RARE_ROWS", limit)
+    assert hits() == holding_rare

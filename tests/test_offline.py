@@ -22,6 +22,8 @@ from debate.models import (
     ProposerReply,
 )
 from debate.offline import MODEL, RULES_HASH, OfflineBackend, evidence_features
+from debate.offline.case import _case
+from debate.offline.rules import _rules_hash
 
 # --------------------------------------------------------------------------- builders
 
@@ -162,7 +164,21 @@ async def test_user_message_lists_each_evidence_id_with_its_features() -> None:
 
 def test_rules_hash_is_a_stable_function_of_the_tables() -> None:
     assert re.fullmatch(r"[0-9a-f]{16}", RULES_HASH)
-    assert offline._rules_hash() == RULES_HASH
+    assert _rules_hash() == RULES_HASH
+
+
+def test_disease_groups_come_from_the_one_disease_table() -> None:
+    from debate import diseases
+
+    assert offline.DISEASE_ALIASES is diseases.EVIDENCE_GROUPS
+    # Spelled out: these groups are rules (in RULES_HASH), so deriving them must not move them.
+    assert offline.DISEASE_ALIASES == (
+        ("als", "amyotrophic lateral sclerosis", "motor neuron disease", "mnd"),
+        ("alzheimer's disease", "alzheimer", "ad"),
+        ("parkinson's disease", "parkinson", "pd"),
+        ("frontotemporal dementia", "ftd"),
+        ("huntington's disease", "huntington", "hd"),
+    )
 
 
 def test_module_docstring_documents_every_dimension_formula() -> None:
@@ -356,7 +372,7 @@ async def test_critic_concedes_when_it_has_nothing_new() -> None:
     assert not first.reply.concede  # type: ignore[attr-defined]
     # Every objection it can make, already made in round 1: round 2 has nothing new.
     everything = CriticReply(argument="all of it", concede=False, claims=[
-        Claim(text=t, evidence_ids=list(ids)) for t, ids in offline._case(view(evidence)).objections
+        Claim(text=t, evidence_ids=list(ids)) for t, ids in _case(view(evidence)).objections
     ])
     turns = [TurnView(round=1, role="critic", reply=everything)]
     again = await backend.critique(view(evidence, turns, round_=2))

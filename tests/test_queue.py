@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -22,7 +23,7 @@ from pg import pg_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.postgres
 EXPECTED_TURNS = 7  # 2 rounds x (proposer, critic) + 3 judges; schema replies never concede
-N_EXTRA = 25
+N_EXTRA = 185  # with the 15 samples: a batch of 200
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +114,14 @@ def test_rescore_enqueue_puts_a_batch_on_the_queue_and_status_counts_it(queue_db
         conn.commit()
 
 
-def _worker(env: dict[str, str], name: str) -> subprocess.Popen:  # type: ignore[type-arg]
-    return subprocess.Popen([sys.executable, "-m", "debate", "worker", "--concurrency", "8", "--name", name],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def _worker(env: dict[str, str], name: str, logs: Path) -> subprocess.Popen:  # type: ignore[type-arg]
+    # stderr to a file, not a pipe: a pipe nobody reads fills up and stalls a busy worker.
+    log = logs / f"{name}.err"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "debate", "worker", "--concurrency", "8", "--name", name],
+                                env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
 
 
 def _wait(what: str, cond, timeout: float, detail=None) -> None:  # type: ignore[no-untyped-def]
@@ -133,11 +139,12 @@ def _counts(engine) -> str:  # type: ignore[no-untyped-def]
 
 def _tail(proc) -> str:  # type: ignore[no-untyped-def]
     proc.terminate()
-    return (proc.communicate(timeout=20)[1] or "")[-3000:]
+    proc.wait(20)
+    return proc.log.read_text(errors="replace")[-3000:]
 
 
 @pytest.mark.slow
-def test_two_workers_finish_a_batch_despite_one_killed_mid_batch(queue_db, cli_env):  # type: ignore[no-untyped-def]
+def test_two_workers_finish_a_batch_despite_one_killed_mid_batch(queue_db, cli_env, tmp_path):  # type: ignore[no-untyped-def]
     from debate.batches import open_or_create_batch
     from debate.queue import build_app, enqueue_batch
     from debate.rescore import normalize_options
@@ -160,19 +167,19 @@ def test_two_workers_finish_a_batch_despite_one_killed_mid_batch(queue_db, cli_e
                 return len((await enqueue_batch(qa, engine, settings, batch.id)).queued)
 
         assert asyncio.run(put()) == batch.total
-        victim = _worker(env, "victim")
+        victim = _worker(env, "victim", tmp_path)
         survivor = None
         try:
             # The victim alone takes the first jobs, so the jobs it holds when killed are known.
             _wait("the first worker's jobs", lambda: len(_jobs(engine, "status = 'doing'")) >= 8, 60)
             victim_id = _jobs(engine, "status = 'doing'")[0]["worker_id"]
-            survivor = _worker(env, "survivor")
+            survivor = _worker(env, "survivor", tmp_path)
             _wait("some finished debates", lambda: len(_jobs(engine, "status = 'succeeded'")) >= 10, 60)
             held = {j["id"] for j in _jobs(engine, "status = 'doing' AND worker_id = :w", w=victim_id)}
             assert held, "the victim held no job when killed"
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(10)
-            _wait("the whole batch", lambda: len(_jobs(engine, "status = 'succeeded'")) == batch.total, 90,
+            _wait("the whole batch", lambda: len(_jobs(engine, "status = 'succeeded'")) == batch.total, 240,
                   lambda: f"{_counts(engine)}; survivor: {_tail(survivor)}")
         finally:
             for proc in (victim, survivor):
@@ -193,3 +200,106 @@ def test_two_workers_finish_a_batch_despite_one_killed_mid_batch(queue_db, cli_e
         assert {n for _, n in turns} == {EXPECTED_TURNS}
         status = conn.execute(text("SELECT status, done FROM batches WHERE id = :b"), {"b": batch.id}).one()
         assert status.status == "done" and status.done == batch.total
+
+
+def test_api_on_postgres_puts_posted_runs_on_the_queue(queue_db):  # type: ignore[no-untyped-def]
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from debate.api import create_app
+
+    alice = {"Authorization": "Bearer tok-alice-0123456789"}
+    settings = load_settings(database_url=queue_db, reviewer_tokens=json.dumps({"alice": "tok-alice-0123456789"}))
+    engine = ensure_schema(queue_db)
+    sod1, bace1 = "h-9878fd9b", "h-1c05c34d"
+    with TestClient(create_app(settings, backends=("offline",))) as c:
+        r = c.post("/api/runs", json={"hypothesis_ids": [sod1]}, headers=alice)
+        assert r.status_code == 202, r.text
+        [run] = r.json()["runs"]
+        [job] = _jobs(engine, "status = 'todo'")
+        assert job["status"] == "todo" and job["args"] == {
+            "hypothesis_id": sod1, "run_id": run["run_id"], "backend": "offline", "batch_id": None}
+        again = c.post("/api/runs", json={"hypothesis_ids": [sod1]}, headers=alice)
+        assert again.status_code == 409 and sod1 in again.json()["message"]
+
+        # Past the run check (as when another process queued it meanwhile), the queue's lock
+        # refuses the hypothesis, and the request's other job and both new runs are withdrawn.
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE runs SET status = 'cancelled' WHERE id = :r"), {"r": run["run_id"]})
+        raced = c.post("/api/runs", json={"hypothesis_ids": [bace1, sod1]}, headers=alice)
+        assert raced.status_code == 409 and "task queue" in raced.json()["message"]
+    assert [j["id"] for j in _jobs(engine, "status = 'todo'")] == [job["id"]]
+    with engine.begin() as conn:
+        runs = conn.execute(text("SELECT id, trigger FROM runs WHERE trigger LIKE 'api:%'")).all()
+        assert [tuple(x) for x in runs] == [(run["run_id"], "api:alice")]
+        conn.execute(text("DELETE FROM procrastinate_jobs WHERE status = 'todo'"))
+        conn.execute(text("DELETE FROM runs WHERE trigger LIKE 'api:%'"))
+
+
+TICK_S = 3
+
+
+@pytest.mark.slow
+def test_periodic_rescoring_is_deferred_once_per_tick_across_three_workers(pg_url, cli_env, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Every worker runs procrastinate's periodic deferrer; each tick still makes one job."""
+    from debate import hypotheses as hyps
+    from debate.kb.ingest import ingest_paths
+    from debate.queue import ensure_queue_schema
+    from pg import ENV, drop_database, fresh_database
+
+    url = fresh_database(os.environ[ENV], "tick")
+    try:
+        engine = ensure_schema(url)
+        hyps.import_file(engine, SAMPLE_HYPOTHESES)
+        ingest_paths(engine, [SAMPLE_KB])
+        ensure_queue_schema(load_settings(database_url=url))
+        with engine.connect() as conn:
+            n_hyps = conn.execute(text("SELECT count(*) FROM hypotheses")).scalar_one()
+        env = {**cli_env, "DEBATE_DATABASE_URL": url, "DEBATE_BACKEND": "offline",
+               "DEBATE_QUEUE__SCHEDULE": f"* * * * * */{TICK_S}", "DEBATE_QUEUE__HEARTBEAT_S": "0.5"}
+        workers = [_worker(env, f"w{i}", tmp_path) for i in range(3)]
+        try:
+            _wait("three workers", lambda: _alive_workers(engine) == 3, 60,
+                  lambda: " | ".join(_tail(w) for w in workers))
+            time.sleep(4 * TICK_S)
+            assert _alive_workers(engine) == 3
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(20)
+        with engine.connect() as conn:
+            ticks = conn.execute(text(
+                "SELECT id, (args->>'timestamp')::bigint AS ts, status::text AS status "
+                "FROM procrastinate_jobs WHERE task_name = 'rescore_tick' ORDER BY id")).mappings().all()
+            runs = conn.execute(text("SELECT hypothesis_id, batch_id, status FROM runs")).mappings().all()
+            batches = conn.execute(text("SELECT id, total, status FROM batches")).mappings().all()
+        stamps = [tk["ts"] for tk in ticks]
+        # One job per tick, none skipped: consecutive schedule timestamps, each once.
+        assert len(ticks) >= 3 and stamps == list(range(stamps[0], stamps[0] + TICK_S * len(stamps), TICK_S)), stamps
+        assert {tk["status"] for tk in ticks[:-1]} == {"succeeded"}  # the last may have been cut short
+        # The first tick queued every stale hypothesis as one batch; later ticks found them scored.
+        debates = _jobs(engine)
+        with engine.connect() as conn:
+            first_done = conn.execute(text(
+                "SELECT at FROM procrastinate_events WHERE job_id = :j AND type = 'succeeded'"), {"j": ticks[0]["id"]}
+            ).scalar_one()
+            last_deferred = conn.execute(text(
+                "SELECT max(e.at) FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
+                "WHERE j.task_name = 'debate_hypothesis' AND e.type = 'deferred'")).scalar_one()
+        assert last_deferred < first_done
+        assert sorted(j["args"]["hypothesis_id"] for j in debates) == sorted(r["hypothesis_id"] for r in runs)
+        assert len(runs) == n_hyps and len({r["hypothesis_id"] for r in runs}) == n_hyps
+        assert {(j["status"], j["attempts"]) for j in debates} == {("succeeded", 1)}  # each at the first try
+        assert [(b["total"], b["status"]) for b in batches] == [(n_hyps, "done")]
+        assert {r["batch_id"] for r in runs} == {batches[0]["id"]} and {r["status"] for r in runs} == {"done"}
+    finally:
+        drop_database(os.environ[ENV], url)
+
+
+def _alive_workers(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - interval '5 seconds'"
+        )).scalar_one())

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import max_in_window
 from debate.batches import open_or_create_batch
 from debate.batchrun import BatchRunner
 from debate.config import load_settings
@@ -32,17 +33,6 @@ WINDOW_S = 1.0
 # has parsed them. That gap varies by a few ms on a quiet machine and by tens of ms on a loaded
 # one, so the server-side check allows 100 ms of it (the limiter's own stamps are exact).
 EDGE_S = 0.1
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most timestamps in any half-open window [t, t + window)."""
-    times = sorted(times)
-    best, j = 0, 0
-    for i, start in enumerate(times):
-        while j < len(times) and times[j] < start + window:
-            j += 1
-        best = max(best, j - i)
-    return best
 
 
 def _rescore(engine, db_url: str, base_url: str, *, concurrency: int, **openai: object):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from datetime import datetime
 import pytest
 from pydantic import BaseModel
 
+from conftest import max_in_window
 from debate.errors import ConfigError
 from debate.llm import ChatMessage, EndpointConfig, OpenAIChatClient
 from debate.ratelimit import RateLimiter, shared_limiter
@@ -62,18 +63,6 @@ class ManualClock:
 
 def limiter_with(fake: FakeTime, **kwargs: object) -> RateLimiter:
     return RateLimiter(clock=fake.clock, sleep=fake.sleep, **kwargs)  # type: ignore[arg-type]
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most timestamps in any half-open window [t, t + window)."""
-    times = sorted(times)
-    best = 0
-    j = 0
-    for i, t in enumerate(times):
-        while j < len(times) and times[j] < t + window:
-            j += 1
-        best = max(best, j - i)
-    return best
 
 
 # -- unit tests with an injected clock ---------------------------------------------------------

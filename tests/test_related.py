@@ -153,6 +153,16 @@ def test_term_matching_rules() -> None:
     assert not keyword_matches("disease", "motor neuron disease")  # too generic alone
 
 
+def test_one_disease_table_expands_abbreviations_only() -> None:
+    from debate.diseases import ABBREVIATIONS
+
+    assert ABBREVIATIONS["ad"] == "alzheimer disease" and ABBREVIATIONS["mnd"] == "motor neuron disease"
+    assert disease_key("Parkinsons disease") == disease_key("PD") == "parkinson disease"
+    assert disease_key("Alzheimer") == "alzheimer"  # a short name, not an abbreviation: matched as words
+    # Lists keep ALS and motor neuron disease apart (the offline evidence matcher merges them).
+    assert disease_key("MND") != disease_key("ALS")
+
+
 def test_a_debate_citing_the_page_relates_a_hypothesis(engine, tmp_path: Path) -> None:
     ingest(engine, tmp_path, {"a.txt": wiki_page("entities-a", "Plain Page", body=("Nothing gene-like here.",))})
     h = add_hyp(engine, "Cited idea", prior_score=0.5)
@@ -174,6 +184,17 @@ def test_index_follows_new_and_edited_hypotheses(engine, tmp_path: Path) -> None
         hyps.add(s, HypothesisIn(id=h, title="Mito clean", mechanisms=["glycolysis"], prior_score=0.5,
                                  source="test"), update=True)
     assert related(engine, "entities-m").items == []
+
+
+def test_index_follows_edited_target_genes(engine, tmp_path: Path) -> None:
+    ingest(engine, tmp_path, {"g.txt": wiki_page("entities-g", "Gene Page", targets=("GRN",))})
+    h = add_hyp(engine, "Progranulin up", targets=["grn"], prior_score=0.5)
+    [item] = related(engine, "entities-g").items
+    assert item.id == h and item.reasons == ["gene:grn"]  # matched case-insensitively, named as written
+    with session_scope(engine) as s:
+        hyps.add(s, HypothesisIn(id=h, title="Progranulin up", targets=["TARDBP"], prior_score=0.5,
+                                 source="test"), update=True)
+    assert related(engine, "entities-g").items == []
 
 
 # ---------------------------------------------------------------- lines
@@ -319,9 +340,9 @@ def test_cli_related(engine, tmp_path: Path, cli_env: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("text", ["ALS Treatment Strategies"])
 def test_title_abbreviation_expands(text: str) -> None:
-    from debate.related import _title_diseases
+    from debate.diseases import title_diseases
 
-    key, expanded = _title_diseases(text)
+    key, expanded = title_diseases(text)
     assert key == "als treatment strategies"
     assert expanded == ["amyotrophic lateral sclerosis"]
 

@@ -84,3 +84,53 @@ def test_killed_run_resumes_without_repeating_finished_turns(sample_engine, db_u
         with session_scope(ensure_schema(db_url)) as s:
             run = s.get(t.Run, run_id)
             assert run is not None and run.status == "done" and run.score is not None
+
+
+async def test_concurrent_checkpoint_writes_share_commits_and_are_committed_before_they_return(tmp_path):
+    import asyncio
+    import sqlite3
+
+    import aiosqlite
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from debate.checkpoints import GroupCommitSqliteSaver
+
+    path = tmp_path / "c.sqlite"
+    async with aiosqlite.connect(path) as conn:
+        saver = GroupCommitSqliteSaver(conn)
+        await saver.setup()
+        commits = 0
+        real_commit = conn.commit
+
+        async def counting_commit() -> None:
+            nonlocal commits
+            commits += 1
+            await real_commit()
+
+        conn.commit = counting_commit  # type: ignore[method-assign]
+
+        async def step(i: int) -> None:
+            cfg = {"configurable": {"thread_id": f"t{i}", "checkpoint_ns": ""}}
+            saved = await saver.aput(cfg, empty_checkpoint(), {"step": i}, {})
+            await saver.aput_writes(saved, [("round", i), ("judged", [i])], task_id=f"task{i}")
+            # Back from the write means committed: another connection already sees it.
+            with sqlite3.connect(path) as other:
+                assert other.execute("SELECT count(*) FROM writes WHERE thread_id = ?", (f"t{i}",)).fetchone() == (2,)
+
+        await asyncio.gather(*(step(i) for i in range(40)))
+        assert commits < 40  # 80 writes from 40 concurrent runs, far fewer transactions
+        for i in (0, 39):
+            tup = await saver.aget_tuple({"configurable": {"thread_id": f"t{i}", "checkpoint_ns": ""}})
+            assert tup is not None and tup.metadata["step"] == i
+            assert sorted(w[1] for w in tup.pending_writes) == ["judged", "round"]
+
+        # A failed transaction fails every write in it, and the next writes go through again.
+        await conn.execute("ALTER TABLE writes RENAME TO writes_away")
+        cfg = {"configurable": {"thread_id": "bad", "checkpoint_ns": "", "checkpoint_id": "x"}}
+        results = await asyncio.gather(*(saver.aput_writes(cfg, [("round", 1)], task_id=f"b{i}") for i in range(3)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+        await conn.execute("ALTER TABLE writes_away RENAME TO writes")
+        await saver.aput_writes(cfg, [("round", 1)], task_id="after")
+        with sqlite3.connect(path) as other:
+            assert other.execute("SELECT task_id FROM writes WHERE thread_id = 'bad'").fetchall() == [("after",)]

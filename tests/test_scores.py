@@ -11,7 +11,15 @@ from sqlalchemy import insert
 from conftest import run_cli
 from debate import hypotheses as hyps
 from debate.models import HypothesisIn
-from debate.scores import ScoreRow, changed_hypotheses, score_history, score_rows, scores_json, shown_scores
+from debate.scores import (
+    ScoreRow,
+    changed_hypotheses,
+    run_scores,
+    score_history,
+    score_rows,
+    scores_json,
+    shown_scores,
+)
 from debate.store import tables as t
 from debate.store.db import session_scope
 
@@ -107,10 +115,19 @@ def test_cheap_shown_scores_follow_the_same_rule(engine) -> None:
     add_run(engine, ids[2], score=0.9, flagged=True, at=T0 + timedelta(hours=1))
     add_run(engine, ids[3], status="queued")
     add_run(engine, ids[4], status="running")
+    # A failed or cancelled run (even one carrying a score) shows nothing and is not pending.
+    add_run(engine, ids[5], status="failed", score=0.95, at=T0 + timedelta(days=1))
+    add_run(engine, ids[6], score=0.4)
+    add_run(engine, ids[6], status="cancelled", at=T0 + timedelta(days=1))
     with session_scope(engine) as s:
         full = {r.id: r for r in score_rows(s, ids=ids)}
         cheap = shown_scores(s, ids)
+        from_runs = run_scores(s, ids)
     assert cheap == {h: (r.shown_score, r.status in ("queued", "running")) for h, r in full.items()}
+    assert full[ids[5]].shown_score is None and full[ids[6]].shown_score == 0.4
+    # Only hypotheses with a done or pending run appear; the rest show their prior.
+    assert from_runs == {ids[0]: (0.8, False), ids[1]: (None, False), ids[2]: (0.2, False),
+                         ids[3]: (None, True), ids[4]: (None, True), ids[6]: (0.4, False)}
 
 
 def test_history_and_changed_since(engine) -> None:

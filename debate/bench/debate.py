@@ -7,7 +7,9 @@
    concedes (so every debate makes the same calls), at several concurrency levels, beside the
    ideal = concurrency ÷ (sequential calls per debate × latency). With 2 rounds and a judge
    panel fanned out in parallel a debate makes 5 sequential calls. Targets: ≥ 90 % of ideal at
-   32 and ≥ 80 % at 64.
+   32 and ≥ 80 % at 64. The fake server runs in its own process, as a model endpoint would:
+   in the engine's process its request handling would compete with the engine for the GIL.
+   The CPU the engine's process spends per debate is reported beside each level.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from debate.hypotheses import import_file
 from debate.kb.ingest import ingest_paths
 from debate.runs import Executor, create_runs, open_checkpointer
 from debate.store.db import ensure_schema
-from debate.testing import FakeOpenAIServer, InstantChatClient
+from debate.testing import InstantChatClient, fake_server_process
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SEQUENTIAL_CALLS = 5  # 2 rounds x (proposer, critic) + one parallel judge step
@@ -118,14 +120,15 @@ async def _floor_per_debate(settings: Settings, n: int) -> list[float]:
     return times
 
 
-async def _throughput(settings: Settings, engine: Any, ids: list[str], concurrency: int) -> float:
+async def _throughput(settings: Settings, engine: Any, ids: list[str], concurrency: int) -> tuple[float, float]:
+    """(debates per second, CPU ms of this process per debate)."""
     run_ids = create_runs(engine, settings, ids, backend="openai")
     async with Executor(engine, settings, backend="openai") as ex:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         outcomes = await ex.execute_many(run_ids, concurrency=concurrency)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     assert all(o.status == "done" for o in outcomes), [o.error for o in outcomes if o.error][:3]
-    return len(run_ids) / elapsed
+    return len(run_ids) / elapsed, 1000 * cpu / len(run_ids)
 
 
 def run(debates: int = 30, concurrency: tuple[int, ...] = (1, 8, 32, 64), latency_s: float = 1.0,
@@ -147,20 +150,21 @@ def run(debates: int = 30, concurrency: tuple[int, ...] = (1, 8, 32, 64), latenc
              f"ratio {e_ms / f_ms:.2f} (target ≤ 2.0)")
         offset = debates
         levels = []
-        with FakeOpenAIServer(latency_s=latency_s) as server:
+        with fake_server_process(latency_s) as base_url:
             s2 = settings.model_copy(update={"openai": settings.openai.model_copy(update={
-                "base_url": server.base_url, "api_key": None,
+                "base_url": base_url, "api_key": None,
                 # Room for every judge of every debate in flight: the model, not the limiter, is measured.
                 "max_concurrency": max(concurrency) * settings.debate.judges})})
             for c in concurrency:
                 n = max(3 * c, 4)
-                rate = asyncio.run(_throughput(s2, engine, ids[offset:offset + n], c))
+                rate, cpu_ms = asyncio.run(_throughput(s2, engine, ids[offset:offset + n], c))
                 offset += n
                 ideal = c / (SEQUENTIAL_CALLS * latency_s)
                 levels.append({"concurrency": c, "debates": n, "debates_per_s": round(rate, 3),
-                               "ideal_per_s": round(ideal, 3), "pct_of_ideal": round(100 * rate / ideal, 1)})
+                               "ideal_per_s": round(ideal, 3), "pct_of_ideal": round(100 * rate / ideal, 1),
+                               "cpu_ms_per_debate": round(cpu_ms, 1)})
                 echo(f"concurrency {c:>3}: {rate:6.2f} debates/s, ideal {ideal:6.2f}, "
-                     f"{100 * rate / ideal:5.1f}% of ideal")
+                     f"{100 * rate / ideal:5.1f}% of ideal, {cpu_ms:5.1f} ms CPU per debate")
         result["throughput"] = levels
         engine.dispose()
     return result

@@ -12,12 +12,18 @@ The endpoint limiter's concurrency cap is lifted (3 requests per debate at once,
 panel), so the engine, not the limiter, is measured.
 
 Offline: ``offline_n`` hypotheses rescored with the offline backend, in 1 and 2 processes.
+
+Queue workers (:func:`run_workers`, PostgreSQL): the same batch put on the task queue and
+worked by 1, 2, ... ``debate worker`` processes sharing the concurrency, each level in a fresh
+database. Beside the rate it reports the mean debate time and debates in flight, which tell
+per-debate overhead from jobs not handed out fast enough.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -27,9 +33,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 
+from debate.errors import StorageError
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
 from debate.store.tables import utcnow
@@ -40,11 +47,16 @@ Echo = Callable[..., object]
 
 
 def _database(folder: Path, n: int) -> tuple[str, Engine]:
-    """A database with the sample KB and ``n`` hypotheses cycled from the sample ones."""
+    """A SQLite database with the sample KB and ``n`` hypotheses cycled from the sample ones."""
+    url = f"sqlite:///{folder}/bench.db"
+    return url, _populate(url, n)
+
+
+def _populate(url: str, n: int) -> Engine:
+    """The sample KB and ``n`` never-scored hypotheses cycled from the sample ones."""
     from debate.hypotheses import import_file
     from debate.kb.ingest import ingest_paths
 
-    url = f"sqlite:///{folder}/bench.db"
     engine = ensure_schema(url)
     import_file(engine, DATA / "hypotheses.yaml")
     ingest_paths(engine, [DATA / "kb"])
@@ -66,7 +78,7 @@ def _database(folder: Path, n: int) -> tuple[str, Engine]:
             s.execute(insert(t.Hypothesis), rows[i : i + 5000])
         for i in range(0, len(targets), 5000):
             s.execute(insert(t.HypothesisTarget), targets[i : i + 5000])
-    return url, engine
+    return engine
 
 
 @contextmanager
@@ -153,6 +165,175 @@ def offline_level(n: int, processes: int, concurrency: int = 8) -> dict[str, Any
         engine.dispose()
     return {"hypotheses": n, "processes": processes, "done": summary.done, "failed": summary.failed,
             "elapsed_s": round(elapsed, 2), "per_second": round(summary.done / elapsed, 1)}
+
+
+# ---------------------------------------------------------------- queue workers on PostgreSQL
+
+
+@contextmanager
+def _pg_database(base_url: str) -> Iterator[str]:
+    """A fresh, uniquely named database beside ``base_url``; dropped afterwards (sessions evicted)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from debate.store.db import get_engine
+
+    admin = base_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    name = f"debate_bench_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    except psycopg.Error as e:
+        raise StorageError(f"cannot create a bench database beside {base_url}: {e}".strip()) from None
+    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        get_engine(url).dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _poll(what: str, cond: Callable[[], bool], timeout_s: float, procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"a worker exited while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+_BATCH_JOBS = ("FROM procrastinate_jobs j WHERE j.task_name = 'debate_hypothesis' "
+               "AND j.args->>'batch_id' IS NOT DISTINCT FROM :b")
+
+
+def _finished(engine: Engine, batch_id: str | None) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) {_BATCH_JOBS} AND j.status IN ('succeeded', 'failed')"),
+                                {"b": batch_id}).scalar_one())
+
+
+def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, base_url: str, pg_url: str,
+                timeout_s: float = 900.0) -> dict[str, Any]:
+    """``n`` hypotheses as one batch on the queue, worked by ``workers`` ``debate worker`` processes
+    of ``concurrency ÷ workers`` debates each; timed from the first job's start to the last job's end."""
+    from debate.batches import open_or_create_batch
+    from debate.config import load_settings
+    from debate.queue import build_app, enqueue, enqueue_batch, ensure_queue_schema
+    from debate.runs import setup_postgres_checkpoints
+    from debate.rescore import normalize_options
+
+    per_worker = max(1, concurrency // workers)
+    warm = [f"h-{i:08x}" for i in range(n, n + 2 * workers)]
+    ids = [f"h-{i:08x}" for i in range(n)]
+    with _pg_database(pg_url) as url, tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
+        engine = _populate(url, n + len(warm))
+        settings = load_settings(database_url=url, backend="openai", openai={"base_url": base_url, "api_key": "bench"})
+        ensure_queue_schema(settings)
+        setup_postgres_checkpoints(settings)
+        env = {**os.environ, "DEBATE_DATABASE_URL": url, "DEBATE_BACKEND": "openai",
+               "DEBATE_OPENAI__BASE_URL": base_url, "DEBATE_OPENAI__API_KEY": "bench", "DEBATE_OPENAI__TIMEOUT_S": "120", "DEBATE_OPENAI__RPM": "0",
+               "DEBATE_OPENAI__TPM": "0", "DEBATE_QUEUE__SCHEDULE": "",
+               # Each worker's limiter is its own: lift its cap (a debate sends up to 3 requests at once).
+               "DEBATE_OPENAI__MAX_CONCURRENCY": str(3 * per_worker)}
+        logs = [Path(tmp) / f"worker{i}.log" for i in range(workers)]
+        procs = [subprocess.Popen([sys.executable, "-m", "debate", "worker", "--concurrency", str(per_worker),
+                                   "--name", f"bench{i}"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=logs[i].open("wb")) for i in range(workers)]
+
+        async def put(hypotheses: list[str] | None, batch_id: str | None) -> None:
+            qa = build_app(settings)
+            async with qa.open_async():
+                if batch_id:
+                    await enqueue_batch(qa, engine, settings, batch_id)
+                else:
+                    await enqueue(qa, engine, settings, hypotheses or [], backend="openai")
+
+        try:
+            alive = text("SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - interval '30 s'")
+            with engine.connect() as conn:
+                _poll("the workers", lambda: conn.execute(alive).scalar_one() == workers, 180, procs)
+            # A few debates first, so the workers' first-job set-up (clients, saver) is not charged.
+            asyncio.run(put(warm, None))
+            _poll("the warm-up debates", lambda: _finished(engine, None) == len(warm), timeout_s, procs)
+            opts = normalize_options(backend="openai", stale_after="0s", changed=False, prompt_changed=False,
+                                     ids=ids, limit=None, default_stale_after="30d")
+            batch, _ = open_or_create_batch(engine, settings, opts, ids=ids)
+            assert batch is not None and batch.total == n
+            cpu0 = sum(_cpu_s(p.pid) for p in procs)
+            asyncio.run(put(None, batch.id))
+            _poll("the batch", lambda: _finished(engine, batch.id) == n, timeout_s, procs)
+            cpu = sum(_cpu_s(p.pid) for p in procs) - cpu0
+        except RuntimeError as e:
+            tails = " | ".join(log.read_text(errors="replace")[-1500:] for log in logs)
+            raise RuntimeError(f"{e}; worker logs: {tails}") from None
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(60)
+        with engine.connect() as conn:
+            # Per job: its first start and its end (a retried job counts once, start to finish).
+            row = conn.execute(text(
+                "WITH span AS (SELECT j.id, j.status, "
+                "min(e.at) FILTER (WHERE e.type = 'started') AS started, "
+                "max(e.at) FILTER (WHERE e.type IN ('succeeded', 'failed')) AS ended "
+                f"{_BATCH_JOBS.replace('j WHERE', 'j JOIN procrastinate_events e ON e.job_id = j.id WHERE')} "
+                "GROUP BY j.id, j.status) "
+                "SELECT min(started) AS first, max(ended) AS last, "
+                "count(*) FILTER (WHERE status = 'succeeded') AS done, "
+                "count(*) FILTER (WHERE status = 'failed') AS failed, "
+                "sum(extract(epoch FROM ended - started)) AS busy_s FROM span"), {"b": batch.id}).one()
+            call_ms = conn.execute(text("SELECT avg(a.latency_ms) FROM attempts a JOIN runs r ON r.id = a.run_id "
+                                        "WHERE r.batch_id = :b"), {"b": batch.id}).scalar_one()
+        engine.dispose()
+    elapsed = (row.last - row.first).total_seconds()
+    per_min = row.done / elapsed * 60
+    busy = float(row.busy_s)
+    ideal = concurrency / (SEQUENTIAL_CALLS * latency_s) * 60
+    return {"concurrency": concurrency, "workers": workers, "hypotheses": n, "done": row.done, "failed": row.failed,
+            "elapsed_s": round(elapsed, 2), "per_minute": round(per_min, 1), "ideal_per_minute": round(ideal, 1),
+            "pct_of_ideal": round(100 * per_min / ideal, 1),
+            # Where a shortfall comes from: debates slower than 5 calls (per-debate overhead), or
+            # fewer in flight than the concurrency (jobs not handed out fast enough).
+            "mean_debate_s": round(busy / max(1, row.done + row.failed), 2),
+            "mean_call_s": round(float(call_ms or 0) / 1000, 3),  # as the client saw it
+            "mean_in_flight": round(busy / elapsed, 1),
+            "worker_cpu_ms_per_debate": round(1000 * cpu / max(1, row.done), 1)}
+
+
+def run_workers(
+    concurrency: Sequence[int] = (64, 256), workers: Sequence[int] = (1, 2), *, pg_url: str, latency_s: float = 1.0,
+    n_per_level: int | None = None, echo: Echo = print,
+) -> list[dict[str, Any]]:
+    """Each concurrency level worked by each number of ``debate worker`` processes, on PostgreSQL.
+
+    Each (level, workers) gets a fresh database beside ``pg_url`` holding ``n_per_level``
+    (default 3 × concurrency) hypotheses; the fake model server runs in its own process.
+    """
+    echo(f"rescore on the PostgreSQL queue with a {latency_s:g} s never-conceding fake model (server in a process); "
+         f"ideal = concurrency / ({SEQUENTIAL_CALLS} x {latency_s:g} s)")
+    echo(f"{'concurrency':>11} {'workers':>7} {'hypotheses':>10} {'elapsed s':>9} {'per min':>8} {'ideal':>8} "
+         f"{'% ideal':>8} {'debate s':>8} {'call s':>6} {'in flight':>9} {'worker cpu ms/debate':>20}")
+    rows: list[dict[str, Any]] = []
+    with _server(latency_s, "process") as base_url:
+        for c in concurrency:
+            for w in workers:
+                row = queue_level(c, w, latency_s=latency_s, n=n_per_level or 3 * c, base_url=base_url, pg_url=pg_url)
+                rows.append(row)
+                echo(f"{c:>11} {w:>7} {row['hypotheses']:>10} {row['elapsed_s']:>9.1f} {row['per_minute']:>8.1f} "
+                     f"{row['ideal_per_minute']:>8.1f} {row['pct_of_ideal']:>7.1f}% "
+                     f"{row['mean_debate_s']:>8.2f} {row['mean_call_s']:>6.2f} "
+                     f"{row['mean_in_flight']:>9.1f} {row['worker_cpu_ms_per_debate']:>20.1f}"
+                     + (f"  ({row['failed']} failed)" if row["failed"] else ""))
+    return rows
 
 
 def run(

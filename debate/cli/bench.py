@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from debate.cli.app import app, emit_json
+from debate.cli.app import app, emit_json, state
+from debate.errors import UserInputError
 
 bench_app = typer.Typer(help="Benchmarks: ingest/search, debate, export, rescore.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -61,20 +63,52 @@ def bench_export(
     _report(result, as_json)
 
 
+def _ints(value: str, option: str) -> tuple[int, ...]:
+    try:
+        ints = tuple(int(x) for x in value.split(",") if x.strip())
+    except ValueError:
+        raise UserInputError(f"{option} takes comma-separated whole numbers, not {value!r}") from None
+    if any(i < 1 for i in ints):
+        raise UserInputError(f"{option} takes numbers of at least 1, not {value!r}")
+    return ints
+
+
+def _bench_postgres(database_url: str | None) -> str:
+    """The server the worker bench makes its databases on: the option, else a PostgreSQL in the environment."""
+    candidates = [database_url, os.environ.get("DEBATE_TEST_POSTGRES_URL"), state.settings.database_url]
+    url = next((u for u in candidates if u), "")
+    if not url.startswith("postgresql"):
+        raise UserInputError("--workers needs PostgreSQL: pass --database-url postgresql+psycopg://user@host/db "
+                             "(or set DEBATE_TEST_POSTGRES_URL)")
+    return url
+
+
 @bench_app.command("rescore")
 def bench_rescore(
-    levels: Annotated[str, typer.Option(help="Concurrency levels for the 1 s model, comma-separated.")] = "1,8,32,64",
+    levels: Annotated[str | None, typer.Option(
+        help="Concurrency levels for the 1 s model, comma-separated "
+             "(default 1,8,32,64; with --workers 64,256).")] = None,
     latency: Annotated[float, typer.Option(help="Fake model latency in seconds.")] = 1.0,
     offline: Annotated[int, typer.Option(help="Hypotheses for the offline rate (0 to skip).")] = 10_000,
     processes: Annotated[str, typer.Option(help="Process counts for the offline rate, comma-separated.")] = "1,2",
+    workers: Annotated[str | None, typer.Option(
+        help="Worker process counts, comma-separated: run the model levels on the PostgreSQL queue instead.")] = None,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="PostgreSQL server for --workers (a database is created and dropped per level; "
+                               "default DEBATE_TEST_POSTGRES_URL, else DEBATE_DATABASE_URL).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rescoring throughput: hypotheses/min with a slow fake model beside the ideal, offline rate."""
-    from debate.bench.rescore import run
+    from debate.bench.rescore import run, run_workers
 
-    result = run(concurrency=tuple(int(x) for x in levels.split(",") if x.strip()), latency_s=latency,
-                 offline_n=offline, processes=tuple(int(x) for x in processes.split(",") if x.strip()),
-                 echo=(lambda *_: None) if as_json else print)
+    echo = (lambda *_: None) if as_json else print
+    if workers is None:
+        result = run(concurrency=_ints(levels or "1,8,32,64", "--levels"), latency_s=latency, offline_n=offline,
+                     processes=_ints(processes, "--processes"), echo=echo)
+    else:
+        result = run(concurrency=(), offline_n=offline, processes=_ints(processes, "--processes"), echo=echo)
+        result["queue"] = run_workers(_ints(levels or "64,256", "--levels"), _ints(workers, "--workers"),
+                                      pg_url=_bench_postgres(database_url), latency_s=latency, echo=echo)
     _report(result, as_json)
 
 

@@ -3,17 +3,23 @@
 SQLite: FTS5 with BM25 ranking. PostgreSQL: the ``tsv`` column (``to_tsvector('simple', text)``)
 ranked with ``ts_rank_cd``. The same query shape on both: terms are words of the query minus
 stopwords, AND-ed; fewer than ``min_hits`` results re-runs the query with the terms OR-ed and
-appends the new hits after the all-terms ones.
+appends the new hits after the all-terms ones. Ranking fetches ids and scores only; chunk text,
+page fields and snippets are fetched for the winners. On a large KB the any-term pass ranks
+only the chunks holding the query's rarer terms (``debate.kb.rare``), scored against the whole
+query, so a common word does not make it score most of the corpus.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
-from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection, Engine, Row
+
+from debate.kb import fts5, rare
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 STOPWORDS = frozenset(
@@ -45,59 +51,100 @@ def query_terms(query: str, *, max_terms: int = 24) -> list[str]:
 
 
 def search(
-    engine: Engine, query: str, *, limit: int = 10, min_hits: int = 3, terms: Sequence[str] | None = None
+    engine: Engine, query: str, *, limit: int = 10, min_hits: int = 3, terms: Sequence[str] | None = None,
+    snippets: bool = True,
 ) -> list[SearchHit]:
-    """Rank chunks for ``query`` (or explicit ``terms``): all terms, then any term if too few."""
+    """Rank chunks for ``query`` (or explicit ``terms``): all terms, then any term if too few.
+
+    ``snippets=False`` leaves ``snippet`` empty: a snippet costs more than ranking a small KB, and
+    evidence retrieval quotes whole chunks.
+    """
     words = list(terms) if terms is not None else query_terms(query)
     if not words:
         return []
     with engine.connect() as conn:
         run = _sqlite if conn.dialect.name == "sqlite" else _postgres
-        hits = run(conn, words, "all", limit)
+        hits = run(conn, words, "all", limit, snippets)
         if len(hits) < min(min_hits, limit) and len(words) > 1:
             seen = {h.chunk_id for h in hits}
-            hits += [h for h in run(conn, words, "any", limit) if h.chunk_id not in seen][: limit - len(hits)]
+            hits += [h for h in run(conn, words, "any", limit, snippets) if h.chunk_id not in seen][: limit - len(hits)]
     return hits
 
 
-def _row_to_hit(row, mode: str) -> SearchHit:  # type: ignore[no-untyped-def]
-    import json
-
+def _row_to_hit(row, mode: str, *, snippet: str, score: float) -> SearchHit:  # type: ignore[no-untyped-def]
     hp = row.heading_path
     return SearchHit(
         chunk_id=row.id, page_id=row.page_id, slug=row.slug, title=row.title,
         heading_path=json.loads(hp) if isinstance(hp, str) else list(hp or []),
-        text=row.text, snippet=row.snippet, score=float(row.score), mode=mode,
+        text=row.text, snippet=snippet, score=score, mode=mode,
     )
 
 
-def _sqlite(conn: Connection, words: Sequence[str], mode: str, limit: int) -> list[SearchHit]:
-    quoted = [f'"{w}"' for w in words]
-    match = " ".join(quoted) if mode == "all" else " OR ".join(quoted)
+def _chunk_rows(conn: Connection, ids: Sequence[int]) -> dict[int, Row]:
     rows = conn.execute(
         text(
-            "SELECT c.id, c.page_id, p.slug, p.title, c.heading_path, c.text, "
-            "snippet(chunks_fts, 0, '[', ']', '…', 16) AS snippet, -bm25(chunks_fts) AS score "
-            "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid JOIN pages p ON p.id = c.page_id "
-            "WHERE chunks_fts MATCH :match ORDER BY bm25(chunks_fts), c.id LIMIT :limit"
-        ),
-        {"match": match, "limit": limit},
+            "SELECT c.id, c.page_id, p.slug, p.title, c.heading_path, c.text "
+            "FROM chunks c JOIN pages p ON p.id = c.page_id WHERE c.id IN :ids"
+        ).bindparams(bindparam("ids", expanding=True)),
+        {"ids": list(ids)},
     )
-    return [_row_to_hit(r, mode) for r in rows]
+    return {r.id: r for r in rows}
 
 
-def _postgres(conn: Connection, words: Sequence[str], mode: str, limit: int) -> list[SearchHit]:
+def _sqlite(conn: Connection, words: Sequence[str], mode: str, limit: int, snippets: bool) -> list[SearchHit]:
+    ranked = fts5.rank(conn, words, mode, limit)
+    if not ranked:
+        return []
+    ids = [chunk_id for chunk_id, _ in ranked]
+    rows = _chunk_rows(conn, ids)
+    snips = fts5.snippets(conn, fts5.match_expression(words, mode), ids) if snippets else {}
+    return [_row_to_hit(rows[i], mode, snippet=snips.get(i, ""), score=score) for i, score in ranked if i in rows]
+
+
+def _postgres(conn: Connection, words: Sequence[str], mode: str, limit: int, snippets: bool) -> list[SearchHit]:
     op = " & " if mode == "all" else " | "
     tsq = op.join(words)
-    rows = conn.execute(
-        text(
-            "SELECT c.id, c.page_id, p.slug, p.title, c.heading_path, c.text, "
-            "ts_headline('simple', c.text, to_tsquery('simple', :q), "
-            "'StartSel=[,StopSel=],MaxWords=24,MinWords=8') AS snippet, "
-            "ts_rank_cd(c.tsv, to_tsquery('simple', :q)) AS score "
-            "FROM chunks c JOIN pages p ON p.id = c.page_id "
-            "WHERE c.tsv @@ to_tsquery('simple', :q) ORDER BY score DESC, c.id LIMIT :limit"
-        ),
-        {"q": tsq, "limit": limit},
+    # The same bound on the any-term pass as on SQLite: match the rare terms, score the whole query.
+    picked = None
+    if mode == "any" and len(words) > 1 and len(set(words)) == len(words):
+        picked = rare.rare_terms(words, _pg_doc_counts(conn, words, rare.FULL_OR_ROWS + 1))
+    ranked = _pg_rank(conn, tsq, " | ".join(picked) if picked else tsq, limit)
+    if picked and len(ranked) < limit:  # too few chunks hold the rare terms: rank everything
+        ranked = _pg_rank(conn, tsq, tsq, limit)
+    if not ranked:
+        return []
+    ids = [r.id for r in ranked]
+    rows = _chunk_rows(conn, ids)
+    # Headlines for the winners only: ts_headline re-parses the text.
+    heads = {} if not snippets else dict(
+        conn.execute(
+            text(
+                "SELECT c.id, ts_headline('simple', c.text, to_tsquery('simple', :q), "
+                "'StartSel=[,StopSel=],MaxWords=24,MinWords=8') FROM chunks c WHERE c.id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"q": tsq, "ids": ids},
+        ).all()
     )
-    return [_row_to_hit(r, mode) for r in rows]
+    return [
+        _row_to_hit(rows[r.id], mode, snippet=heads.get(r.id, ""), score=float(r.score))
+        for r in ranked if r.id in rows
+    ]
+
+
+def _pg_rank(conn: Connection, tsq: str, match: str, limit: int) -> list[Row]:
+    return list(
+        conn.execute(
+            text(
+                "SELECT c.id, ts_rank_cd(c.tsv, to_tsquery('simple', :q)) AS score FROM chunks c "
+                "WHERE c.tsv @@ to_tsquery('simple', :match) ORDER BY score DESC, c.id LIMIT :limit"
+            ),
+            {"q": tsq, "match": match, "limit": limit},
+        )
+    )
+
+
+def _pg_doc_counts(conn: Connection, words: Sequence[str], cap: int) -> dict[str, int]:
+    stmt = text(
+        "SELECT count(*) FROM (SELECT 1 FROM chunks WHERE tsv @@ to_tsquery('simple', :w) LIMIT :cap) AS m"
+    )
+    return {w: int(conn.execute(stmt, {"w": w, "cap": cap}).scalar_one()) for w in words}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 from debate.genes import gene_key, is_gene_symbol
 
@@ -36,13 +37,21 @@ _DISEASE_SUFFIXES = frozenset({"ALS", "FTD", "PD", "AD", "HD"})
 def text_genes(text: str) -> Iterator[str]:
     """Gene-like symbols in free text, in order of appearance (may repeat)."""
     for m in _CANDIDATE.finditer(text):
-        tok = m.group(0).rstrip("-")
-        head, _, tail = tok.partition("-")
-        if tail.upper() in _DISEASE_SUFFIXES:  # "SOD1-ALS" names the gene SOD1
-            tok = head
-        if tok.upper() in STOPLIST or tok.startswith(("NCT", "SDA-")) or not is_gene_symbol(tok):
-            continue
-        yield tok
+        gene = _gene_of(m.group(0))
+        if gene is not None:
+            yield gene
+
+
+@lru_cache(maxsize=65536)
+def _gene_of(candidate: str) -> str | None:
+    # Cached: a KB repeats the same few thousand symbols on every page.
+    tok = candidate.rstrip("-")
+    head, _, tail = tok.partition("-")
+    if tail.upper() in _DISEASE_SUFFIXES:  # "SOD1-ALS" names the gene SOD1
+        tok = head
+    if tok.upper() in STOPLIST or tok.startswith(("NCT", "SDA-")) or not is_gene_symbol(tok):
+        return None
+    return tok
 
 
 def unique_terms(terms: Iterable[str], key=gene_key) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -149,6 +149,8 @@ class RelatedEntry(SQLModel, table=True):
 
 class Hypothesis(SQLModel, table=True):
     __tablename__ = "hypotheses"
+    # updated_at: related lists check max(updated_at) every few seconds to see an edit.
+    __table_args__ = (Index("ix_hypotheses_updated_at", "updated_at"),)
     id: str = Field(primary_key=True)
     title: str
     title_key: str = Field(unique=True, index=True)
@@ -336,3 +338,25 @@ class BatchItem(SQLModel, table=True):
     run_id: str | None = Field(default=None, foreign_key="runs.id", unique=True, index=True)
     status: str = Field(default="pending", description="pending | queued | running | done | failed | cancelled")
     updated_at: datetime = _ts()
+
+
+# ---------------------------------------------------------------- shared rate limits
+
+
+class RateWindowEntry(SQLModel, table=True):
+    """One request admitted to an endpoint, counted by every process sharing its rpm / tpm.
+
+    Used on PostgreSQL only (debate/ratewindow.py): there several worker processes, possibly on
+    several machines, share an endpoint. With SQLite one machine runs the debates and the
+    in-process limiter is enough, so the table exists but stays empty.
+    """
+
+    __tablename__ = "rate_window"
+    __table_args__ = (Index("ix_rate_window_endpoint_t", "endpoint", "t"),)
+    # BIGINT on PostgreSQL (rows come and go at the request rate); SQLite needs INTEGER to autoincrement.
+    id: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))
+    endpoint: str = Field(description="The endpoint key, e.g. its base URL.")
+    t: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False),
+                        description="Request start by the database server's clock, so machines agree.")
+    tokens: int = Field(description="Token estimate at admission, replaced by the actual count.")

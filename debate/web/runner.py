@@ -4,9 +4,9 @@
 a hypothesis that already has a queued or running run (409), creates the runs and hands their
 ids to a :class:`Dispatcher`. On SQLite the dispatcher is :class:`InProcessRunner`: a thread
 with its own event loop that executes runs through one :class:`~debate.runs.Executor` per
-backend, so debates never stall request handling. On PostgreSQL runs go through a task queue,
-which supplies its own dispatcher to :func:`debate.api.create_app`; until one is given,
-queueing there is refused with 503 rather than pretending.
+backend, so debates never stall request handling. On PostgreSQL it is :class:`QueueDispatcher`:
+each run becomes a job on the task queue (:mod:`debate.queue`) for ``debate worker`` processes.
+Without a dispatcher, queueing is refused with 503 rather than pretending.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from debate.config import Settings
-from debate.errors import DebateError, UserInputError
+from debate.errors import DebateError, StorageError, UserInputError
 from debate.models import HYPOTHESIS_ID_RE
 from debate.runs import Executor, create_runs
 from debate.store import tables as t
@@ -242,3 +242,45 @@ class InProcessRunner:
         except RuntimeError:  # already closed
             pass
         thread.join(timeout)
+
+
+class QueueDispatcher:
+    """Runs queued over HTTP become jobs on the PostgreSQL task queue, one per hypothesis.
+
+    The queue's ``queueing_lock`` backs the check in :func:`queue_debates` across processes:
+    a hypothesis another server or ``debate queue add`` queued meanwhile is refused (409) and
+    the request's runs are withdrawn. :meth:`open` before the first submit, :meth:`close` after.
+    """
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        from debate.queue import build_app
+
+        self.engine = engine
+        self.settings = settings
+        self.app = build_app(settings)
+
+    def open(self) -> None:
+        """Create the queue's tables when missing and connect (blocking)."""
+        from debate.queue import ensure_queue_schema
+
+        ensure_queue_schema(self.settings)
+        self.app.open()
+
+    def close(self) -> None:
+        self.app.close()
+
+    def submit(self, run_ids: Sequence[str], backend: str) -> None:
+        """Defer one job per run; raises :class:`RunConflict` when a hypothesis is already queued."""
+        from procrastinate.exceptions import ConnectorException
+
+        from debate.queue import defer_runs
+
+        with session_scope(self.engine) as s:
+            hyp = dict(s.execute(select(t.Run.id, t.Run.hypothesis_id).where(t.Run.id.in_(list(run_ids)))).all())
+        try:
+            result = defer_runs(self.app, self.engine, {hyp[r]: r for r in run_ids}, backend=backend)
+        except ConnectorException as e:
+            raise StorageError(f"cannot reach the task queue: {e}") from None
+        if result.skipped:
+            raise RunConflict(f"hypothesis {result.skipped[0]} is already on the task queue; "
+                              "wait for its debate or cancel it first")
