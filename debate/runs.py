@@ -230,6 +230,8 @@ class Executor:
         except Exception as e:
             self._fail(run_id, f"internal error: {type(e).__name__}: {e}")
             raise
+        if ctx.store.finished_score is not None:  # this execution marked it done
+            return RunOutcome(run_id, run.hypothesis_id, "done", ctx.store.finished_score)
         runs = t.Run.__table__  # type: ignore[attr-defined]
         with self.db.tx() as conn:
             done = conn.execute(select(runs.c.status, runs.c.score, runs.c.error).where(runs.c.id == run_id)).one()

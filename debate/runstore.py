@@ -67,7 +67,13 @@ class RunStore:
         self._retrieved = False if fresh else None
         self._turns: dict[TurnKey, StoredTurn] | None = {} if fresh else None
         self._attempts_before: dict[TurnKey, int] | None = {} if fresh else None
-        self._cancel_checked = 0.0
+        # A fresh run's every attempt is written through this store, so its usage totals are
+        # known here without summing the table (None: not fresh, sum the table).
+        self._usage: list[tuple[int | None, int | None, float | None]] | None = [] if fresh else None
+        # The executor has just checked a fresh run is not cancelled.
+        self._cancel_checked = time.monotonic() if fresh else 0.0
+        self.finished_score: float | None = None
+        """The score :meth:`finish` wrote, once it has marked the run done."""
 
     # ------------------------------------------------------------ reads
     def hypothesis(self) -> HypothesisOut:
@@ -134,8 +140,10 @@ class RunStore:
     def save_evidence(self, items: list[EvidenceItem]) -> None:
         """Store the evidence snapshot once (a second call after a re-run finds it there)."""
         with self.db.tx(write=True) as conn:
-            # Evidence rows and retrieved_at are written together, so retrieved_at says it all.
-            done = conn.execute(select(t.Run.retrieved_at).where(t.Run.id == self.run_id)).scalar_one()
+            # Evidence rows and retrieved_at are written together, so retrieved_at says it all
+            # (a fresh run has stored nothing yet).
+            done = None if self._retrieved is False else conn.execute(
+                select(t.Run.retrieved_at).where(t.Run.id == self.run_id)).scalar_one()
             if done is None and items:
                 conn.execute(_EVIDENCE.insert(), [
                     dict(run_id=self.run_id, eid=e.eid, rank=e.rank, page_slug=e.page_slug, page_hash=e.page_hash,
@@ -179,6 +187,7 @@ class RunStore:
                                  .values(rounds_done=rounds_done))
         except IntegrityError:
             self._turns = None  # someone else wrote it: read theirs
+            self._usage = None  # ... and their attempts: totals come from the table
             found = self.turn(*key)
             assert found is not None
             return found
@@ -201,6 +210,8 @@ class RunStore:
             }
         base = self._attempts_before.get(key, 0)
         self._attempts_before[key] = base + len(attempts)
+        if self._usage is not None:
+            self._usage += [(a.usage.prompt_tokens, a.usage.completion_tokens, a.cost_usd) for a in attempts]
         conn.execute(_ATTEMPT.insert(), [
             dict(run_id=self.run_id, round=key[0], role=key[1], seat=key[2], n=base + i + 1, kind=a.kind,
                  outcome=a.outcome, http_status=a.http_status, error=a.error, raw_reply=a.raw_reply, model=a.model,
@@ -210,25 +221,30 @@ class RunStore:
         ])
 
     def finish(self, c: Consensus) -> None:
-        """Mark the run done with its consensus and totals, in one transaction."""
+        """Mark the run done with its consensus and totals, in one transaction (once)."""
         a = t.Attempt
         with self.db.tx(write=True) as conn:
-            if conn.execute(_STATUS, {"id": self.run_id}).scalar_one() == "done":
-                return
-            n, n_prompt, n_completion, n_cost, prompt, completion, cost = conn.execute(
-                select(func.count(a.id), func.count(a.prompt_tokens), func.count(a.completion_tokens),
-                       func.count(a.cost_usd), func.sum(a.prompt_tokens), func.sum(a.completion_tokens),
-                       func.sum(a.cost_usd)).where(a.run_id == self.run_id)
-            ).one()
+            if self._usage is not None:
+                n = len(self._usage)
+                n_prompt, n_completion, n_cost = (sum(u[i] is not None for u in self._usage) for i in range(3))
+                prompt, completion, cost = (sum(u[i] or 0 for u in self._usage) for i in range(3))
+            else:
+                n, n_prompt, n_completion, n_cost, prompt, completion, cost = conn.execute(
+                    select(func.count(a.id), func.count(a.prompt_tokens), func.count(a.completion_tokens),
+                           func.count(a.cost_usd), func.sum(a.prompt_tokens), func.sum(a.completion_tokens),
+                           func.sum(a.cost_usd)).where(a.run_id == self.run_id)
+                ).one()
             # Unknown usage on any attempt makes the total unknown, not an undercount.
-            conn.execute(update(t.Run).where(t.Run.id == self.run_id).values(
+            marked = conn.execute(update(t.Run).where(t.Run.id == self.run_id, t.Run.status != "done").values(
                 prompt_tokens=prompt if n and n_prompt == n else None,
                 completion_tokens=completion if n and n_completion == n else None,
                 cost_usd=cost if n and n_cost == n else None,
                 score=c.score, interval_lo=c.interval[0], interval_hi=c.interval[1],
                 interval_method=c.interval_method, agreement=c.agreement, n_judges=c.n_judges,
                 status="done", finished_at=utcnow(), error=None,
-            ))
+            )).rowcount
+        if marked:
+            self.finished_score = c.score
 
 
 def _stored(values: Any) -> StoredTurn:

@@ -723,6 +723,8 @@ class InstantChatClient:
         self.responder: Responder = responder or schema_responder
         self.model = model
         self.calls = 0
+        # schema_responder's reply depends on the schema alone: build each one once.
+        self._examples: dict[type[BaseModel], str] = {}
 
     async def complete(
         self, messages: list[ChatMessage], schema: type[T], *, model: str | None = None
@@ -751,8 +753,13 @@ class InstantChatClient:
                 },
             },
         }
-        produced = self.responder(body)
-        content = await produced if inspect.isawaitable(produced) else produced
+        if self.responder is schema_responder:
+            if schema not in self._examples:
+                self._examples[schema] = schema_responder(body)
+            content = self._examples[schema]
+        else:
+            produced = self.responder(body)
+            content = await produced if inspect.isawaitable(produced) else produced
         counts = FakeOpenAIServer._completion(body, content, usage=True)["usage"]
         attempt = Attempt(
             n=1,

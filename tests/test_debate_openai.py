@@ -65,8 +65,12 @@ def test_a_clean_debate_records_one_attempt_per_turn(sample_engine, db_url):
         # Never-conceding schema replies: 2 rounds x (proposer, critic) + 3 judges.
         assert sorted(turns) == [(1, "critic", 0), (1, "proposer", 0), (2, "critic", 0), (2, "judge", 0),
                                  (2, "judge", 1), (2, "judge", 2), (2, "proposer", 0)]
-        assert server.request_count == len(_attempts(sample_engine, run_id)) == 7
+        attempts = _attempts(sample_engine, run_id)
+        assert server.request_count == len(attempts) == 7
+        # The run's totals are its attempts' sums.
         assert run.prompt_tokens is not None and run.prompt_tokens > 0
+        assert run.prompt_tokens == sum(a.prompt_tokens or 0 for a in attempts)
+        assert run.completion_tokens == sum(a.completion_tokens or 0 for a in attempts)
 
 
 @pytest.mark.parametrize(

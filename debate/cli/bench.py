@@ -103,11 +103,14 @@ def bench_rescore(
 
     echo = (lambda *_: None) if as_json else print
     if workers is None:
-        result = run(concurrency=_ints(levels or "1,8,32,64", "--levels"), latency_s=latency, offline_n=offline,
+        # An empty --levels ("") skips the model levels; no --levels means the default ones.
+        result = run(concurrency=_ints("1,8,32,64" if levels is None else levels, "--levels"),
+                     latency_s=latency, offline_n=offline,
                      processes=_ints(processes, "--processes"), echo=echo)
     else:
         result = run(concurrency=(), offline_n=offline, processes=_ints(processes, "--processes"), echo=echo)
-        result["queue"] = run_workers(_ints(levels or "64,256", "--levels"), _ints(workers, "--workers"),
+        result["queue"] = run_workers(_ints("64,256" if levels is None else levels, "--levels"),
+                                      _ints(workers, "--workers"),
                                       pg_url=_bench_postgres(database_url), latency_s=latency, echo=echo)
     _report(result, as_json)
 
@@ -115,8 +118,8 @@ def bench_rescore(
 @bench_app.command("all")
 def bench_all(out: Annotated[Path | None, typer.Option(help="Also write the numbers here (JSON).")] = None) -> None:
     """Every benchmark at its default size."""
-    from debate.bench import debate, export, ingest
+    from debate.bench import debate, export, ingest, rescore
 
-    results = {"ingest": ingest.run(), "debate": debate.run(), "export": export.run()}
+    results = {"ingest": ingest.run(), "debate": debate.run(), "export": export.run(), "rescore": rescore.run()}
     if out:
         out.write_text(json.dumps(results, indent=2))
