@@ -208,7 +208,8 @@ class Executor:
             return RunOutcome(run.id, run.hypothesis_id, "done", run.score)
         cfg_run = run.config
         ctx = DebateContext(
-            store=RunStore(self.engine, run_id, fresh=fresh, db=self.db), backend=self.backend,
+            store=RunStore(self.engine, run_id, fresh=fresh, db=self.db, defer=run.backend == "offline"),
+            backend=self.backend,
             seats=panel(cfg_run["judges"], list(self.settings.openai.judge_models) if run.backend == "openai" else None),
             rubric=self.settings.rubric_model.model_validate({"weights": cfg_run["rubric"]}),
             max_rounds=cfg_run["rounds"], evidence_limit=cfg_run["evidence_limit"], min_hits=cfg_run["min_hits"],
@@ -223,11 +224,14 @@ class Executor:
         try:
             await self.graph.ainvoke(graph_input, config, context=ctx, durability=durability)
         except RunCancelled as e:
+            ctx.store.flush_deferred()
             return RunOutcome(run.id, run.hypothesis_id, "cancelled", None, str(e))
         except DebateError as e:
+            ctx.store.flush_deferred()
             self._fail(run_id, str(e))
             return RunOutcome(run.id, run.hypothesis_id, "failed", None, str(e))
         except Exception as e:
+            ctx.store.flush_deferred()
             self._fail(run_id, f"internal error: {type(e).__name__}: {e}")
             raise
         if ctx.store.finished_score is not None:  # this execution marked it done

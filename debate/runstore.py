@@ -4,12 +4,18 @@ Every write is keyed so that running a node twice (LangGraph may re-execute a no
 kill) writes nothing new: a turn is unique on (run, round, role, seat) and written once with
 its attempts in the same transaction; a run's score is written in the same transaction that
 marks it done, so no partial score is ever visible.
+
+A fresh offline run (``defer=True``) keeps its evidence, turns and attempts in memory and
+writes them in the transaction that marks it done: an offline run is cheap and deterministic,
+and one killed before the end restarts from the beginning anyway (durability "exit"), so
+writing it once saves nine write transactions per debate and changes nothing that can be seen
+of a finished run.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -41,6 +47,17 @@ class RunCancelled(DebateError):
     """The run was cancelled while it ran."""
 
 
+@dataclass
+class _Deferred:
+    """A deferring store's rows not yet written."""
+
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    retrieved_at: Any = None
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    rounds_done: int = 0
+
+
 @dataclass(frozen=True)
 class StoredTurn:
     """What the graph reads back of a stored turn (a SQLModel instance costs ~0.1 ms to build)."""
@@ -56,9 +73,10 @@ class RunStore:
     """Reads and writes of one run, with the run's fixed inputs cached after first use."""
 
     def __init__(self, engine: Engine, run_id: str, *, fresh: bool = False,
-                 db: HeldConnections | None = None) -> None:
+                 db: HeldConnections | None = None, defer: bool = False) -> None:
         """``fresh``: the run has never started, so nothing of it is stored yet (skip the reads).
-        ``db``: connections shared with other runs of the same executor."""
+        ``db``: connections shared with other runs of the same executor.
+        ``defer``: write evidence and turns with the completion (only for a fresh run)."""
         self.engine = engine
         self.db = db or HeldConnections(engine)
         self.run_id = run_id
@@ -74,6 +92,7 @@ class RunStore:
         self._cancel_checked = time.monotonic() if fresh else 0.0
         self.finished_score: float | None = None
         """The score :meth:`finish` wrote, once it has marked the run done."""
+        self._deferred: _Deferred | None = _Deferred() if defer and fresh else None
 
     # ------------------------------------------------------------ reads
     def hypothesis(self) -> HypothesisOut:
@@ -139,23 +158,28 @@ class RunStore:
     # the SQL itself at this size.
     def save_evidence(self, items: list[EvidenceItem]) -> None:
         """Store the evidence snapshot once (a second call after a re-run finds it there)."""
+        if self._deferred is not None:
+            self._deferred.evidence = self._evidence_rows(items)
+            self._deferred.retrieved_at = utcnow()
+            self._evidence, self._retrieved = items, True
+            return
         with self.db.tx(write=True) as conn:
             # Evidence rows and retrieved_at are written together, so retrieved_at says it all
             # (a fresh run has stored nothing yet).
             done = None if self._retrieved is False else conn.execute(
                 select(t.Run.retrieved_at).where(t.Run.id == self.run_id)).scalar_one()
             if done is None and items:
-                conn.execute(_EVIDENCE.insert(), [
-                    dict(run_id=self.run_id, eid=e.eid, rank=e.rank, page_slug=e.page_slug, page_hash=e.page_hash,
-                         heading_path=e.heading_path, text=e.text, score=e.score, facts=e.facts)
-                    for e in items
-                ])
+                conn.execute(_EVIDENCE.insert(), self._evidence_rows(items))
             if done is None:
                 conn.execute(update(t.Run).where(t.Run.id == self.run_id).values(retrieved_at=utcnow()))
         if done is not None:
             self._evidence, self._retrieved = None, None  # keep the snapshot that was stored first
             return
         self._evidence, self._retrieved = items, True
+
+    def _evidence_rows(self, items: list[EvidenceItem]) -> list[dict[str, Any]]:
+        return [dict(run_id=self.run_id, eid=e.eid, rank=e.rank, page_slug=e.page_slug, page_hash=e.page_hash,
+                     heading_path=e.heading_path, text=e.text, score=e.score, facts=e.facts) for e in items]
 
     def write_turn(
         self, key: TurnKey, result: AgentResult, *, backend: str, citations: list[CitationCheck],
@@ -178,6 +202,14 @@ class RunStore:
             overall=overall, meta=meta or {}, prompt_tokens=usage[0], completion_tokens=usage[1],
             cost_usd=usage[2], latency_ms=sum(a.latency_ms for a in result.attempts), created_at=utcnow(),
         )
+        if self._deferred is not None:
+            self._deferred.turns.append(values)
+            self._deferred.attempts += self._attempt_rows(key, result.attempts)
+            if rounds_done is not None:
+                self._deferred.rounds_done = max(rounds_done, self._deferred.rounds_done)
+            row = _stored(values)
+            self.turns()[key] = row
+            return row
         try:
             with self.db.tx(write=True) as conn:
                 conn.execute(_TURN.insert(), values)
@@ -201,10 +233,17 @@ class RunStore:
             self._insert_attempts(conn, key, attempts)
 
     def _insert_attempts(self, conn: Connection, key: TurnKey, attempts: list[AttemptRecord]) -> None:
+        rows = self._attempt_rows(key, attempts, conn)
+        if rows:
+            conn.execute(_ATTEMPT.insert(), rows)
+
+    def _attempt_rows(self, key: TurnKey, attempts: list[AttemptRecord],
+                      conn: Connection | None = None) -> list[dict[str, Any]]:
         if not attempts:
-            return
+            return []
         # Numbering continues after attempts recorded by an earlier, failed execution.
         if self._attempts_before is None:
+            assert conn is not None, "a fresh store knows its attempts"
             self._attempts_before = {
                 (r.round, r.role, r.seat): r.n for r in conn.execute(_ATTEMPT_COUNTS, {"run": self.run_id})
             }
@@ -212,18 +251,19 @@ class RunStore:
         self._attempts_before[key] = base + len(attempts)
         if self._usage is not None:
             self._usage += [(a.usage.prompt_tokens, a.usage.completion_tokens, a.cost_usd) for a in attempts]
-        conn.execute(_ATTEMPT.insert(), [
+        return [
             dict(run_id=self.run_id, round=key[0], role=key[1], seat=key[2], n=base + i + 1, kind=a.kind,
                  outcome=a.outcome, http_status=a.http_status, error=a.error, raw_reply=a.raw_reply, model=a.model,
                  prompt_tokens=a.usage.prompt_tokens, completion_tokens=a.usage.completion_tokens,
                  cost_usd=a.cost_usd, latency_ms=a.latency_ms, started_at=a.started_at)
             for i, a in enumerate(attempts)
-        ])
+        ]
 
     def finish(self, c: Consensus) -> None:
         """Mark the run done with its consensus and totals, in one transaction (once)."""
         a = t.Attempt
         with self.db.tx(write=True) as conn:
+            self._write_deferred(conn)
             if self._usage is not None:
                 n = len(self._usage)
                 n_prompt, n_completion, n_cost = (sum(u[i] is not None for u in self._usage) for i in range(3))
@@ -245,6 +285,31 @@ class RunStore:
             )).rowcount
         if marked:
             self.finished_score = c.score
+
+
+    def flush_deferred(self) -> None:
+        """Write what a deferring store holds now (a run ending failed or cancelled keeps its
+        transcript so far); later writes go straight to the database."""
+        if self._deferred is not None:
+            with self.db.tx(write=True) as conn:
+                self._write_deferred(conn)
+        self._deferred = None
+
+    def _write_deferred(self, conn: Connection) -> None:
+        d = self._deferred
+        if d is None:
+            return
+        for table, rows in ((_EVIDENCE, d.evidence), (_TURN, d.turns), (_ATTEMPT, d.attempts)):
+            if rows:
+                conn.execute(table.insert(), rows)
+        values: dict[str, Any] = {}
+        if d.retrieved_at is not None:
+            values["retrieved_at"] = d.retrieved_at
+        if d.rounds_done:
+            values["rounds_done"] = d.rounds_done
+        if values:
+            conn.execute(update(t.Run).where(t.Run.id == self.run_id).values(**values))
+        self._deferred = _Deferred()
 
 
 def _stored(values: Any) -> StoredTurn:

@@ -132,3 +132,31 @@ def test_every_offline_turn_is_labelled_heuristic(sample_engine, db_url):
         assert {x.model for x in turns} == {"offline-heuristic-v1"}
         text = render(load_transcript(s, run_id), "text")
     assert "offline heuristic agents — no model" in text
+
+
+def test_a_fresh_offline_run_stores_its_transcript_with_its_score_in_one_transaction(sample_engine, db_url):
+    """Nothing of a fresh offline run is visible until it is done; then all of it is."""
+    settings = load_settings(database_url=db_url)
+    [run_id] = create_runs(sample_engine, settings, ["h-9878fd9b"], backend="offline")
+    seen_while_running: list[tuple[int, int, str | None]] = []
+
+    def on_turn(rid: str, round_: int, role: str, seat: int, text: str) -> None:
+        with session_scope(sample_engine) as s:
+            n_turns = len(s.execute(select(t.Turn.id).where(t.Turn.run_id == rid)).all())
+            n_evidence = len(s.execute(select(t.Evidence.id).where(t.Evidence.run_id == rid)).all())
+            seen_while_running.append((n_turns, n_evidence, s.get(t.Run, rid).status))
+
+    async def go() -> None:
+        async with Executor(sample_engine, settings, backend="offline", on_turn=on_turn) as ex:
+            await ex.execute(run_id)
+
+    asyncio.run(go())
+    assert len(seen_while_running) == 7  # 2 rounds x (proposer, critic) + 3 judges
+    assert set(seen_while_running) == {(0, 0, "running")}
+    with session_scope(sample_engine) as s:
+        run = s.get(t.Run, run_id)
+        turns = s.execute(select(t.Turn).where(t.Turn.run_id == run_id)).scalars().all()
+        attempts = s.execute(select(t.Attempt).where(t.Attempt.run_id == run_id)).scalars().all()
+        evidence = s.execute(select(t.Evidence).where(t.Evidence.run_id == run_id)).scalars().all()
+        assert run.status == "done" and run.score is not None and run.retrieved_at is not None
+        assert run.rounds_done == 2 and len(turns) == 7 and len(attempts) == 7 and evidence
