@@ -796,17 +796,21 @@ class InstantChatClient:
 
 
 @contextmanager
-def fake_server_process(latency_s: float = 0.0, *, start_timeout_s: float = 30.0) -> Iterator[str]:
+def fake_server_process(
+    latency_s: float = 0.0, *, log: Path | None = None, start_timeout_s: float = 30.0
+) -> Iterator[str]:
     """Run the fake server in a child process (``python -m debate.testing``); yields its base URL.
 
     Benchmarks use this rather than :class:`FakeOpenAIServer`'s thread: a model endpoint never
     shares the engine's process, and in a thread the server's request handling would compete
-    with the engine for the GIL and be counted as the engine's cost.
+    with the engine for the GIL and be counted as the engine's cost. ``log``: where the server
+    appends one JSON line per request (with its arrival time), for tests that count requests
+    from several processes.
     """
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "debate.testing", "--port", "0", "--latency", str(latency_s)],
-        stdout=subprocess.PIPE, text=True,
-    )
+    args = [sys.executable, "-m", "debate.testing", "--port", "0", "--latency", str(latency_s)]
+    if log is not None:
+        args += ["--log", str(log)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         ready = threading.Timer(start_timeout_s, proc.kill)  # a hung start ends in EOF, not a hang

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from debate.batchrun import BatchRunner
 from debate.config import load_settings
 from debate.ratelimit import shared_limiter
 from debate.rescore import normalize_options
-from debate.testing import FakeOpenAIServer
+from debate.testing import FakeOpenAIServer, fake_server_process
 
 WINDOW_S = 1.0
 # The limiter stamps a request when its headers leave the client; the server stamps it when it
@@ -51,17 +49,8 @@ def _rescore(engine, db_url: str, base_url: str, *, concurrency: int, **openai: 
 def server_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """(base URL, request log) of a fake server in its own process (arrival times: monotonic clock)."""
     log = tmp_path / "requests.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "debate.testing", "--port", "0", "--latency", "0.05", "--log", str(log)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        assert line.startswith("READY "), line
-        yield line.split()[1], log
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with fake_server_process(0.05, log=log) as base_url:
+        yield base_url, log
 
 
 def test_rpm_is_never_exceeded_and_every_full_window_is_used(sample_engine, db_url, server_process):  # type: ignore

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, max_in_window
+from debate.testing import fake_server_process
 from debate.config import load_settings
 from debate.ratelimit import RateLimiter
 from debate.ratewindow import DatabaseWindow, window_delay
@@ -128,17 +129,8 @@ def test_two_processes_windows_admit_at_most_n_together_and_use_the_budget(db: s
 def server_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """(base URL, request log) of a fake endpoint in its own process."""
     log = tmp_path / "requests.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "debate.testing", "--port", "0", "--latency", "0.05", "--log", str(log)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        assert line.startswith("READY "), line
-        yield line.split()[1], log
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with fake_server_process(0.05, log=log) as base_url:
+        yield base_url, log
 
 
 @pytest.mark.slow

@@ -89,16 +89,10 @@ def _server(latency_s: float, where: Literal["process", "thread"]) -> Iterator[s
         with FakeOpenAIServer(latency_s=latency_s) as srv:
             yield srv.base_url
         return
-    proc = subprocess.Popen([sys.executable, "-m", "debate.testing", "--port", "0", "--latency", str(latency_s)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        if not line.startswith("READY "):
-            raise RuntimeError(f"fake server did not start: {line!r}")
-        yield line.split()[1]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    from debate.testing import fake_server_process
+
+    with fake_server_process(latency_s) as base_url:
+        yield base_url
 
 
 def _rescore(engine: Engine, settings: Any, *, concurrency: int, processes: int = 1) -> tuple[float, Any]:
