@@ -27,11 +27,16 @@ def _state(db_url: str) -> dict[str, int]:
     with session_scope(ensure_schema(db_url)) as s:
         runs = dict(s.execute(select(t.Run.status, func.count()).group_by(t.Run.status)).all())
         turns = s.execute(select(func.count()).select_from(t.Turn)).scalar_one()
+        # Runs mid-debate with at least two calls to go (only the proposer has answered), so
+        # a kill decided now lands before they can finish.
+        one_turn = (select(t.Turn.run_id).join(t.Run, t.Run.id == t.Turn.run_id).where(t.Run.status == "running")
+                    .group_by(t.Turn.run_id).having(func.count() == 1).subquery())
+        in_flight = s.execute(select(func.count()).select_from(one_turn)).scalar_one()
         # A score is only ever visible together with status done (one transaction).
         partial = s.execute(select(func.count()).where(
             (t.Run.score.is_not(None)) != (t.Run.status == "done"))).scalar_one()
     assert partial == 0, "a score is visible on a run that is not done"
-    return {"runs": sum(runs.values()), "done": runs.get("done", 0), "turns": turns}
+    return {"runs": sum(runs.values()), "done": runs.get("done", 0), "turns": turns, "in_flight": in_flight}
 
 
 def _kill_when(
@@ -83,12 +88,13 @@ def test_killed_model_batch_resumes_to_exactly_one_score_each(sample_engine, db_
                 "--concurrency", "4", "--json"]
         cmd = [sys.executable, "-m", "debate", *args]
         # Kill points, in order: runs claimed but nothing answered yet; mid-debate with turns
-        # of several runs written; half the batch done. Each rerun is the same command.
+        # of several runs written; half the batch done and a run of the rest mid-debate. Each
+        # rerun is the same command.
         after_claim = _kill_when(cmd, env, db_url, lambda s: s["runs"] >= 1)
         requests = [server.request_count]
         mid = _kill_when(cmd, env, db_url, lambda s: s["turns"] >= after_claim["turns"] + 6)
         requests.append(server.request_count)
-        late = _kill_when(cmd, env, db_url, lambda s: s["done"] >= LIMIT // 2)
+        late = _kill_when(cmd, env, db_url, lambda s: s["done"] >= LIMIT // 2 and s["in_flight"] >= 1)
         requests.append(server.request_count)
         assert after_claim["turns"] < mid["turns"] and mid["done"] < late["done"] < LIMIT
 
