@@ -224,16 +224,17 @@ class Executor:
         try:
             await self.graph.ainvoke(graph_input, config, context=ctx, durability=durability)
         except RunCancelled as e:
-            ctx.store.flush_deferred()
             return RunOutcome(run.id, run.hypothesis_id, "cancelled", None, str(e))
         except DebateError as e:
-            ctx.store.flush_deferred()
             self._fail(run_id, str(e))
             return RunOutcome(run.id, run.hypothesis_id, "failed", None, str(e))
         except Exception as e:
-            ctx.store.flush_deferred()
             self._fail(run_id, f"internal error: {type(e).__name__}: {e}")
             raise
+        finally:
+            # A deferring run that ended failed or cancelled keeps its transcript so far
+            # (nothing is left to write once the run is done).
+            ctx.store.flush_deferred()
         if ctx.store.finished_score is not None:  # this execution marked it done
             return RunOutcome(run_id, run.hypothesis_id, "done", ctx.store.finished_score)
         runs = t.Run.__table__  # type: ignore[attr-defined]

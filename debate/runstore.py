@@ -283,6 +283,7 @@ class RunStore:
                 interval_method=c.interval_method, agreement=c.agreement, n_judges=c.n_judges,
                 status="done", finished_at=utcnow(), error=None,
             )).rowcount
+        self._deferred = None  # written: nothing is left to flush
         if marked:
             self.finished_score = c.score
 
@@ -293,7 +294,7 @@ class RunStore:
         if self._deferred is not None:
             with self.db.tx(write=True) as conn:
                 self._write_deferred(conn)
-        self._deferred = None
+            self._deferred = None
 
     def _write_deferred(self, conn: Connection) -> None:
         d = self._deferred
@@ -309,7 +310,6 @@ class RunStore:
             values["rounds_done"] = d.rounds_done
         if values:
             conn.execute(update(t.Run).where(t.Run.id == self.run_id).values(**values))
-        self._deferred = _Deferred()
 
 
 def _stored(values: Any) -> StoredTurn:

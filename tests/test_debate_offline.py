@@ -160,3 +160,32 @@ def test_a_fresh_offline_run_stores_its_transcript_with_its_score_in_one_transac
         evidence = s.execute(select(t.Evidence).where(t.Evidence.run_id == run_id)).scalars().all()
         assert run.status == "done" and run.score is not None and run.retrieved_at is not None
         assert run.rounds_done == 2 and len(turns) == 7 and len(attempts) == 7 and evidence
+
+
+def test_an_offline_run_that_fails_midway_keeps_its_transcript_so_far(sample_engine, db_url):
+    from debate.errors import DebateError
+
+    settings = load_settings(database_url=db_url)
+    [run_id] = create_runs(sample_engine, settings, ["h-9878fd9b"], backend="offline")
+
+    async def go() -> str:
+        async with Executor(sample_engine, settings, backend="offline") as ex:
+            backend = ex.backend
+
+            class CriticFails:
+                def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+                    return getattr(backend, name)
+
+                async def critique(self, view):  # type: ignore[no-untyped-def]
+                    raise DebateError("the critic broke")
+
+            ex.backend = CriticFails()
+            return (await ex.execute(run_id)).status
+
+    assert asyncio.run(go()) == "failed"
+    with session_scope(sample_engine) as s:
+        run = s.get(t.Run, run_id)
+        turns = s.execute(select(t.Turn.round, t.Turn.role).where(t.Turn.run_id == run_id)).all()
+        evidence = s.execute(select(t.Evidence.id).where(t.Evidence.run_id == run_id)).all()
+        assert run.status == "failed" and run.error == "the critic broke" and run.score is None
+        assert turns == [(1, "proposer")] and evidence and run.retrieved_at is not None
