@@ -146,6 +146,15 @@ class _FifoGate:
         self._held = False
 
 
+def check_limits(window_s: float, **limits: int | None) -> None:
+    """Raise ConfigError unless every limit is unset or at least 1 and the window is positive."""
+    for name, value in limits.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"rate limit {name} must be at least 1 (or unset), got {value}")
+    if window_s <= 0:
+        raise ConfigError(f"rate limit window must be positive, got {window_s}")
+
+
 class RateLimiter:
     """Concurrency, request-rate and token-rate limits for one endpoint, shared process-wide.
 
@@ -169,11 +178,7 @@ class RateLimiter:
         on_start: Callable[[float], None] | None = None,
         shared: SharedWindow | None = None,
     ) -> None:
-        for name, value in (("max_concurrency", max_concurrency), ("rpm", rpm), ("tpm", tpm)):
-            if value is not None and value < 1:
-                raise ConfigError(f"rate limit {name} must be at least 1 (or unset), got {value}")
-        if window_s <= 0:
-            raise ConfigError(f"rate limit window must be positive, got {window_s}")
+        check_limits(window_s, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm)
         self.max_concurrency = max_concurrency
         self.rpm = rpm
         self.tpm = tpm

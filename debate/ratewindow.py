@@ -37,6 +37,7 @@ from sqlalchemy import Engine, bindparam, create_engine, delete, func, insert, s
 from sqlalchemy.exc import SQLAlchemyError
 
 from debate.errors import ConfigError, StorageError
+from debate.ratelimit import check_limits
 from debate.store.tables import RateWindowEntry
 
 __all__ = ["DatabaseWindow", "window_delay"]
@@ -122,11 +123,9 @@ class DatabaseWindow:
     ) -> None:
         if not url.startswith("postgresql"):
             raise ConfigError("a shared rate window needs PostgreSQL (DEBATE_DATABASE_URL=postgresql+psycopg://...)")
-        for name, value in (("rpm", rpm), ("tpm", tpm)):
-            if value is not None and value < 1:
-                raise ConfigError(f"rate limit {name} must be at least 1 (or unset), got {value}")
-        if window_s <= 0 or poll_s <= 0:
-            raise ConfigError(f"rate limit window and poll must be positive, got {window_s}, {poll_s}")
+        check_limits(window_s, rpm=rpm, tpm=tpm)
+        if poll_s <= 0:
+            raise ConfigError(f"rate limit poll must be positive, got {poll_s}")
         self.url = url
         self.key = key
         self.rpm = rpm
