@@ -103,3 +103,12 @@ def max_in_window(times: list[float], window: float) -> int:
             j += 1
         best = max(best, j - i)
     return best
+
+
+def private_copy(src: Path, dst: Path) -> str:
+    """A copy of the SQLite database ``src`` at ``dst`` (its URL), for a test to change freely."""
+    import sqlite3
+
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    return f"sqlite:///{dst}"

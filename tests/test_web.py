@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import seed_debated_sample
+from conftest import private_copy, seed_debated_sample
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -56,11 +55,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture
 def db(seeded: tuple[Path, str], tmp_path: Path) -> tuple[str, str]:
+    """A private copy of the seeded database: (url, id of its finished run)."""
     src, run_id = seeded
-    dst = tmp_path / "debate.db"
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
-        a.backup(b)
-    return f"sqlite:///{dst}", run_id
+    return private_copy(src, tmp_path / "debate.db"), run_id
 
 
 @pytest.fixture
