@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from debate.config import Settings
 from debate.errors import DebateError, StorageError, UserInputError
-from debate.runs import Executor, create_runs, setup_postgres_checkpoints
+from debate.runs import Executor, create_runs
 from debate.store import tables as t
 from debate.store.db import ensure_schema, is_sqlite, session_scope
 
@@ -217,7 +217,6 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None, queu
     require_postgres(settings)
     engine = ensure_schema(settings.database_url)
     await asyncio.to_thread(ensure_queue_schema, settings)
-    await asyncio.to_thread(setup_postgres_checkpoints, settings)
     app = build_app(settings)
     q = settings.queue
     async with AsyncExitStack() as stack:

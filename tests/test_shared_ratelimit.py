@@ -139,19 +139,11 @@ def test_two_workers_send_at_most_rpm_requests_together(db: str, cli_env: dict[s
     from debate.batches import open_or_create_batch
     from debate.queue import build_app, enqueue_batch, ensure_queue_schema
     from debate.rescore import normalize_options
-    from debate.runs import open_checkpointer
 
     n = 10
     base_url, log = server_process
     settings = load_settings(database_url=db, backend="openai", debate={"rounds": 1, "judges": 2})
     ensure_queue_schema(settings)
-
-    async def checkpoint_tables() -> None:
-        # Two workers starting together on a brand-new database would race to create them.
-        async with open_checkpointer(settings):
-            pass
-
-    asyncio.run(checkpoint_tables())
     engine = ensure_schema(db)
     opts = normalize_options(backend="openai", stale_after="0s", changed=False, prompt_changed=False, ids=None,
                              limit=None, default_stale_after="30d")

@@ -221,7 +221,6 @@ def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, bas
     from debate.batches import open_or_create_batch
     from debate.config import load_settings
     from debate.queue import build_app, enqueue, enqueue_batch, ensure_queue_schema
-    from debate.runs import setup_postgres_checkpoints
     from debate.rescore import normalize_options
 
     per_worker = max(1, concurrency // workers)
@@ -231,7 +230,6 @@ def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, bas
         engine = _populate(url, n + len(warm))
         settings = load_settings(database_url=url, backend="openai", openai={"base_url": base_url, "api_key": "bench"})
         ensure_queue_schema(settings)
-        setup_postgres_checkpoints(settings)
         env = {**os.environ, "DEBATE_DATABASE_URL": url, "DEBATE_BACKEND": "openai",
                "DEBATE_OPENAI__BASE_URL": base_url, "DEBATE_OPENAI__API_KEY": "bench", "DEBATE_OPENAI__TIMEOUT_S": "120", "DEBATE_OPENAI__RPM": "0",
                "DEBATE_OPENAI__TPM": "0", "DEBATE_QUEUE__SCHEDULE": "",
