@@ -69,9 +69,23 @@ def check_citations(reply: ProposerReply | CriticReply, evidence: list[EvidenceI
     ]
 
 
+def _evidence(ctx: DebateContext) -> list[EvidenceItem]:
+    """The run's evidence snapshot, retrieved and saved first if there is none yet (a fresh
+    run's is written with its first turn, so a run killed before that retrieves again)."""
+    store = ctx.store
+    items = store.evidence()
+    if items is None:
+        store.check_not_cancelled()
+        with store.db.tx() as conn:
+            items = retrieve(conn, store.hypothesis(), limit=ctx.evidence_limit, min_hits=ctx.min_hits)
+        store.save_evidence(items)
+        items = store.evidence() or []  # a duplicate execution keeps the snapshot stored first
+    return items
+
+
 def _view(ctx: DebateContext, round_: int) -> DebateView:
     return DebateView(
-        hypothesis=ctx.store.hypothesis(), evidence=ctx.store.evidence() or [],
+        hypothesis=ctx.store.hypothesis(), evidence=_evidence(ctx),
         turns=ctx.store.debate_turns(), round=round_, max_rounds=ctx.max_rounds,
     )
 
@@ -105,11 +119,7 @@ async def _debater_turn(ctx: DebateContext, round_: int, role: str) -> ProposerR
 
 
 async def retrieve_node(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
-    ctx = runtime.context
-    if ctx.store.evidence() is None:
-        ctx.store.check_not_cancelled()
-        items = retrieve(ctx.store.engine, ctx.store.hypothesis(), limit=ctx.evidence_limit, min_hits=ctx.min_hits)
-        ctx.store.save_evidence(items)
+    _evidence(runtime.context)
     return {}
 
 

@@ -9,14 +9,14 @@ hash, so the run's evidence snapshot stays readable after the KB changes.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from itertools import zip_longest
 
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 
 from debate.kb.search import SearchHit, query_terms, search
 from debate.models import EvidenceItem, HypothesisOut
-from debate.store import tables as t
+from debate.store.driver import Sql, fetchall, in_list
 
 
 def evidence_queries(h: HypothesisOut) -> list[list[str]]:
@@ -28,10 +28,10 @@ def evidence_queries(h: HypothesisOut) -> list[list[str]]:
     return [q for q in queries if q]
 
 
-def retrieve(engine: Engine, h: HypothesisOut, *, limit: int = 8, min_hits: int = 3) -> list[EvidenceItem]:
+def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: int = 3) -> list[EvidenceItem]:
     """Evidence items E1..En for a hypothesis (empty when the KB has nothing on it)."""
     per_query = [
-        search(engine, "", terms=q, limit=limit, min_hits=min_hits, snippets=False)
+        search(conn, "", terms=q, limit=limit, min_hits=min_hits, snippets=False)
         for q in evidence_queries(h)
     ]
     picked: list[SearchHit] = []
@@ -43,21 +43,33 @@ def retrieve(engine: Engine, h: HypothesisOut, *, limit: int = 8, min_hits: int 
                 picked.append(hit)
     if not picked:
         return []
-    page_ids = {p.page_id for p in picked}
-    with engine.connect() as conn:
-        hashes = dict(conn.execute(select(t.Page.id, t.Page.content_hash).where(t.Page.id.in_(page_ids))).all())
-        facts = conn.execute(
-            select(t.Fact.page_id, t.Fact.heading_path, t.Fact.key, t.Fact.value)
-            .where(t.Fact.page_id.in_(page_ids)).order_by(t.Fact.id)
-        ).all()
-    by_heading: dict[tuple[int, tuple[str, ...]], list[dict[str, str]]] = {}
-    for f in facts:
-        by_heading.setdefault((f.page_id, tuple(f.heading_path or [])), []).append({"key": f.key, "value": f.value})
+    chunk_ids = {f"c{i}": hit.chunk_id for i, hit in enumerate(picked)}
+    hashes = dict(fetchall(conn, _page_hashes_sql(len(picked)), chunk_ids))
+    facts: dict[int, list[dict[str, str]]] = {}
+    for chunk_id, key, value in fetchall(conn, _facts_sql(len(picked)), chunk_ids):
+        facts.setdefault(chunk_id, []).append({"key": key, "value": value})
     return [
         EvidenceItem(
-            eid=f"E{i}", rank=i, page_slug=hit.slug, page_hash=hashes[hit.page_id],
+            eid=f"E{i}", rank=i, page_slug=hit.slug, page_hash=hashes[hit.chunk_id],
             heading_path=hit.heading_path, text=hit.text, score=round(hit.score, 6),
-            facts=by_heading.get((hit.page_id, tuple(hit.heading_path)), []),
+            facts=facts.get(hit.chunk_id, []),
         )
         for i, hit in enumerate(picked, start=1)
     ]
+
+
+@lru_cache(maxsize=64)
+def _page_hashes_sql(n: int) -> Sql:
+    return Sql(f"SELECT c.id, p.content_hash FROM chunks c JOIN pages p ON p.id = c.page_id "
+               f"WHERE c.id IN ({in_list('c', n)})")
+
+
+@lru_cache(maxsize=64)
+def _facts_sql(n: int) -> Sql:
+    # The facts stated under each chunk's heading. Both heading paths were written as JSON by
+    # the same serializer, so equal paths are equal text (json has no = on PostgreSQL).
+    return Sql(
+        "SELECT c.id, f.key, f.value FROM chunks c JOIN facts f ON f.page_id = c.page_id "
+        "AND CAST(f.heading_path AS TEXT) = CAST(c.heading_path AS TEXT) "
+        f"WHERE c.id IN ({in_list('c', n)}) ORDER BY c.id, f.id"
+    )

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -27,13 +28,44 @@ from debate.backends import backend_models, build_backend, prompt_hashes
 from debate.config import Settings
 from debate.errors import DebateError, NotFoundError, StorageError, UserInputError
 from debate.graph import DebateContext, build_graph, initial_state
+from debate.hypotheses import to_out
+from debate.models import HypothesisOut
 from debate.runstore import RunCancelled, RunStore
 from debate.store import tables as t
 from debate.store.db import HeldConnections, is_sqlite, session_scope, sqlite_path
+from debate.store.driver import Sql, execute, fetchall
 from debate.store.tables import utcnow
 
 TurnCallback = Callable[[str, int, str, int, str], None]
 _CHECKPOINT_LOCK = 0x64656262  # advisory lock key: one process sets the checkpoint tables up
+
+
+_RUN_FIELDS = ("id", "hypothesis_id", "status", "backend", "config", "started_at", "score")
+_HYP_FIELDS = ("id", "title", "statement", "diseases", "targets", "target_label", "mechanisms", "source",
+               "prior_score", "prior_source", "created_at", "updated_at")
+# A run starts with one read of it and its hypothesis and one update, on the driver's cursor.
+_START = Sql(
+    f"SELECT {', '.join('r.' + f for f in _RUN_FIELDS)}, {', '.join('h.' + f for f in _HYP_FIELDS)} "
+    "FROM runs r JOIN hypotheses h ON h.id = r.hypothesis_id WHERE r.id = :id",
+    tables=[t.Run.__table__, t.Hypothesis.__table__],  # type: ignore[attr-defined]
+    results=_RUN_FIELDS + _HYP_FIELDS,
+)
+_MARK_RUNNING = Sql("UPDATE runs SET status = 'running', error = NULL, started_at = :started_at WHERE id = :id",
+                    tables=[t.Run.__table__])  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class _Started:
+    """What executing a run needs of its row."""
+
+    id: str
+    hypothesis_id: str
+    status: str
+    backend: str
+    config: dict[str, Any]
+    started_at: Any
+    score: float | None
+    hypothesis: HypothesisOut
 
 
 def new_run_id() -> str:
@@ -208,7 +240,8 @@ class Executor:
             return RunOutcome(run.id, run.hypothesis_id, "done", run.score)
         cfg_run = run.config
         ctx = DebateContext(
-            store=RunStore(self.engine, run_id, fresh=fresh, db=self.db, defer=run.backend == "offline"),
+            store=RunStore(self.engine, run_id, fresh=fresh, db=self.db, defer=run.backend == "offline",
+                           hypothesis=run.hypothesis),
             backend=self.backend,
             seats=panel(cfg_run["judges"], list(self.settings.openai.judge_models) if run.backend == "openai" else None),
             rubric=self.settings.rubric_model.model_validate({"weights": cfg_run["rubric"]}),
@@ -234,7 +267,7 @@ class Executor:
         finally:
             # A deferring run that ended failed or cancelled keeps its transcript so far
             # (nothing is left to write once the run is done).
-            ctx.store.flush_deferred()
+            ctx.store.flush_pending()
         if ctx.store.finished_score is not None:  # this execution marked it done
             return RunOutcome(run_id, run.hypothesis_id, "done", ctx.store.finished_score)
         runs = t.Run.__table__  # type: ignore[attr-defined]
@@ -242,21 +275,21 @@ class Executor:
             done = conn.execute(select(runs.c.status, runs.c.score, runs.c.error).where(runs.c.id == run_id)).one()
         return RunOutcome(run_id, run.hypothesis_id, done.status, done.score, done.error)
 
-    def _start(self, run_id: str) -> tuple[Any, bool]:
-        """Mark the run running; returns (its row, whether it had never started before)."""
-        runs = t.Run.__table__  # type: ignore[attr-defined]
+    def _start(self, run_id: str) -> tuple[_Started, bool]:
+        """Mark the run running; returns (the run with its hypothesis, whether it had never started)."""
         with self.db.tx(write=True) as conn:
-            run = conn.execute(select(runs).where(runs.c.id == run_id)).one_or_none()
-            if run is None:
+            row = fetchall(conn, _START, {"id": run_id})
+            if not row:
                 raise NotFoundError(f"unknown run id {run_id!r}")
+            run = _Started(*row[0][:len(_RUN_FIELDS)],
+                           hypothesis=to_out(SimpleNamespace(**dict(zip(_HYP_FIELDS, row[0][len(_RUN_FIELDS):], strict=True)))))
             if run.status == "cancelled":
                 raise UserInputError(f"run {run_id} was cancelled")
             if run.backend != self.backend_name:
                 raise UserInputError(f"run {run_id} uses backend {run.backend}, not {self.backend_name}")
             fresh = run.status == "queued" and run.started_at is None
             if run.status != "done":
-                conn.execute(update(runs).where(runs.c.id == run_id).values(
-                    status="running", error=None, started_at=run.started_at or utcnow()))
+                execute(conn, _MARK_RUNNING, {"id": run_id, "started_at": run.started_at or utcnow()})
             return run, fresh
 
     def _fail(self, run_id: str, message: str) -> None:

@@ -5,16 +5,23 @@ kill) writes nothing new: a turn is unique on (run, round, role, seat) and writt
 its attempts in the same transaction; a run's score is written in the same transaction that
 marks it done, so no partial score is ever visible.
 
-A fresh offline run (``defer=True``) keeps its evidence, turns and attempts in memory and
-writes them in the transaction that marks it done: an offline run is cheap and deterministic,
+A fresh run's evidence snapshot is written with its first turn, in the same transaction: a
+run killed before that turn has no turn argued from it, and retrieves again when resumed. A
+fresh offline run (``defer=True``) keeps its turns and attempts in memory too and writes
+everything in the transaction that marks it done: an offline run is cheap and deterministic,
 and one killed before the end restarts from the beginning anyway (durability "exit"), so
 writing it once saves nine write transactions per debate and changes nothing that can be seen
 of a finished run.
+
+The statements a fresh run makes go straight to the driver (:mod:`debate.store.driver`);
+the rarer ones (resuming, failing, a duplicate execution) use Core.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,14 +37,40 @@ from debate.llm import Attempt as AttemptRecord
 from debate.models import CitationCheck, CriticReply, EvidenceItem, HypothesisOut, ProposerReply
 from debate.store import tables as t
 from debate.store.db import HeldConnections
+from debate.store.driver import Sql, execute, executemany
 from debate.store.tables import utcnow
 
 TurnKey = tuple[int, str, int]  # (round, role, seat)
 _TURN = t.Turn.__table__  # type: ignore[attr-defined]
 _ATTEMPT = t.Attempt.__table__  # type: ignore[attr-defined]
 _EVIDENCE = t.Evidence.__table__  # type: ignore[attr-defined]
+_RUN = t.Run.__table__  # type: ignore[attr-defined]
 _STORED_COLUMNS = [_TURN.c.round, _TURN.c.role, _TURN.c.seat, _TURN.c.parsed, _TURN.c.overall]
 _STATUS = text("SELECT status FROM runs WHERE id = :id")
+_TURN_COLUMNS = (
+    "run_id", "round", "role", "seat", "backend", "label", "model", "prompt_name", "prompt_version", "prompt_hash",
+    "messages", "raw_reply", "parsed", "citations", "overall", "meta", "prompt_tokens", "completion_tokens",
+    "cost_usd", "latency_ms", "created_at",
+)
+_ATTEMPT_COLUMNS = (
+    "run_id", "round", "role", "seat", "n", "kind", "outcome", "http_status", "error", "raw_reply", "model",
+    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "started_at",
+)
+_EVIDENCE_COLUMNS = ("run_id", "eid", "rank", "page_slug", "page_hash", "heading_path", "text", "score", "facts")
+_INSERT_TURN = Sql.insert(_TURN, _TURN_COLUMNS)
+_INSERT_ATTEMPT = Sql.insert(_ATTEMPT, _ATTEMPT_COLUMNS)
+_INSERT_EVIDENCE = Sql.insert(_EVIDENCE, _EVIDENCE_COLUMNS)
+_SET_RETRIEVED = Sql("UPDATE runs SET retrieved_at = :retrieved_at WHERE id = :id", tables=[_RUN])
+_SET_ROUNDS_DONE = Sql(
+    "UPDATE runs SET rounds_done = :rounds_done WHERE id = :id AND rounds_done < :rounds_done", tables=[_RUN]
+)
+_FINISH = Sql(
+    "UPDATE runs SET prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, cost_usd = :cost_usd, "
+    "score = :score, interval_lo = :interval_lo, interval_hi = :interval_hi, interval_method = :interval_method, "
+    "agreement = :agreement, n_judges = :n_judges, status = 'done', finished_at = :finished_at, error = NULL "
+    "WHERE id = :id AND status <> 'done'",
+    tables=[_RUN],
+)
 _ATTEMPT_COUNTS = text(
     "SELECT round, role, seat, count(*) AS n FROM attempts WHERE run_id = :run GROUP BY round, role, seat"
 )
@@ -48,8 +81,8 @@ class RunCancelled(DebateError):
 
 
 @dataclass
-class _Deferred:
-    """A deferring store's rows not yet written."""
+class _Pending:
+    """A fresh run's rows not yet written: its evidence, and a deferring store's turns."""
 
     evidence: list[dict[str, Any]] = field(default_factory=list)
     retrieved_at: Any = None
@@ -73,14 +106,16 @@ class RunStore:
     """Reads and writes of one run, with the run's fixed inputs cached after first use."""
 
     def __init__(self, engine: Engine, run_id: str, *, fresh: bool = False,
-                 db: HeldConnections | None = None, defer: bool = False) -> None:
+                 db: HeldConnections | None = None, defer: bool = False,
+                 hypothesis: HypothesisOut | None = None) -> None:
         """``fresh``: the run has never started, so nothing of it is stored yet (skip the reads).
         ``db``: connections shared with other runs of the same executor.
-        ``defer``: write evidence and turns with the completion (only for a fresh run)."""
+        ``defer``: write turns with the completion too (only for a fresh run).
+        ``hypothesis``: the run's hypothesis, when the caller has read it already."""
         self.engine = engine
         self.db = db or HeldConnections(engine)
         self.run_id = run_id
-        self._hypothesis: HypothesisOut | None = None
+        self._hypothesis = hypothesis
         self._evidence: list[EvidenceItem] | None = None
         self._retrieved = False if fresh else None
         self._turns: dict[TurnKey, StoredTurn] | None = {} if fresh else None
@@ -92,7 +127,9 @@ class RunStore:
         self._cancel_checked = time.monotonic() if fresh else 0.0
         self.finished_score: float | None = None
         """The score :meth:`finish` wrote, once it has marked the run done."""
-        self._deferred: _Deferred | None = _Deferred() if defer and fresh else None
+        # Rows waiting for the next write transaction (None: nothing can be pending).
+        self._pending: _Pending | None = _Pending() if fresh else None
+        self._defer_turns = defer and fresh
 
     # ------------------------------------------------------------ reads
     def hypothesis(self) -> HypothesisOut:
@@ -157,17 +194,17 @@ class RunStore:
     # Hot paths use Core statements on one connection: the ORM's unit of work costs more than
     # the SQL itself at this size.
     def save_evidence(self, items: list[EvidenceItem]) -> None:
-        """Store the evidence snapshot once (a second call after a re-run finds it there)."""
-        if self._deferred is not None:
-            self._deferred.evidence = self._evidence_rows(items)
-            self._deferred.retrieved_at = utcnow()
+        """Store the evidence snapshot once (a second call after a re-run finds it there).
+
+        A fresh run's snapshot waits for the run's next write transaction (its first turn)."""
+        if self._pending is not None:
+            self._pending.evidence = self._evidence_rows(items)
+            self._pending.retrieved_at = utcnow()
             self._evidence, self._retrieved = items, True
             return
         with self.db.tx(write=True) as conn:
-            # Evidence rows and retrieved_at are written together, so retrieved_at says it all
-            # (a fresh run has stored nothing yet).
-            done = None if self._retrieved is False else conn.execute(
-                select(t.Run.retrieved_at).where(t.Run.id == self.run_id)).scalar_one()
+            # Evidence rows and retrieved_at are written together, so retrieved_at says it all.
+            done = conn.execute(select(t.Run.retrieved_at).where(t.Run.id == self.run_id)).scalar_one()
             if done is None and items:
                 conn.execute(_EVIDENCE.insert(), self._evidence_rows(items))
             if done is None:
@@ -202,24 +239,25 @@ class RunStore:
             overall=overall, meta=meta or {}, prompt_tokens=usage[0], completion_tokens=usage[1],
             cost_usd=usage[2], latency_ms=sum(a.latency_ms for a in result.attempts), created_at=utcnow(),
         )
-        if self._deferred is not None:
-            self._deferred.turns.append(values)
-            self._deferred.attempts += self._attempt_rows(key, result.attempts)
+        if self._defer_turns and self._pending is not None:
+            self._pending.turns.append(values)
+            self._pending.attempts += self._attempt_rows(key, result.attempts)
             if rounds_done is not None:
-                self._deferred.rounds_done = max(rounds_done, self._deferred.rounds_done)
+                self._pending.rounds_done = max(rounds_done, self._pending.rounds_done)
             row = _stored(values)
             self.turns()[key] = row
             return row
         try:
-            with self.db.tx(write=True) as conn:
-                conn.execute(_TURN.insert(), values)
+            with self._write() as conn:
+                execute(conn, _INSERT_TURN, values)
                 self._insert_attempts(conn, key, result.attempts)
                 if rounds_done is not None:
-                    conn.execute(update(t.Run).where(t.Run.id == self.run_id, t.Run.rounds_done < rounds_done)
-                                 .values(rounds_done=rounds_done))
+                    execute(conn, _SET_ROUNDS_DONE, {"id": self.run_id, "rounds_done": rounds_done})
         except IntegrityError:
             self._turns = None  # someone else wrote it: read theirs
             self._usage = None  # ... and their attempts: totals come from the table
+            self._pending = None  # ... and the evidence they argued from
+            self._evidence, self._retrieved = None, None
             found = self.turn(*key)
             assert found is not None
             return found
@@ -229,13 +267,19 @@ class RunStore:
 
     def write_failed_attempts(self, key: TurnKey, attempts: list[AttemptRecord]) -> None:
         """Attempts of a call that failed for good: kept under the turn they were for."""
-        with self.db.tx(write=True) as conn:
+        with self._write() as conn:
             self._insert_attempts(conn, key, attempts)
 
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction that first writes whatever is pending (then nothing more waits)."""
+        with self.db.tx(write=True) as conn:
+            self._write_pending(conn)
+            yield conn
+        self._pending, self._defer_turns = None, False
+
     def _insert_attempts(self, conn: Connection, key: TurnKey, attempts: list[AttemptRecord]) -> None:
-        rows = self._attempt_rows(key, attempts, conn)
-        if rows:
-            conn.execute(_ATTEMPT.insert(), rows)
+        executemany(conn, _INSERT_ATTEMPT, self._attempt_rows(key, attempts, conn))
 
     def _attempt_rows(self, key: TurnKey, attempts: list[AttemptRecord],
                       conn: Connection | None = None) -> list[dict[str, Any]]:
@@ -262,8 +306,7 @@ class RunStore:
     def finish(self, c: Consensus) -> None:
         """Mark the run done with its consensus and totals, in one transaction (once)."""
         a = t.Attempt
-        with self.db.tx(write=True) as conn:
-            self._write_deferred(conn)
+        with self._write() as conn:
             if self._usage is not None:
                 n = len(self._usage)
                 n_prompt, n_completion, n_cost = (sum(u[i] is not None for u in self._usage) for i in range(3))
@@ -275,41 +318,37 @@ class RunStore:
                            func.sum(a.cost_usd)).where(a.run_id == self.run_id)
                 ).one()
             # Unknown usage on any attempt makes the total unknown, not an undercount.
-            marked = conn.execute(update(t.Run).where(t.Run.id == self.run_id, t.Run.status != "done").values(
+            marked = execute(conn, _FINISH, dict(
+                id=self.run_id,
                 prompt_tokens=prompt if n and n_prompt == n else None,
                 completion_tokens=completion if n and n_completion == n else None,
                 cost_usd=cost if n and n_cost == n else None,
                 score=c.score, interval_lo=c.interval[0], interval_hi=c.interval[1],
                 interval_method=c.interval_method, agreement=c.agreement, n_judges=c.n_judges,
-                status="done", finished_at=utcnow(), error=None,
-            )).rowcount
-        self._deferred = None  # written: nothing is left to flush
+                finished_at=utcnow(),
+            ))
         if marked:
             self.finished_score = c.score
 
+    def flush_pending(self) -> None:
+        """Write what is pending now (a run ending failed or cancelled keeps its transcript so
+        far); later writes go straight to the database."""
+        if self._pending is not None and (self._pending.retrieved_at or self._pending.turns or self._pending.attempts):
+            with self._write():
+                pass
+        self._pending, self._defer_turns = None, False
 
-    def flush_deferred(self) -> None:
-        """Write what a deferring store holds now (a run ending failed or cancelled keeps its
-        transcript so far); later writes go straight to the database."""
-        if self._deferred is not None:
-            with self.db.tx(write=True) as conn:
-                self._write_deferred(conn)
-            self._deferred = None
-
-    def _write_deferred(self, conn: Connection) -> None:
-        d = self._deferred
-        if d is None:
+    def _write_pending(self, conn: Connection) -> None:
+        p = self._pending
+        if p is None:
             return
-        for table, rows in ((_EVIDENCE, d.evidence), (_TURN, d.turns), (_ATTEMPT, d.attempts)):
-            if rows:
-                conn.execute(table.insert(), rows)
-        values: dict[str, Any] = {}
-        if d.retrieved_at is not None:
-            values["retrieved_at"] = d.retrieved_at
-        if d.rounds_done:
-            values["rounds_done"] = d.rounds_done
-        if values:
-            conn.execute(update(t.Run).where(t.Run.id == self.run_id).values(**values))
+        executemany(conn, _INSERT_EVIDENCE, p.evidence)
+        executemany(conn, _INSERT_TURN, p.turns)
+        executemany(conn, _INSERT_ATTEMPT, p.attempts)
+        if p.retrieved_at is not None:
+            execute(conn, _SET_RETRIEVED, {"id": self.run_id, "retrieved_at": p.retrieved_at})
+        if p.rounds_done:
+            execute(conn, _SET_ROUNDS_DONE, {"id": self.run_id, "rounds_done": p.rounds_done})
 
 
 def _stored(values: Any) -> StoredTurn:

@@ -174,7 +174,7 @@ async def test_many_concurrent_calls_are_spread_over_several_small_connection_po
 
     messages = [ChatMessage(role="system", content="You are the critic."), ChatMessage(role="user", content="Go.")]
 
-    with FakeOpenAIServer(latency_s=0.3) as server:
+    with FakeOpenAIServer(latency_s=0.5) as server:
         async with OpenAIChatClient(EndpointConfig(base_url=server.base_url, model="m")) as client:
             for _ in range(3):  # one at a time: one pool, its connection reused
                 await client.complete(messages, CriticReply)
@@ -184,4 +184,6 @@ async def test_many_concurrent_calls_are_spread_over_several_small_connection_po
             assert len(client._pools) == 3
             assert sum(client._in_flight) == 0
         assert len(replies) == 40 and all(isinstance(r.parsed, CriticReply) for r in replies)
-        assert server.request_count == 43 and server.max_in_flight == 40
+        # More in flight at once than two pools of 16 could carry (a loaded machine may finish
+        # the first request before it starts the last, so not necessarily all 40).
+        assert server.request_count == 43 and server.max_in_flight > 32

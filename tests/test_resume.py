@@ -134,3 +134,40 @@ async def test_concurrent_checkpoint_writes_share_commits_and_are_committed_befo
         await saver.aput_writes(cfg, [("round", 1)], task_id="after")
         with sqlite3.connect(path) as other:
             assert other.execute("SELECT task_id FROM writes WHERE thread_id = 'bad'").fetchall() == [("after",)]
+
+
+@pytest.mark.slow
+def test_run_killed_during_its_first_model_call_retrieves_again_and_keeps_one_snapshot(sample_engine, db_url, cli_env):
+    # A fresh run's evidence is written with its first turn: killed before that turn, nothing of
+    # the run is stored but its status, and the resumed run retrieves and stores the snapshot.
+    with FakeOpenAIServer(_staggered) as server:
+        env = {**cli_env, "DEBATE_OPENAI__BASE_URL": server.base_url, "DEBATE_OPENAI__API_KEY": "k"}
+        proc = subprocess.Popen([sys.executable, "-m", "debate", "run", SOD1, "--backend", "openai", "-q"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while server.request_count < 1:  # the first proposer call is in flight (it answers after 0.3 s)
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        [run_id] = _run_ids(db_url)
+        with session_scope(ensure_schema(db_url)) as s:
+            assert s.execute(select(t.Evidence.id).where(t.Evidence.run_id == run_id)).first() is None
+            run = s.get(t.Run, run_id)
+            assert run is not None and run.status == "running" and run.retrieved_at is None
+        assert _saved_turns(db_url) == []
+
+        run_cli("run", "--resume", run_id, "-q", env=env)
+
+        assert len(_saved_turns(db_url)) == EXPECTED_TURNS
+        assert server.request_count == 1 + EXPECTED_TURNS  # the call in flight at the kill, asked again
+        with session_scope(ensure_schema(db_url)) as s:
+            eids = list(s.execute(select(t.Evidence.eid).where(t.Evidence.run_id == run_id)
+                                  .order_by(t.Evidence.rank)).scalars())
+            assert eids == [f"E{i}" for i in range(1, len(eids) + 1)] and len(eids) >= 3
+            run = s.get(t.Run, run_id)
+            assert run is not None and run.status == "done" and run.retrieved_at is not None
+            first = s.execute(select(t.Evidence.text).where(t.Evidence.run_id == run_id, t.Evidence.eid == "E1")).scalar_one()
+        # The model was shown the snapshot that is stored.
+        resumed_proposer = [r for r in server.requests if _turn_of(r.body) == "proposer"][1]
+        assert first.split("\n")[0] in resumed_proposer.body["messages"][-1]["content"]

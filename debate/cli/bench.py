@@ -37,15 +37,16 @@ def bench_ingest(
 
 @bench_app.command("debate")
 def bench_debate(
-    debates: Annotated[int, typer.Option(min=1, help="Debates for the per-debate wall time.")] = 30,
-    levels: Annotated[str, typer.Option(help="Concurrency levels for the 1 s model, comma-separated.")] = "1,8,32,64",
+    debates: Annotated[int, typer.Option(min=1, help="Debates for the per-debate wall time (each side).")] = 60,
+    levels: Annotated[str, typer.Option(
+        help="Concurrency levels for the 1 s model, comma-separated (\"\" runs only the engine ÷ floor part).")] = "1,8,32,64",
     latency: Annotated[float, typer.Option(help="Fake model latency in seconds.")] = 1.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Engine wall time vs the bare LangGraph floor, and debates/s with a slow fake model."""
     from debate.bench.debate import run
 
-    conc = tuple(int(x) for x in levels.split(",") if x.strip())
+    conc = _ints(levels, "--levels")
     _report(run(debates=debates, concurrency=conc, latency_s=latency,
                 echo=(lambda *_: None) if as_json else print), as_json)
 

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from debate.kb import rare
+from debate.store.driver import Sql, fetchall
 
 Ranked = list[tuple[int, float]]
 """(chunk id, score) best first; the score is the negated ``bm25()``, so higher is better."""
@@ -53,15 +54,15 @@ def snippets(conn: Connection, match: str, ids: Sequence[int]) -> dict[int, str]
     return {int(r[0]): r[1] or "" for r in rows}
 
 
+# Run on the driver's cursor: a query here costs less than SQLAlchemy's handling of it.
+_RANK = Sql(
+    "SELECT rowid, bm25(chunks_fts) AS bm FROM chunks_fts WHERE chunks_fts MATCH :m ORDER BY bm, rowid LIMIT :limit"
+)
+_MAX_CHUNK_ID = Sql("SELECT max(id) FROM chunks")
+
+
 def _rank_match(conn: Connection, match: str, limit: int) -> Ranked:
-    rows = conn.execute(
-        text(
-            "SELECT rowid, bm25(chunks_fts) AS bm FROM chunks_fts WHERE chunks_fts MATCH :m "
-            "ORDER BY bm, rowid LIMIT :limit"
-        ),
-        {"m": match, "limit": limit},
-    )
-    return [(int(r[0]), -float(r[1])) for r in rows]
+    return [(int(r[0]), -float(r[1])) for r in fetchall(conn, _RANK, {"m": match, "limit": limit})]
 
 
 def _doc_counts(conn: Connection, words: Sequence[str], cap: int) -> dict[str, int]:
@@ -75,7 +76,7 @@ def _doc_counts(conn: Connection, words: Sequence[str], cap: int) -> dict[str, i
 def _rank_any_pruned(conn: Connection, words: list[str], limit: int) -> Ranked:
     full = match_expression(words, "any")
     # The highest chunk id bounds the chunk count: a small KB is always ranked whole, uncounted.
-    if (conn.execute(text("SELECT max(id) FROM chunks")).scalar() or 0) <= rare.FULL_OR_ROWS:
+    if (fetchall(conn, _MAX_CHUNK_ID)[0][0] or 0) <= rare.FULL_OR_ROWS:
         return _rank_match(conn, full, limit)
     picked = rare.rare_terms(words, _doc_counts(conn, words, rare.FULL_OR_ROWS + 1))
     if picked is None:

@@ -11,15 +11,18 @@ query, so a common word does not make it score most of the corpus.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine, Row
 
 from debate.kb import fts5, rare
+from debate.store import tables as t
+from debate.store.driver import Sql, fetchall, in_list
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 STOPWORDS = frozenset(
@@ -51,44 +54,56 @@ def query_terms(query: str, *, max_terms: int = 24) -> list[str]:
 
 
 def search(
-    engine: Engine, query: str, *, limit: int = 10, min_hits: int = 3, terms: Sequence[str] | None = None,
+    db: Engine | Connection, query: str, *, limit: int = 10, min_hits: int = 3, terms: Sequence[str] | None = None,
     snippets: bool = True,
 ) -> list[SearchHit]:
     """Rank chunks for ``query`` (or explicit ``terms``): all terms, then any term if too few.
 
-    ``snippets=False`` leaves ``snippet`` empty: a snippet costs more than ranking a small KB, and
-    evidence retrieval quotes whole chunks.
+    ``db``: an engine, or a connection already open (evidence retrieval runs several searches
+    on one). ``snippets=False`` leaves ``snippet`` empty: a snippet costs more than ranking a
+    small KB, and evidence retrieval quotes whole chunks.
     """
     words = list(terms) if terms is not None else query_terms(query)
     if not words:
         return []
-    with engine.connect() as conn:
-        run = _sqlite if conn.dialect.name == "sqlite" else _postgres
-        hits = run(conn, words, "all", limit, snippets)
-        if len(hits) < min(min_hits, limit) and len(words) > 1:
-            seen = {h.chunk_id for h in hits}
-            hits += [h for h in run(conn, words, "any", limit, snippets) if h.chunk_id not in seen][: limit - len(hits)]
+    if isinstance(db, Connection):
+        return _search(db, words, limit, min_hits, snippets)
+    with db.connect() as conn:
+        return _search(conn, words, limit, min_hits, snippets)
+
+
+def _search(conn: Connection, words: list[str], limit: int, min_hits: int, snippets: bool) -> list[SearchHit]:
+    run = _sqlite if conn.dialect.name == "sqlite" else _postgres
+    hits = run(conn, words, "all", limit, snippets)
+    if len(hits) < min(min_hits, limit) and len(words) > 1:
+        seen = {h.chunk_id for h in hits}
+        hits += [h for h in run(conn, words, "any", limit, snippets) if h.chunk_id not in seen][: limit - len(hits)]
     return hits
 
 
-def _row_to_hit(row, mode: str, *, snippet: str, score: float) -> SearchHit:  # type: ignore[no-untyped-def]
-    hp = row.heading_path
+_CHUNK = t.Chunk.__table__  # type: ignore[attr-defined]
+_CHUNK_FIELDS = ("id", "page_id", "slug", "title", "heading_path", "text")
+
+
+@lru_cache(maxsize=64)
+def _chunk_rows_sql(n: int) -> Sql:
+    return Sql(
+        "SELECT c.id, c.page_id, p.slug, p.title, c.heading_path, c.text "
+        f"FROM chunks c JOIN pages p ON p.id = c.page_id WHERE c.id IN ({in_list('id', n)})",
+        tables=[_CHUNK, t.Page.__table__], results=_CHUNK_FIELDS,  # type: ignore[attr-defined]
+    )
+
+
+def _chunk_rows(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    rows = fetchall(conn, _chunk_rows_sql(len(ids)), {f"id{i}": chunk_id for i, chunk_id in enumerate(ids)})
+    return {r[0]: dict(zip(_CHUNK_FIELDS, r, strict=True)) for r in rows}
+
+
+def _row_to_hit(row: dict[str, Any], mode: str, *, snippet: str, score: float) -> SearchHit:
     return SearchHit(
-        chunk_id=row.id, page_id=row.page_id, slug=row.slug, title=row.title,
-        heading_path=json.loads(hp) if isinstance(hp, str) else list(hp or []),
-        text=row.text, snippet=snippet, score=score, mode=mode,
+        chunk_id=row["id"], page_id=row["page_id"], slug=row["slug"], title=row["title"],
+        heading_path=list(row["heading_path"] or []), text=row["text"], snippet=snippet, score=score, mode=mode,
     )
-
-
-def _chunk_rows(conn: Connection, ids: Sequence[int]) -> dict[int, Row]:
-    rows = conn.execute(
-        text(
-            "SELECT c.id, c.page_id, p.slug, p.title, c.heading_path, c.text "
-            "FROM chunks c JOIN pages p ON p.id = c.page_id WHERE c.id IN :ids"
-        ).bindparams(bindparam("ids", expanding=True)),
-        {"ids": list(ids)},
-    )
-    return {r.id: r for r in rows}
 
 
 def _sqlite(conn: Connection, words: Sequence[str], mode: str, limit: int, snippets: bool) -> list[SearchHit]:
