@@ -109,10 +109,11 @@ def bench_rescore(
                      latency_s=latency, offline_n=offline,
                      processes=_ints(processes, "--processes"), echo=echo)
     else:
+        # Every option checked before the first (minutes-long) part runs.
+        pg_url = _bench_postgres(database_url)
+        queue_levels, worker_counts = _ints("64,256" if levels is None else levels, "--levels"), _ints(workers, "--workers")
         result = run(concurrency=(), offline_n=offline, processes=_ints(processes, "--processes"), echo=echo)
-        result["queue"] = run_workers(_ints("64,256" if levels is None else levels, "--levels"),
-                                      _ints(workers, "--workers"),
-                                      pg_url=_bench_postgres(database_url), latency_s=latency, echo=echo)
+        result["queue"] = run_workers(queue_levels, worker_counts, pg_url=pg_url, latency_s=latency, echo=echo)
     _report(result, as_json)
 
 
