@@ -191,8 +191,8 @@ class RunStore:
             raise RunCancelled(f"run {self.run_id} was cancelled")
 
     # ------------------------------------------------------------ writes
-    # Hot paths use Core statements on one connection: the ORM's unit of work costs more than
-    # the SQL itself at this size.
+    # Never the ORM here: its unit of work costs more than the SQL itself at this size. A fresh
+    # run's statements go to the driver (see the module docstring); the rare paths use Core.
     def save_evidence(self, items: list[EvidenceItem]) -> None:
         """Store the evidence snapshot once (a second call after a re-run finds it there).
 
