@@ -43,14 +43,15 @@ def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: in
                 picked.append(hit)
     if not picked:
         return []
+    page_ids = {f"p{i}": page_id for i, page_id in enumerate({hit.page_id for hit in picked})}
+    hashes = dict(fetchall(conn, _page_hashes_sql(len(page_ids)), page_ids))
     chunk_ids = {f"c{i}": hit.chunk_id for i, hit in enumerate(picked)}
-    hashes = dict(fetchall(conn, _page_hashes_sql(len(picked)), chunk_ids))
     facts: dict[int, list[dict[str, str]]] = {}
     for chunk_id, key, value in fetchall(conn, _facts_sql(len(picked)), chunk_ids):
         facts.setdefault(chunk_id, []).append({"key": key, "value": value})
     return [
         EvidenceItem(
-            eid=f"E{i}", rank=i, page_slug=hit.slug, page_hash=hashes[hit.chunk_id],
+            eid=f"E{i}", rank=i, page_slug=hit.slug, page_hash=hashes[hit.page_id],
             heading_path=hit.heading_path, text=hit.text, score=round(hit.score, 6),
             facts=facts.get(hit.chunk_id, []),
         )
@@ -60,8 +61,7 @@ def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: in
 
 @lru_cache(maxsize=64)
 def _page_hashes_sql(n: int) -> Sql:
-    return Sql(f"SELECT c.id, p.content_hash FROM chunks c JOIN pages p ON p.id = c.page_id "
-               f"WHERE c.id IN ({in_list('c', n)})")
+    return Sql(f"SELECT id, content_hash FROM pages WHERE id IN ({in_list('p', n)})")
 
 
 @lru_cache(maxsize=64)

@@ -155,26 +155,31 @@ def run(debates: int = 60, concurrency: tuple[int, ...] = (1, 8, 32, 64), latenc
         result["engine_over_floor"] = round(e_ms / f_ms, 2)
         echo(f"per debate (median of {debates}, alternating blocks of {block}): engine {e_ms:.1f} ms, bare LangGraph floor {f_ms:.1f} ms, "
              f"ratio {e_ms / f_ms:.2f} (target ≤ 2.0)")
-        offset = debates
-        levels: list[dict[str, Any]] = []
-        result["throughput"] = levels
-        if not concurrency:  # only the engine ÷ floor part was asked for
-            engine.dispose()
-            return result
-        with fake_server_process(latency_s) as base_url:
-            s2 = settings.model_copy(update={"openai": settings.openai.model_copy(update={
-                "base_url": base_url, "api_key": None,
-                # Room for every judge of every debate in flight: the model, not the limiter, is measured.
-                "max_concurrency": max(concurrency) * settings.debate.judges})})
-            for c in concurrency:
-                n = max(3 * c, 4)
-                rate, cpu_ms = asyncio.run(_throughput(s2, engine, ids[offset:offset + n], c))
-                offset += n
-                ideal = c / (SEQUENTIAL_CALLS * latency_s)
-                levels.append({"concurrency": c, "debates": n, "debates_per_s": round(rate, 3),
-                               "ideal_per_s": round(ideal, 3), "pct_of_ideal": round(100 * rate / ideal, 1),
-                               "cpu_ms_per_debate": round(cpu_ms, 1)})
-                echo(f"concurrency {c:>3}: {rate:6.2f} debates/s, ideal {ideal:6.2f}, "
-                     f"{100 * rate / ideal:5.1f}% of ideal, {cpu_ms:5.1f} ms CPU per debate")
+        result["throughput"] = _levels(settings, engine, ids[debates:], concurrency, latency_s, echo)
         engine.dispose()
     return result
+
+
+def _levels(settings: Settings, engine: Any, ids: list[str], concurrency: tuple[int, ...], latency_s: float,
+            echo) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Debates/s at each concurrency level with a slow model over HTTP (none: nothing to run)."""
+    levels: list[dict[str, Any]] = []
+    if not concurrency:
+        return levels
+    offset = 0
+    with fake_server_process(latency_s) as base_url:
+        s2 = settings.model_copy(update={"openai": settings.openai.model_copy(update={
+            "base_url": base_url, "api_key": None,
+            # Room for every judge of every debate in flight: the model, not the limiter, is measured.
+            "max_concurrency": max(concurrency) * settings.debate.judges})})
+        for c in concurrency:
+            n = max(3 * c, 4)
+            rate, cpu_ms = asyncio.run(_throughput(s2, engine, ids[offset:offset + n], c))
+            offset += n
+            ideal = c / (SEQUENTIAL_CALLS * latency_s)
+            levels.append({"concurrency": c, "debates": n, "debates_per_s": round(rate, 3),
+                           "ideal_per_s": round(ideal, 3), "pct_of_ideal": round(100 * rate / ideal, 1),
+                           "cpu_ms_per_debate": round(cpu_ms, 1)})
+            echo(f"concurrency {c:>3}: {rate:6.2f} debates/s, ideal {ideal:6.2f}, "
+                 f"{100 * rate / ideal:5.1f}% of ideal, {cpu_ms:5.1f} ms CPU per debate")
+    return levels

@@ -7,7 +7,6 @@ OS crash can drop the last commits) and a busy timeout; read-then-write transact
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -17,10 +16,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from debate.errors import StorageError
+from debate.store.driver import Sql, execute
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -49,15 +49,14 @@ def _on_sqlite_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-
     cur.close()
 
 
+_BEGIN, _BEGIN_IMMEDIATE = Sql("BEGIN"), Sql("BEGIN IMMEDIATE")
+
+
 def _on_sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
     # An execution option (not conn.info): set before BEGIN, and never sticks to a pooled connection.
-    # On the driver's connection: a debate begins a dozen transactions, and SQLAlchemy's own
+    # On the driver's cursor: a debate begins a dozen transactions, and SQLAlchemy's own
     # execution of a BEGIN costs more than SQLite's.
-    sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN"
-    try:
-        conn.connection.driver_connection.execute(sql)
-    except sqlite3.Error as e:
-        raise DBAPIError.instance(sql, None, e, sqlite3.Error, dialect=conn.dialect) from e
+    execute(conn, _BEGIN_IMMEDIATE if conn.get_execution_options().get("sqlite_immediate") else _BEGIN)
 
 
 @lru_cache(maxsize=8)

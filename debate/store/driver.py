@@ -33,18 +33,17 @@ Processor = Callable[[Any], Any]
 class Sql:
     """One statement with ``:name`` parameters and the column types of its values and results.
 
-    ``binds``/``results`` map parameter and result column names to types; ``tables`` supply
-    the types of every parameter or result column named like one of their columns.
+    ``tables`` supply the type of every parameter, and of every column named in ``results``
+    (the names of the result columns, in order), named like one of their columns.
     """
 
-    def __init__(self, sql: str, *, tables: Sequence[Table] = (), binds: Mapping[str, TypeEngine[Any]] | None = None,
-                 results: Sequence[str] = ()) -> None:
+    def __init__(self, sql: str, *, tables: Sequence[Table] = (), results: Sequence[str] = ()) -> None:
         self.sql = sql
         self.params = list(dict.fromkeys(_PARAM.findall(sql)))
         types: dict[str, TypeEngine[Any]] = {}
         for table in reversed(tables):  # the first table named wins a shared column name
             types.update({c.name: c.type for c in table.columns})
-        self._bind_types = {**{p: types[p] for p in self.params if p in types}, **(binds or {})}
+        self._bind_types = {p: types[p] for p in self.params if p in types}
         self._result_types = [types.get(name) for name in results]
         self._compiled: dict[str, tuple[str, dict[str, Processor], list[Processor | None]]] = {}
 
