@@ -823,9 +823,28 @@ def fake_server_process(
             raise RuntimeError(f"fake server did not start: {line.strip()!r}")
         yield line.split()[1]
     finally:
-        proc.terminate()
+        stop_processes([proc], timeout_s=10)
+
+
+def worker_process(env: dict[str, str], name: str, log: Path, *, concurrency: int) -> subprocess.Popen[bytes]:
+    """``debate worker --name NAME`` in a child process, its stderr written to ``log``: a file,
+    not a pipe (a pipe nobody reads fills up and stalls a busy worker)."""
+    with log.open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "debate", "worker", "--concurrency", str(concurrency), "--name", name],
+            env=env, stdout=subprocess.DEVNULL, stderr=err,
+        )
+
+
+def stop_processes(procs: Iterable[subprocess.Popen[Any]], *, timeout_s: float = 20.0) -> None:
+    """SIGTERM every process still running, then wait for each (killed if not ended in ``timeout_s``)."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from sqlalchemy import text
 from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
 from debate.config import load_settings
 from debate.store.db import ensure_schema, session_scope
-from debate.testing import FakeOpenAIServer
+from debate.testing import FakeOpenAIServer, stop_processes, worker_process
 from pg import pg_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.postgres
@@ -115,11 +114,8 @@ def test_rescore_enqueue_puts_a_batch_on_the_queue_and_status_counts_it(queue_db
 
 
 def _worker(env: dict[str, str], name: str, logs: Path) -> subprocess.Popen:  # type: ignore[type-arg]
-    # stderr to a file, not a pipe: a pipe nobody reads fills up and stalls a busy worker.
     log = logs / f"{name}.err"
-    with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "debate", "worker", "--concurrency", "8", "--name", name],
-                                env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+    proc = worker_process(env, name, log, concurrency=8)
     proc.log = log  # type: ignore[attr-defined]
     return proc
 
@@ -138,8 +134,7 @@ def _counts(engine) -> str:  # type: ignore[no-untyped-def]
 
 
 def _tail(proc) -> str:  # type: ignore[no-untyped-def]
-    proc.terminate()
-    proc.wait(20)
+    stop_processes([proc])
     return proc.log.read_text(errors="replace")[-3000:]
 
 
@@ -182,10 +177,7 @@ def test_two_workers_finish_a_batch_despite_one_killed_mid_batch(queue_db, cli_e
             _wait("the whole batch", lambda: len(_jobs(engine, "status = 'succeeded'")) == batch.total, 240,
                   lambda: f"{_counts(engine)}; survivor: {_tail(survivor)}")
         finally:
-            for proc in (victim, survivor):
-                if proc is not None and proc.poll() is None:
-                    proc.terminate()
-                    proc.wait(20)
+            stop_processes(p for p in (victim, survivor) if p is not None)
     jobs = {j["id"]: j for j in _jobs(engine)}
     assert all(jobs[j]["status"] == "succeeded" and jobs[j]["worker_id"] != victim_id for j in held)
     assert not _jobs(engine, "status <> 'succeeded'")
@@ -265,10 +257,7 @@ def test_periodic_rescoring_is_deferred_once_per_tick_across_three_workers(pg_ur
             time.sleep(4 * TICK_S)
             assert _alive_workers(engine) == 3
         finally:
-            for w in workers:
-                w.terminate()
-            for w in workers:
-                w.wait(20)
+            stop_processes(workers)
         with engine.connect() as conn:
             ticks = conn.execute(text(
                 "SELECT id, (args->>'timestamp')::bigint AS ts, status::text AS status "

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, max_in_window
-from debate.testing import fake_server_process
+from debate.testing import fake_server_process, stop_processes, worker_process
 from debate.config import load_settings
 from debate.ratelimit import RateLimiter
 from debate.ratewindow import DatabaseWindow, window_delay
@@ -161,9 +159,7 @@ def test_two_workers_send_at_most_rpm_requests_together(db: str, cli_env: dict[s
            "DEBATE_OPENAI__RPM": str(n), "DEBATE_OPENAI__RATE_WINDOW_S": str(WINDOW_S),
            "DEBATE_QUEUE__SCHEDULE": ""}
     names = ("left", "right")
-    workers = [subprocess.Popen([sys.executable, "-m", "debate", "worker", "--concurrency", "4", "--name", name],
-                                env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / f"{name}.err").open("w"))
-               for name in names]
+    workers = [worker_process(env, name, tmp_path / f"{name}.err", concurrency=4) for name in names]
 
     def jobs() -> list:  # type: ignore[type-arg]
         with engine.connect() as conn:
@@ -181,10 +177,7 @@ def test_two_workers_send_at_most_rpm_requests_together(db: str, cli_env: dict[s
             assert time.monotonic() < deadline, f"batch not done in time: {jobs()}"
             time.sleep(0.2)
     finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(20)
+        stop_processes(workers)
     with engine.connect() as conn:
         errors = conn.execute(text("SELECT error FROM runs WHERE batch_id = :b AND status <> 'done'"),
                               {"b": batch.id}).scalars().all()

@@ -222,6 +222,7 @@ def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, bas
     from debate.config import load_settings
     from debate.queue import build_app, enqueue, enqueue_batch, ensure_queue_schema
     from debate.rescore import normalize_options
+    from debate.testing import stop_processes, worker_process
 
     per_worker = max(1, concurrency // workers)
     warm = [f"h-{i:08x}" for i in range(n, n + 2 * workers)]
@@ -236,9 +237,7 @@ def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, bas
                # Each worker's limiter is its own: lift its cap (a debate sends up to 3 requests at once).
                "DEBATE_OPENAI__MAX_CONCURRENCY": str(3 * per_worker)}
         logs = [Path(tmp) / f"worker{i}.log" for i in range(workers)]
-        procs = [subprocess.Popen([sys.executable, "-m", "debate", "worker", "--concurrency", str(per_worker),
-                                   "--name", f"bench{i}"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=logs[i].open("wb")) for i in range(workers)]
+        procs = [worker_process(env, f"bench{i}", logs[i], concurrency=per_worker) for i in range(workers)]
 
         async def put(hypotheses: list[str] | None, batch_id: str | None) -> None:
             qa = build_app(settings)
@@ -267,10 +266,7 @@ def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, bas
             tails = " | ".join(log.read_text(errors="replace")[-1500:] for log in logs)
             raise RuntimeError(f"{e}; worker logs: {tails}") from None
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.wait(60)
+            stop_processes(procs, timeout_s=60)
         with engine.connect() as conn:
             # Per job: its first start and its end (a retried job counts once, start to finish).
             row = conn.execute(text(
