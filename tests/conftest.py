@@ -37,7 +37,7 @@ def engine(db_url: str):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def sample_engine(engine):  # type: ignore[no-untyped-def]
     """A database holding the bundled sample KB and sample hypotheses."""
-    from debate.hypotheses import import_file
+    from debate.kb.hypotheses import import_file
     from debate.kb.ingest import ingest_paths
 
     import_file(engine, SAMPLE_HYPOTHESES)
@@ -76,9 +76,9 @@ def seed_debated_sample(url: str, settings) -> str:  # type: ignore[no-untyped-d
     """Fill ``url`` with the sample KB and hypotheses and one finished offline SOD1 run; its id."""
     import asyncio
 
-    from debate.hypotheses import import_file
+    from debate.kb.hypotheses import import_file
     from debate.kb.ingest import ingest_paths
-    from debate.runs import Executor, create_runs
+    from debate.engine.runs import Executor, create_runs
     from debate.store.db import ensure_schema
 
     engine = ensure_schema(url)

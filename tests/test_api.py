@@ -11,14 +11,14 @@ from conftest import private_copy, run_cli, seed_debated_sample
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from debate.api import create_app
-from debate.config import Settings, load_settings
-from debate.related import load_related
-from debate.runs import create_runs
-from debate.scores import score_rows, scores_json
+from debate.server.api import create_app
+from debate.core.config import Settings, load_settings
+from debate.wiki.related import load_related
+from debate.engine.runs import create_runs
+from debate.wiki.scores import score_rows, scores_json
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
-from debate.web.runner import QueueUnavailable, RunRequest, queue_debates
+from debate.server.web.runner import QueueUnavailable, RunRequest, queue_debates
 
 TOKENS = {"alice": "tok-alice-0123456789", "bob": "tok-bob-0123456789"}
 ALICE = {"Authorization": f"Bearer {TOKENS['alice']}"}

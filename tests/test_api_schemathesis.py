@@ -25,13 +25,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from debate.api import create_app
-from debate.config import load_settings
-from debate.hypotheses import import_file
+from debate.server.api import create_app
+from debate.core.config import load_settings
+from debate.kb.hypotheses import import_file
 from debate.kb.ingest import ingest_paths
-from debate.runs import Executor, create_runs
+from debate.engine.runs import Executor, create_runs
 from debate.store.db import ensure_schema
-from debate.testing import FakeOpenAIServer
+from debate.llm.fake import FakeOpenAIServer
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import tomllib
 
 import pytest
 
-from debate.config import DEFAULT_TOML, Settings, load_settings
-from debate.errors import ConfigError
+from debate.core.config import DEFAULT_TOML, Settings, load_settings
+from debate.core.errors import ConfigError
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:  # type: ignore[type-arg]

@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from debate.consensus import (
+from debate.engine.consensus import (
     DEFAULT_WEIGHTS,
     DIMENSION_DESCRIPTIONS,
     DIMENSIONS,

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import text
 
 from conftest import run_cli
-from debate.config import load_settings
-from debate.dbcopy import copy_database
-from debate.errors import UserInputError
+from debate.core.config import load_settings
+from debate.store.dbcopy import copy_database
+from debate.core.errors import UserInputError
 from debate.kb.search import search
-from debate.runs import Executor, create_runs, review_run
+from debate.engine.runs import Executor, create_runs, review_run
 from debate.store.db import ensure_schema
 from pg import pg_url  # noqa: F401  (fixture)
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from debate.config import load_settings
-from debate.hypotheses import add
+from debate.core.config import load_settings
+from debate.kb.hypotheses import add
 from debate.kb.ingest import ingest_paths, remove_page
-from debate.models import HypothesisIn
-from debate.runs import Executor, create_runs
+from debate.core.models import HypothesisIn
+from debate.engine.runs import Executor, create_runs
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
-from debate.transcript import load_transcript, render
+from debate.engine.transcript import load_transcript, render
 
 PAGE = """📗 Cite This Artifact
 {title}
@@ -108,7 +108,7 @@ def _normalized_transcript(db_url: str, run_id: str) -> dict:  # type: ignore[ty
 def test_same_inputs_give_the_same_transcript_and_score(tmp_path, sample_engine, db_url):
     other_url = f"sqlite:///{tmp_path}/other.db"
     from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB
-    from debate.hypotheses import import_file
+    from debate.kb.hypotheses import import_file
 
     other = ensure_schema(other_url)
     import_file(other, SAMPLE_HYPOTHESES)
@@ -163,7 +163,7 @@ def test_a_fresh_offline_run_stores_its_transcript_with_its_score_in_one_transac
 
 
 def test_an_offline_run_that_fails_midway_keeps_its_transcript_so_far(sample_engine, db_url):
-    from debate.errors import DebateError
+    from debate.core.errors import DebateError
 
     settings = load_settings(database_url=db_url)
     [run_id] = create_runs(sample_engine, settings, ["h-9878fd9b"], backend="offline")

@@ -13,11 +13,11 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from debate.config import load_settings
-from debate.runs import Executor, create_runs
+from debate.core.config import load_settings
+from debate.engine.runs import Executor, create_runs
 from debate.store import tables as t
 from debate.store.db import session_scope
-from debate.testing import FakeOpenAIServer, Fault
+from debate.llm.fake import FakeOpenAIServer, Fault
 
 SOD1 = "h-9878fd9b"
 
@@ -134,7 +134,7 @@ def test_evidence_reaches_the_model_inside_escaped_delimiters(sample_engine, db_
 
     def responder(body: dict) -> str:  # type: ignore[type-arg]
         seen.append(body["messages"][-1]["content"])
-        from debate.testing import schema_responder
+        from debate.llm.fake import schema_responder
 
         return schema_responder(body)
 
@@ -151,8 +151,8 @@ def test_evidence_reaches_the_model_inside_escaped_delimiters(sample_engine, db_
 
 
 def test_usage_missing_from_the_server_is_stored_as_unknown(sample_engine, db_url):
-    from debate.models import ProposerReply
-    from debate.testing import Reply
+    from debate.core.models import ProposerReply
+    from debate.llm.fake import Reply
 
     reply = ProposerReply(argument="A short case.", claims=[]).model_dump_json()
     with FakeOpenAIServer() as server:
@@ -169,8 +169,8 @@ def test_usage_missing_from_the_server_is_stored_as_unknown(sample_engine, db_ur
 
 
 async def test_many_concurrent_calls_are_spread_over_several_small_connection_pools():
-    from debate.llm import ChatMessage, EndpointConfig, OpenAIChatClient
-    from debate.models import CriticReply
+    from debate.llm.client import ChatMessage, EndpointConfig, OpenAIChatClient
+    from debate.core.models import CriticReply
 
     messages = [ChatMessage(role="system", content="You are the critic."), ChatMessage(role="user", content="Go.")]
 

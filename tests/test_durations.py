@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from debate.durations import format_duration, parse_duration
-from debate.errors import UserInputError
+from debate.core.durations import format_duration, parse_duration
+from debate.core.errors import UserInputError
 
 
 @pytest.mark.parametrize(

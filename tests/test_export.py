@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import insert
 
 from conftest import run_cli
-from debate import hypotheses as hyps
-from debate.export import ExportReport, export
+from debate.kb import hypotheses as hyps
+from debate.wiki.export import ExportReport, export
 from debate.kb.ingest import ingest_paths
-from debate.models import HypothesisIn
+from debate.core.models import HypothesisIn
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
 from debate.store.tables import utcnow
@@ -179,8 +179,8 @@ def test_bad_out_and_bad_time(seeded, tmp_path: Path, cli_env: dict[str, str]) -
 
 def test_bulk_export_lists_equal_per_page_lists(tmp_path: Path) -> None:
     from debate.bench.export import generate
-    from debate.export import BulkSource
-    from debate.related import load_related, related_for
+    from debate.wiki.export import BulkSource
+    from debate.wiki.related import load_related, related_for
 
     url = f"sqlite:///{tmp_path}/bench.db"
     generate(url, tmp_path / "kb", pages=40, hypotheses=400)

@@ -18,11 +18,11 @@ from typing import Any, Literal, Optional
 import pytest
 from pydantic import BaseModel, Field, TypeAdapter
 
-import debate.llm
-import debate.testing
-from debate.llm import ChatMessage, EndpointConfig, OpenAIChatClient, strict_json_schema
-from debate.llm import ChatClient, CompletionFailed
-from debate.testing import (
+import debate.llm.client
+import debate.llm.fake
+from debate.llm.client import ChatMessage, EndpointConfig, OpenAIChatClient, strict_json_schema
+from debate.llm.client import ChatClient, CompletionFailed
+from debate.llm.fake import (
     FakeOpenAIServer,
     Fault,
     InstantChatClient,
@@ -106,8 +106,8 @@ def test_schema_responder_for_type_adapter_list() -> None:
 
 
 def test_schema_markers_match_the_client() -> None:
-    assert debate.testing.SCHEMA_MARKER_OPEN == debate.llm.SCHEMA_MARKER_OPEN
-    assert debate.testing.SCHEMA_MARKER_CLOSE == debate.llm.SCHEMA_MARKER_CLOSE
+    assert debate.llm.fake.SCHEMA_MARKER_OPEN == debate.llm.client.SCHEMA_MARKER_OPEN
+    assert debate.llm.fake.SCHEMA_MARKER_CLOSE == debate.llm.client.SCHEMA_MARKER_CLOSE
 
 
 def test_schema_from_request_sources() -> None:
@@ -308,7 +308,7 @@ def test_stop_abandons_slow_requests_quickly() -> None:
 def test_standalone_cli(tmp_path: Path) -> None:
     log = tmp_path / "requests.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "debate.testing", "--port", "0", "--log", str(log)],
+        [sys.executable, "-m", "debate.llm.fake", "--port", "0", "--log", str(log)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

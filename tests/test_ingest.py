@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from conftest import SAMPLE_KB, run_cli
 from pg import pg_url  # noqa: F401  (fixture)
-from debate.errors import PageParseError, UserInputError
+from debate.core.errors import PageParseError, UserInputError
 from debate.kb.ingest import ingest_paths, remove_page
 from debate.store import tables as t
 from debate.store.db import session_scope

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from debate.errors import ModelEndpointError
-from debate.llm import (
+from debate.core.errors import ModelEndpointError
+from debate.llm.client import (
     SCHEMA_MARKER_CLOSE,
     SCHEMA_MARKER_OPEN,
     ChatClient,
@@ -26,8 +26,8 @@ from debate.llm import (
     OpenAIChatClient,
     _retry_after_s,
 )
-from debate.ratelimit import RateLimiter
-from debate.testing import FakeOpenAIServer, Fault, Reply
+from debate.llm.ratelimit import RateLimiter
+from debate.llm.fake import FakeOpenAIServer, Fault, Reply
 
 
 class Critique(BaseModel):

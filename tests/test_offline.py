@@ -11,9 +11,9 @@ from dataclasses import replace
 import pytest
 
 import debate.offline as offline
-from debate.agents import AgentResult, Backend, DebateView, JudgeSeat, TurnView, panel
-from debate.consensus import DIMENSIONS, Rubric, weighted_score
-from debate.models import (
+from debate.engine.agents import AgentResult, Backend, DebateView, JudgeSeat, TurnView, panel
+from debate.engine.consensus import DIMENSIONS, Rubric, weighted_score
+from debate.core.models import (
     Claim,
     CriticReply,
     EvidenceItem,
@@ -168,7 +168,7 @@ def test_rules_hash_is_a_stable_function_of_the_tables() -> None:
 
 
 def test_disease_groups_come_from_the_one_disease_table() -> None:
-    from debate import diseases
+    from debate.core import diseases
 
     assert offline.DISEASE_ALIASES is diseases.EVIDENCE_GROUPS
     # Spelled out: these groups are rules (in RULES_HASH), so deriving them must not move them.

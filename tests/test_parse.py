@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from debate.errors import PageParseError
+from debate.core.errors import PageParseError
 from debate.kb.parse import ParsedPage, decode_page, link_slug, parse_page
 
 SEED_NAME = "als-treatment-strategies.txt"

@@ -19,7 +19,7 @@ SOD1 = "h-9878fd9b"
 
 @pytest.fixture(scope="module")
 def pg_engine(pg_url):  # type: ignore[no-untyped-def]  # noqa: F811
-    from debate.hypotheses import import_file
+    from debate.kb.hypotheses import import_file
     from debate.kb.ingest import ingest_paths
 
     engine = ensure_schema(pg_url)

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import text
 
 from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
-from debate.config import load_settings
+from debate.core.config import load_settings
 from debate.store.db import ensure_schema, session_scope
-from debate.testing import FakeOpenAIServer, stop_processes, worker_process
+from debate.llm.fake import FakeOpenAIServer, stop_processes, worker_process
 from pg import pg_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.postgres
@@ -28,9 +28,9 @@ N_EXTRA = 185  # with the 15 samples: a batch of 200
 @pytest.fixture(scope="module")
 def queue_db(pg_url):  # type: ignore[no-untyped-def]  # noqa: F811
     """The sample KB, the sample hypotheses and N_EXTRA copies of them, and the queue tables."""
-    from debate import hypotheses as hyps
+    from debate.kb import hypotheses as hyps
     from debate.kb.ingest import ingest_paths
-    from debate.queue import ensure_queue_schema
+    from debate.jobs.queue import ensure_queue_schema
 
     engine = ensure_schema(pg_url)
     hyps.import_file(engine, SAMPLE_HYPOTHESES)
@@ -60,7 +60,7 @@ def test_sqlite_says_a_queue_needs_postgres(cli_env):  # type: ignore[no-untyped
 
 
 def test_fifty_concurrent_enqueues_of_one_hypothesis_make_one_job(queue_db):  # type: ignore[no-untyped-def]
-    from debate.queue import build_app, enqueue
+    from debate.jobs.queue import build_app, enqueue
 
     settings = load_settings(database_url=queue_db)
     engine = ensure_schema(queue_db)
@@ -140,9 +140,9 @@ def _tail(proc) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_two_workers_finish_a_batch_despite_one_killed_mid_batch(queue_db, cli_env, tmp_path):  # type: ignore[no-untyped-def]
-    from debate.batches import open_or_create_batch
-    from debate.queue import build_app, enqueue_batch
-    from debate.rescore import normalize_options
+    from debate.jobs.batches import open_or_create_batch
+    from debate.jobs.queue import build_app, enqueue_batch
+    from debate.jobs.selection import normalize_options
 
     engine = ensure_schema(queue_db)
     with FakeOpenAIServer(latency_s=0.25) as server:
@@ -199,7 +199,7 @@ def test_api_on_postgres_puts_posted_runs_on_the_queue(queue_db):  # type: ignor
 
     from fastapi.testclient import TestClient
 
-    from debate.api import create_app
+    from debate.server.api import create_app
 
     alice = {"Authorization": "Bearer tok-alice-0123456789"}
     settings = load_settings(database_url=queue_db, reviewer_tokens=json.dumps({"alice": "tok-alice-0123456789"}))
@@ -235,9 +235,9 @@ TICK_S = 3
 @pytest.mark.slow
 def test_periodic_rescoring_is_deferred_once_per_tick_across_three_workers(pg_url, cli_env, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
     """Every worker runs procrastinate's periodic deferrer; each tick still makes one job."""
-    from debate import hypotheses as hyps
+    from debate.kb import hypotheses as hyps
     from debate.kb.ingest import ingest_paths
-    from debate.queue import ensure_queue_schema
+    from debate.jobs.queue import ensure_queue_schema
     from pg import ENV, drop_database, fresh_database
 
     url = fresh_database(os.environ[ENV], "tick")

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from conftest import max_in_window
-from debate.batches import open_or_create_batch
-from debate.batchrun import BatchRunner
-from debate.config import load_settings
-from debate.ratelimit import shared_limiter
-from debate.rescore import normalize_options
-from debate.testing import FakeOpenAIServer, fake_server_process
+from debate.jobs.batches import open_or_create_batch
+from debate.jobs.runner import BatchRunner
+from debate.core.config import load_settings
+from debate.llm.ratelimit import shared_limiter
+from debate.jobs.selection import normalize_options
+from debate.llm.fake import FakeOpenAIServer, fake_server_process
 
 WINDOW_S = 1.0
 # The limiter stamps a request when its headers leave the client; the server stamps it when it

@@ -14,10 +14,10 @@ import pytest
 from pydantic import BaseModel
 
 from conftest import max_in_window
-from debate.errors import ConfigError
-from debate.llm import ChatMessage, EndpointConfig, OpenAIChatClient
-from debate.ratelimit import RateLimiter, shared_limiter
-from debate.testing import FakeOpenAIServer
+from debate.core.errors import ConfigError
+from debate.llm.client import ChatMessage, EndpointConfig, OpenAIChatClient
+from debate.llm.ratelimit import RateLimiter, shared_limiter
+from debate.llm.fake import FakeOpenAIServer
 
 
 class FakeTime:

@@ -11,17 +11,17 @@ import pytest
 from sqlalchemy import insert
 
 from conftest import run_cli
-from debate import hypotheses as hyps
+from debate.kb import hypotheses as hyps
 from debate.kb.ingest import ingest_paths
-from debate.models import HypothesisIn
-from debate.related import (
+from debate.core.models import HypothesisIn
+from debate.wiki.related import (
     RelatedList,
     disease_key,
     keyword_matches,
     load_related,
     render_html,
 )
-from debate.scoring import GREEN, RED, YELLOW
+from debate.core.scoring import GREEN, RED, YELLOW
 from debate.store import tables as t
 from debate.store.db import session_scope
 
@@ -154,7 +154,7 @@ def test_term_matching_rules() -> None:
 
 
 def test_one_disease_table_expands_abbreviations_only() -> None:
-    from debate.diseases import ABBREVIATIONS
+    from debate.core.diseases import ABBREVIATIONS
 
     assert ABBREVIATIONS["ad"] == "alzheimer disease" and ABBREVIATIONS["mnd"] == "motor neuron disease"
     assert disease_key("Parkinsons disease") == disease_key("PD") == "parkinson disease"
@@ -340,7 +340,7 @@ def test_cli_related(engine, tmp_path: Path, cli_env: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("text", ["ALS Treatment Strategies"])
 def test_title_abbreviation_expands(text: str) -> None:
-    from debate.diseases import title_diseases
+    from debate.core.diseases import title_diseases
 
     key, expanded = title_diseases(text)
     assert key == "als treatment strategies"

@@ -18,11 +18,11 @@ from sqlalchemy import func, select
 
 from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
 from pg import pg_url  # noqa: F401  (fixture)
-from debate.batches import Budget, get_batch, open_or_create_batch
-from debate.batchrun import BatchRunner, BatchSummary
-from debate.config import load_settings
-from debate.errors import ConfigError, NotFoundError, UserInputError
-from debate.rescore import (
+from debate.jobs.batches import Budget, get_batch, open_or_create_batch
+from debate.jobs.runner import BatchRunner, BatchSummary
+from debate.core.config import load_settings
+from debate.core.errors import ConfigError, NotFoundError, UserInputError
+from debate.jobs.selection import (
     HypothesisFacts,
     LastRun,
     PageFact,
@@ -34,7 +34,7 @@ from debate.rescore import (
 )
 from debate.store import tables as t
 from debate.store.db import session_scope
-from debate.testing import FakeOpenAIServer
+from debate.llm.fake import FakeOpenAIServer
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
@@ -124,7 +124,7 @@ def kb_copy(tmp_path: Path) -> Path:
 @pytest.fixture
 def kb_engine(engine, kb_copy):  # type: ignore[no-untyped-def]
     """The sample KB ingested from a copy that a test may edit."""
-    from debate.hypotheses import import_file
+    from debate.kb.hypotheses import import_file
     from debate.kb.ingest import ingest_paths
 
     import_file(engine, SAMPLE_HYPOTHESES)
@@ -207,7 +207,7 @@ def test_prompt_changed_picks_runs_made_with_other_prompts(sample_engine, db_url
         _scored(sample_engine, old, ids[:3])  # with the old judge prompt
         _scored(sample_engine, new, ids[3:])  # with the edited one
     with session_scope(sample_engine) as s:
-        from debate.backends import prompt_hashes
+        from debate.engine.backends import prompt_hashes
 
         picked = select_hypotheses(s, _opts(backend="openai", prompt_changed=True), now=t.utcnow(),
                                    current_prompts=prompt_hashes(new, "openai"))
@@ -323,7 +323,7 @@ def test_cli_errors_are_one_line(sample_engine, cli_env):  # type: ignore[no-unt
 
 @pytest.mark.postgres
 def test_two_processes_on_postgres_score_each_hypothesis_once(pg_url):  # type: ignore[no-untyped-def]  # noqa: F811
-    from debate.hypotheses import import_file
+    from debate.kb.hypotheses import import_file
     from debate.kb.ingest import ingest_paths
     from debate.store.db import ensure_schema
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from conftest import run_cli
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
-from debate.testing import FakeOpenAIServer
+from debate.llm.fake import FakeOpenAIServer
 
 SOD1 = "h-9878fd9b"
 EXPECTED_TURNS = 7  # 2 rounds x (proposer, critic) + 3 judges; schema replies never concede
@@ -35,7 +35,7 @@ async def _staggered(body: dict) -> str:  # type: ignore[type-arg]
     """Judges answer one after another (seat 0 first), so a kill can land between them."""
     import asyncio
 
-    from debate.testing import schema_responder
+    from debate.llm.fake import schema_responder
 
     turn = _turn_of(body)
     await asyncio.sleep(0.3 + (1.2 * int(turn.split()[1]) if turn.startswith("judge") else 0))
@@ -93,7 +93,7 @@ async def test_concurrent_checkpoint_writes_share_commits_and_are_committed_befo
     import aiosqlite
     from langgraph.checkpoint.base import empty_checkpoint
 
-    from debate.checkpoints import GroupCommitSqliteSaver
+    from debate.engine.checkpoints import GroupCommitSqliteSaver
 
     path = tmp_path / "c.sqlite"
     async with aiosqlite.connect(path) as conn:

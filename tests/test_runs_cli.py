@@ -44,8 +44,8 @@ def test_a_flagged_run_has_its_score_withheld_and_the_previous_one_stands(sample
 
 
 def test_a_queued_run_can_be_cancelled_and_is_then_refused(sample_engine, cli_env, db_url):
-    from debate.config import load_settings
-    from debate.runs import create_runs
+    from debate.core.config import load_settings
+    from debate.engine.runs import create_runs
 
     [run_id] = create_runs(sample_engine, load_settings(database_url=db_url), ["h-9878fd9b"], backend="offline")
     assert "cancelled" in run_cli("runs", "cancel", run_id, env=cli_env).stdout

@@ -9,9 +9,9 @@ from uuid import uuid4
 from sqlalchemy import insert
 
 from conftest import run_cli
-from debate import hypotheses as hyps
-from debate.models import HypothesisIn
-from debate.scores import (
+from debate.kb import hypotheses as hyps
+from debate.core.models import HypothesisIn
+from debate.wiki.scores import (
     ScoreRow,
     changed_hypotheses,
     run_scores,

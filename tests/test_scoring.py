@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from debate.scoring import GREEN, RED, YELLOW, display_score, score_color, score_span
+from debate.core.scoring import GREEN, RED, YELLOW, display_score, score_color, score_span
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import text
 
 from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, max_in_window
-from debate.testing import fake_server_process, stop_processes, worker_process
-from debate.config import load_settings
-from debate.ratelimit import RateLimiter
-from debate.ratewindow import DatabaseWindow, window_delay
+from debate.llm.fake import fake_server_process, stop_processes, worker_process
+from debate.core.config import load_settings
+from debate.llm.ratelimit import RateLimiter
+from debate.llm.shared_window import DatabaseWindow, window_delay
 from debate.store.db import ensure_schema
 from pg import pg_url  # noqa: F401  (fixture)
 
@@ -47,7 +47,7 @@ def full_window_counts(times: list[float], window: float) -> list[int]:
 @pytest.fixture(scope="module")
 def db(pg_url: str) -> str:  # noqa: F811
     """The migrated database, with the sample KB and hypotheses."""
-    from debate import hypotheses as hyps
+    from debate.kb import hypotheses as hyps
     from debate.kb.ingest import ingest_paths
 
     engine = ensure_schema(pg_url)
@@ -69,7 +69,7 @@ def test_token_window_waits_for_enough_tokens_to_leave() -> None:
 
 
 def test_the_shared_window_is_used_on_postgres_with_a_rate_limit_unless_turned_off(db: str) -> None:
-    from debate.backends import shared_window
+    from debate.engine.backends import shared_window
 
     def factory(url: str, **openai: object):  # type: ignore[no-untyped-def]
         return shared_window(load_settings(database_url=url, openai=openai), "http://endpoint.test/v1")
@@ -134,9 +134,9 @@ def server_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 @pytest.mark.slow
 def test_two_workers_send_at_most_rpm_requests_together(db: str, cli_env: dict[str, str], server_process,  # type: ignore[no-untyped-def]
                                                          tmp_path: Path) -> None:
-    from debate.batches import open_or_create_batch
-    from debate.queue import build_app, enqueue_batch, ensure_queue_schema
-    from debate.rescore import normalize_options
+    from debate.jobs.batches import open_or_create_batch
+    from debate.jobs.queue import build_app, enqueue_batch, ensure_queue_schema
+    from debate.jobs.selection import normalize_options
 
     n = 10
     base_url, log = server_process

@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import insert
 
 from conftest import run_cli
-from debate import hypotheses as hyps
-from debate.errors import NotFoundError, UserInputError
+from debate.kb import hypotheses as hyps
+from debate.core.errors import NotFoundError, UserInputError
 from debate.kb.ingest import ingest_paths
-from debate.models import HypothesisIn
+from debate.core.models import HypothesisIn
 from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.store.tables import utcnow
-from debate.targets import gene_links, hypothesis_links, target_links_text
+from debate.wiki.targets import gene_links, hypothesis_links, target_links_text
 
 PAGE_A = """📗 Cite This Artifact
 Motor Neuron Targets

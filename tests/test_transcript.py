@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from debate.consensus import DIMENSIONS
-from debate.errors import NotFoundError
+from debate.engine.consensus import DIMENSIONS
+from debate.core.errors import NotFoundError
 from debate.store.db import ensure_schema, session_scope
 from debate.store.tables import Attempt, Evidence, Hypothesis, Review, Run, Turn
-from debate.transcript import (
+from debate.engine.transcript import (
     HEURISTIC_LABEL,
     INVALID_MARK,
     TRANSCRIPT_VERSION,

@@ -12,11 +12,11 @@ from conftest import private_copy, seed_debated_sample
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from debate.api import create_app
-from debate.config import Settings, load_settings
+from debate.server.api import create_app
+from debate.core.config import Settings, load_settings
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
-from debate.web.auth import COOKIE, LOGIN_COOKIE
+from debate.server.web.auth import COOKIE, LOGIN_COOKIE
 
 TOKEN = "tok-alice-web-0123456789"
 SOD1 = "h-9878fd9b"

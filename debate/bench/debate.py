@@ -25,13 +25,13 @@ from typing import Annotated, Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from debate.agents import ModelBackend
-from debate.config import Settings, load_settings
-from debate.hypotheses import import_file
+from debate.engine.agents import ModelBackend
+from debate.core.config import Settings, load_settings
+from debate.kb.hypotheses import import_file
 from debate.kb.ingest import ingest_paths
-from debate.runs import Executor, create_runs, open_checkpointer
+from debate.engine.runs import Executor, create_runs, open_checkpointer
 from debate.store.db import ensure_schema
-from debate.testing import InstantChatClient, fake_server_process
+from debate.llm.fake import InstantChatClient, fake_server_process
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SEQUENTIAL_CALLS = 5  # 2 rounds x (proposer, critic) + one parallel judge step

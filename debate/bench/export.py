@@ -25,11 +25,11 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from debate.export import export
-from debate.genes import join_target_label
+from debate.wiki.export import export
+from debate.core.genes import join_target_label
 from debate.kb.ingest import ingest_paths
-from debate.models import normalize_title
-from debate.related import load_related, term_index
+from debate.core.models import normalize_title
+from debate.wiki.related import load_related, term_index
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
 from debate.store.tables import utcnow

@@ -36,7 +36,7 @@ from typing import Any, Literal
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 
-from debate.errors import StorageError
+from debate.core.errors import StorageError
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
 from debate.store.tables import utcnow
@@ -54,7 +54,7 @@ def _database(folder: Path, n: int) -> tuple[str, Engine]:
 
 def _populate(url: str, n: int) -> Engine:
     """The sample KB and ``n`` never-scored hypotheses cycled from the sample ones."""
-    from debate.hypotheses import import_file
+    from debate.kb.hypotheses import import_file
     from debate.kb.ingest import ingest_paths
 
     engine = ensure_schema(url)
@@ -84,21 +84,21 @@ def _populate(url: str, n: int) -> Engine:
 @contextmanager
 def _server(latency_s: float, where: Literal["process", "thread"]) -> Iterator[str]:
     if where == "thread":
-        from debate.testing import FakeOpenAIServer
+        from debate.llm.fake import FakeOpenAIServer
 
         with FakeOpenAIServer(latency_s=latency_s) as srv:
             yield srv.base_url
         return
-    from debate.testing import fake_server_process
+    from debate.llm.fake import fake_server_process
 
     with fake_server_process(latency_s) as base_url:
         yield base_url
 
 
 def _rescore(engine: Engine, settings: Any, *, concurrency: int, processes: int = 1) -> tuple[float, Any]:
-    from debate.batches import open_or_create_batch
-    from debate.batchrun import BatchRunner
-    from debate.rescore import normalize_options
+    from debate.jobs.batches import open_or_create_batch
+    from debate.jobs.runner import BatchRunner
+    from debate.jobs.selection import normalize_options
 
     opts = normalize_options(backend=settings.backend, stale_after="0s", changed=False, prompt_changed=False,
                              ids=None, limit=None, default_stale_after="30d")
@@ -113,7 +113,7 @@ def _rescore(engine: Engine, settings: Any, *, concurrency: int, processes: int 
 def model_level(concurrency: int, *, latency_s: float, n: int, base_url: str, max_concurrency: int,
                 processes: int = 1) -> dict[str, Any]:
     """One concurrency level (split over ``processes``): hypotheses per minute beside the ideal."""
-    from debate.config import load_settings
+    from debate.core.config import load_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp:
         url, engine = _database(Path(tmp), n)
@@ -137,7 +137,7 @@ def model_level(concurrency: int, *, latency_s: float, n: int, base_url: str, ma
 
 def _warm_up(base_url: str, *, max_concurrency: int) -> None:
     """One tiny batch first, so imports and connection set-up are not charged to a level."""
-    from debate.config import load_settings
+    from debate.core.config import load_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-rescore-warm-") as tmp:
         url, engine = _database(Path(tmp), 2)
@@ -150,7 +150,7 @@ def _warm_up(base_url: str, *, max_concurrency: int) -> None:
 
 def offline_level(n: int, processes: int, concurrency: int = 8) -> dict[str, Any]:
     """``n`` hypotheses with the offline backend in ``processes`` processes: hypotheses per second."""
-    from debate.config import load_settings
+    from debate.core.config import load_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-rescore-offline-") as tmp:
         url, engine = _database(Path(tmp), n)
@@ -218,11 +218,11 @@ def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, bas
                 timeout_s: float = 900.0) -> dict[str, Any]:
     """``n`` hypotheses as one batch on the queue, worked by ``workers`` ``debate worker`` processes
     of ``concurrency ÷ workers`` debates each; timed from the first job's start to the last job's end."""
-    from debate.batches import open_or_create_batch
-    from debate.config import load_settings
-    from debate.queue import build_app, enqueue, enqueue_batch, ensure_queue_schema
-    from debate.rescore import normalize_options
-    from debate.testing import stop_processes, worker_process
+    from debate.jobs.batches import open_or_create_batch
+    from debate.core.config import load_settings
+    from debate.jobs.queue import build_app, enqueue, enqueue_batch, ensure_queue_schema
+    from debate.jobs.selection import normalize_options
+    from debate.llm.fake import stop_processes, worker_process
 
     per_worker = max(1, concurrency // workers)
     warm = [f"h-{i:08x}" for i in range(n, n + 2 * workers)]

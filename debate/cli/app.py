@@ -1,7 +1,7 @@
 """The Typer application, its shared options, and how errors reach the user.
 
 Commands live in sibling modules by area; this module only wires them. A named engine error
-(:mod:`debate.errors`) becomes one line on stderr and its exit code; anything else is a bug and
+(:mod:`debate.core.errors`) becomes one line on stderr and its exit code; anything else is a bug and
 keeps its traceback.
 """
 
@@ -17,8 +17,8 @@ from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from debate import __version__
-from debate.config import Settings, load_settings
-from debate.errors import DebateError
+from debate.core.config import Settings, load_settings
+from debate.core.errors import DebateError
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from debate.cli.app import app, emit_json, state
-from debate.errors import UserInputError
+from debate.core.errors import UserInputError
 
 bench_app = typer.Typer(help="Benchmarks: ingest/search, debate, export, rescore.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")

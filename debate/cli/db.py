@@ -20,11 +20,11 @@ def copy(
     as_json: Annotated[bool, typer.Option("--json", help="Print the per-table counts as JSON.")] = False,
 ) -> None:
     """Copy pages, hypotheses, runs, turns, scores and reviews to an empty database; verify counts."""
-    from debate.dbcopy import copy_database
+    from debate.store.dbcopy import copy_database
 
     for url in (source, target):
         if not (url.startswith("sqlite:///") or url.startswith("postgresql")):
-            from debate.errors import UserInputError
+            from debate.core.errors import UserInputError
 
             raise UserInputError(f"{url!r}: must start with sqlite:/// or postgresql+psycopg://")
     console.print(f"[dim]copying {source} -> {target}[/dim]")

@@ -22,9 +22,9 @@ def demo(
     """Ingest the bundled sample KB and hypotheses into a fresh database, debate them offline,
     and print their scores and one page's Related Hypotheses lines."""
     from debate.cli.runs import run_and_report, score_table
-    from debate.hypotheses import import_file
+    from debate.kb.hypotheses import import_file
     from debate.kb.ingest import ingest_paths
-    from debate.runs import create_runs
+    from debate.engine.runs import create_runs
     from debate.store.db import get_engine, sqlite_path
 
     path = sqlite_path(database_url)
@@ -46,7 +46,7 @@ def demo(
     outcomes = run_and_report(run_ids, "offline", concurrency=4, quiet=True)
     out.print(f"Debated {len(outcomes)} hypotheses offline (deterministic heuristic agents, no model):")
     out.print(score_table(sorted(outcomes, key=lambda o: o.hypothesis_id)))
-    from debate.related import load_related
+    from debate.wiki.related import load_related
     from debate.store.db import session_scope
 
     with session_scope(engine) as s:

@@ -9,12 +9,12 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from debate import hypotheses as hyps
+from debate.kb import hypotheses as hyps
 from debate.cli.app import app, emit_json, out, state
-from debate.errors import UserInputError
-from debate.models import HypothesisIn
+from debate.core.errors import UserInputError
+from debate.core.models import HypothesisIn
 from debate.store.db import session_scope
-from debate.targets import hypothesis_links, target_links_text
+from debate.wiki.targets import hypothesis_links, target_links_text
 
 hyp_app = typer.Typer(help="Candidate therapeutic hypotheses: add, import, list, show, remove.",
                       no_args_is_help=True)

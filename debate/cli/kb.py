@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from debate.cli.app import announce_db, app, console, emit_json, out, state
-from debate.errors import NotFoundError
+from debate.core.errors import NotFoundError
 from debate.kb import ingest as kb_ingest
 from debate.kb.search import search as kb_search
 from debate.store import tables as t

@@ -16,7 +16,7 @@ app.add_typer(queue_app, name="queue")
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from debate.queue import require_postgres
+    from debate.jobs.queue import require_postgres
 
     settings = state.settings
     require_postgres(settings)
@@ -32,7 +32,7 @@ def worker(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every job.")] = False,
 ) -> None:
     """Run debates from the queue until stopped (Ctrl-C finishes the debates in hand)."""
-    from debate.queue import run_worker
+    from debate.jobs.queue import run_worker
 
     settings = _settings()
     announce_db()
@@ -47,7 +47,7 @@ def add(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Put debates on the queue (a hypothesis already queued is skipped)."""
-    from debate.queue import build_app, enqueue, ensure_queue_schema
+    from debate.jobs.queue import build_app, enqueue, ensure_queue_schema
 
     settings = _settings()
     engine = state.engine()
@@ -71,7 +71,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Jobs queued, running, failed and stalled (running on a worker without a heartbeat)."""
-    from debate.queue import build_app, ensure_queue_schema, queue_status
+    from debate.jobs.queue import build_app, ensure_queue_schema, queue_status
 
     settings = _settings()
     ensure_queue_schema(settings)

@@ -11,12 +11,12 @@ from rich.table import Table
 from sqlalchemy import select
 
 from debate.cli.app import announce_db, app, console, emit_json, out, state
-from debate.errors import UserInputError
+from debate.core.errors import UserInputError
 from debate.store import tables as t
 from debate.store.db import session_scope
 
 if TYPE_CHECKING:
-    from debate.batchrun import BatchProgress, BatchSummary
+    from debate.jobs.runner import BatchProgress, BatchSummary
 
 batches_app = typer.Typer(help="Rescoring batches: list, show.", no_args_is_help=True)
 app.add_typer(batches_app, name="batches")
@@ -79,11 +79,11 @@ def rescore(
     Criteria given together are OR-ed. Exit status: 0 all scored, 1 some debates failed,
     3 stopped by a budget (rerun with a larger one to continue).
     """
-    from debate.batches import Budget, get_batch, open_or_create_batch
-    from debate.rescore import normalize_options, read_ids_file
+    from debate.jobs.batches import Budget, get_batch, open_or_create_batch
+    from debate.jobs.selection import normalize_options, read_ids_file
 
     if enqueue and not dry_run:
-        from debate.queue import require_postgres
+        from debate.jobs.queue import require_postgres
 
         require_postgres(state.settings)
     announce_db()
@@ -146,7 +146,7 @@ def _enqueue(engine: Any, settings: Any, batch_id: str, as_json: bool) -> None:
     """Hand the batch's unclaimed hypotheses to the task queue, one job each."""
     import asyncio
 
-    from debate.queue import build_app, enqueue_batch, ensure_queue_schema
+    from debate.jobs.queue import build_app, enqueue_batch, ensure_queue_schema
 
     ensure_queue_schema(settings)
 
@@ -167,7 +167,7 @@ def _run(engine: Any, settings: Any, batch_id: str, concurrency: int | None, bud
          *, processes: int, show_progress: bool) -> BatchSummary:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from debate.batchrun import BatchRunner
+    from debate.jobs.runner import BatchRunner
 
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(),
@@ -218,7 +218,7 @@ def _print_summary(s: BatchSummary) -> None:
 
 
 def _show_open(batch_id: str, as_json: bool) -> None:
-    from debate.batches import batch_counts, get_batch
+    from debate.jobs.batches import batch_counts, get_batch
 
     with session_scope(state.engine()) as s:
         b = get_batch(s, batch_id)
@@ -232,9 +232,9 @@ def _show_open(batch_id: str, as_json: bool) -> None:
 
 def _dry_run(opts: Any, ids: list[str] | None, as_json: bool) -> None:
     """--dry-run: the open batch a run would resume, or the hypotheses a new batch would hold."""
-    from debate.backends import prompt_hashes
-    from debate.batches import find_open_batch
-    from debate.rescore import select_hypotheses
+    from debate.engine.backends import prompt_hashes
+    from debate.jobs.batches import find_open_batch
+    from debate.jobs.selection import select_hypotheses
 
     with session_scope(state.engine()) as s:
         existing = find_open_batch(s, opts.key())
@@ -265,7 +265,7 @@ def list_batches(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List rescoring batches, newest first."""
-    from debate.batches import list_batches as query
+    from debate.jobs.batches import list_batches as query
 
     with session_scope(state.engine()) as s:
         rows = query(s, status=status, limit=limit)
@@ -287,8 +287,8 @@ def show_batch(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one batch: options, settings, progress by status, spend, and (--items) its hypotheses."""
-    from debate.batches import batch_counts, batch_spend, get_batch
-    from debate.rescore import Reasons
+    from debate.jobs.batches import batch_counts, batch_spend, get_batch
+    from debate.jobs.selection import Reasons
 
     with session_scope(state.engine()) as s:
         b = get_batch(s, batch_id)
@@ -331,7 +331,7 @@ def show_batch(
 
 
 def _describe(options: dict) -> str:  # type: ignore[type-arg]
-    from debate.rescore import SelectionOptions
+    from debate.jobs.selection import SelectionOptions
 
     try:
         return SelectionOptions.model_validate(options).describe()

@@ -11,13 +11,13 @@ from rich.table import Table
 from sqlalchemy import select
 
 from debate.cli.app import announce_db, app, console, emit_json, out, state
-from debate.errors import NotFoundError, UserInputError
-from debate.scoring import display_score
+from debate.core.errors import NotFoundError, UserInputError
+from debate.core.scoring import display_score
 from debate.store import tables as t
 from debate.store.db import session_scope
 
 if TYPE_CHECKING:
-    from debate.runs import RunOutcome
+    from debate.engine.runs import RunOutcome
 
 runs_app = typer.Typer(help="Debate runs: list, show, cancel.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -37,7 +37,7 @@ def _turn_printer(quiet: bool):  # type: ignore[no-untyped-def]
 
 
 def run_and_report(run_ids: list[str], backend: str, *, concurrency: int = 1, quiet: bool = False) -> list[RunOutcome]:
-    from debate.runs import Executor  # the engine loads only for commands that debate
+    from debate.engine.runs import Executor  # the engine loads only for commands that debate
 
     engine = state.engine()
 
@@ -83,7 +83,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcomes as JSON.")] = False,
 ) -> None:
     """Debate hypotheses (or resume a run) and print their consensus scores."""
-    from debate.runs import create_runs
+    from debate.engine.runs import create_runs
 
     announce_db()
     engine = state.engine()
@@ -167,7 +167,7 @@ def show_run(
 @runs_app.command("cancel")
 def cancel(run_id: Annotated[str, typer.Argument(help="Run id, r-...")]) -> None:
     """Cancel a queued or running run."""
-    from debate.runs import cancel_run
+    from debate.engine.runs import cancel_run
 
     previous = cancel_run(state.engine(), run_id)
     out.print(f"cancelled {run_id} (was {previous})")
@@ -179,7 +179,7 @@ def transcript(
     fmt: Annotated[Literal["text", "md", "json", "html"], typer.Option("--format", "-f", help="Rendering.")] = "text",
 ) -> None:
     """Render a run's whole debate with its evidence, judges and consensus."""
-    from debate.transcript import load_transcript, render
+    from debate.engine.transcript import load_transcript, render
 
     with session_scope(state.engine()) as s:
         tr = load_transcript(s, run_id)
@@ -202,7 +202,7 @@ def review(
     if not chosen and not note:
         raise UserInputError("give --approve, --flag, --clear or --note")
     action = chosen[0] if chosen else "comment"
-    from debate.runs import review_run
+    from debate.engine.runs import review_run
 
     r = review_run(state.engine(), run_id, action, by=by or getpass.getuser(), note=note)
     out.print(f"{run_id}: {action} recorded (review status {r.review_status})")

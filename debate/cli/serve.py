@@ -17,7 +17,7 @@ def serve(
     """Serve the read API, review writes and the reviewer web UI (API docs at /api/docs)."""
     import uvicorn
 
-    from debate.api import create_app
+    from debate.server.api import create_app
 
     announce_db()
     application = create_app(state.settings)

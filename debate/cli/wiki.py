@@ -12,12 +12,12 @@ import typer
 from rich.table import Table
 
 from debate.cli.app import announce_db, app, emit_json, out, state
-from debate.errors import UserInputError
-from debate.export import export as run_export
-from debate.related import load_related, related_json, render_html
-from debate.scores import score_history, score_rows, scores_json
+from debate.core.errors import UserInputError
+from debate.wiki.export import export as run_export
+from debate.wiki.related import load_related, related_json, render_html
+from debate.wiki.scores import score_history, score_rows, scores_json
 from debate.store.db import session_scope
-from debate.targets import gene_links
+from debate.wiki.targets import gene_links
 
 
 def _fmt(x: float | None) -> str:

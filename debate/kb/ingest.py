@@ -25,11 +25,11 @@ from sqlalchemy import JSON, Table, delete, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from debate.errors import NotFoundError, PageParseError, UserInputError
-from debate.genes import gene_key, is_gene_symbol
+from debate.core.errors import NotFoundError, PageParseError, UserInputError
+from debate.core.genes import gene_key, is_gene_symbol
 from debate.kb.parse import ParsedPage, decode_page, parse_page
 from debate.kb.terms import slug_term, text_genes
-from debate.models import HypothesisIn
+from debate.core.models import HypothesisIn
 from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.store.tables import utcnow
@@ -320,7 +320,7 @@ def page_terms(page: ParsedPage) -> list[dict[str, str]]:
 
 def import_listed_hypotheses(s: Session, page: ParsedPage) -> int:
     """Create hypotheses named in the page's Related section, or refresh their imported prior."""
-    from debate.hypotheses import upsert_imported  # local: hypotheses imports kb modules too
+    from debate.kb.hypotheses import upsert_imported  # local: hypotheses imports kb modules too
 
     n = 0
     for r in page.related:

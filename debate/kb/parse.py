@@ -54,8 +54,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from debate.errors import PageParseError
-from debate.genes import split_target_label
+from debate.core.errors import PageParseError
+from debate.core.genes import split_target_label
 
 __all__ = [
     "Chunk",

@@ -1,7 +1,7 @@
 """Terms a page is about: gene-like symbols, mechanisms and diseases (pure).
 
 Gene detection in free text is a best-effort heuristic (there is no gene list to consult
-offline): a token counts when it is gene-shaped (``debate.genes.is_gene_symbol``) and either
+offline): a token counts when it is gene-shaped (``debate.core.genes.is_gene_symbol``) and either
 mixes letters and digits (``SOD1``, ``C9orf72``, ``HSP90AA1``) or is an all-capitals word of
 3-8 letters (``FUS``, ``TREM2``), minus a stoplist of common clinical acronyms. Infobox target
 rows and Related Hypotheses genes are taken as genes outright. Matching is case-insensitive
@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
-from debate.genes import gene_key, is_gene_symbol
+from debate.core.genes import gene_key, is_gene_symbol
 
 # Candidates only: a capital letter then letters/digits/hyphens, containing a digit or being
 # all capitals (3-8). One regex pass keeps ingest fast; the checks below are on few tokens.

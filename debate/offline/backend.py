@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from debate.agents import AgentResult, DebateView, JudgeSeat
-from debate.consensus import DIMENSIONS, Rubric
-from debate.llm import Attempt, ChatMessage, Usage
-from debate.models import Claim, CriticReply, DimensionScores, JudgeReply, ProposerReply
+from debate.engine.agents import AgentResult, DebateView, JudgeSeat
+from debate.engine.consensus import DIMENSIONS, Rubric
+from debate.llm.client import Attempt, ChatMessage, Usage
+from debate.core.models import Claim, CriticReply, DimensionScores, JudgeReply, ProposerReply
 from debate.offline.case import _Case, _answers, _case, _fmt_ids, _support_text
 from debate.offline.judge import _JudgeInputs, _confidence, _judge_inputs, judge_scores
 from debate.offline.rules import (

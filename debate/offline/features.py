@@ -7,7 +7,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
-from debate.models import EvidenceItem, HypothesisOut
+from debate.core.models import EvidenceItem, HypothesisOut
 from debate.offline.patterns import (
     _BULLET,
     _FLAG_RULES,

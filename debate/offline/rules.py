@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from debate.consensus import DIMENSIONS
-from debate.diseases import EVIDENCE_GROUPS
+from debate.engine.consensus import DIMENSIONS
+from debate.core.diseases import EVIDENCE_GROUPS
 
 
 MODEL = "offline-heuristic-v1"
@@ -97,7 +97,7 @@ TARGET_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 # Each group names one disease; a hypothesis disease matching any name matches them all.
-# Derived from the one disease table, debate.diseases.
+# Derived from the one disease table, debate.core.diseases.
 DISEASE_ALIASES: tuple[tuple[str, ...], ...] = EVIDENCE_GROUPS
 
 STOPWORDS = frozenset(

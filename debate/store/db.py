@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
-from debate.errors import StorageError
+from debate.core.errors import StorageError
 from debate.store.driver import Sql, execute
 
 if TYPE_CHECKING:

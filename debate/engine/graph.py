@@ -1,0 +1,231 @@
+"""The debate as a LangGraph graph. Routing, at a glance:
+
+    START → retrieve → proposer → critic ─┬─ (more rounds) → next_round → proposer
+                                          └─ (rounds done, conceded, or nothing new)
+                                               → judge × N (Send, one per seat) → consensus → persist → END
+
+Graph state is small (ids and numbers); evidence and turns live in the database, written by
+:class:`~debate.engine.runstore.RunStore`. Every node is idempotent: a node that finds its turn already
+stored reuses it, so LangGraph re-running a node after a kill asks no model twice.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from debate.engine.agents import Backend, DebateView, JudgeSeat
+from debate.engine.consensus import Consensus, Rubric, consensus, weighted_score
+from debate.llm.client import CompletionFailed
+from debate.core.models import CitationCheck, CriticReply, EvidenceItem, JudgeReply, ProposerReply
+from debate.engine.retrieval import retrieve
+from debate.engine.runstore import RunStore
+
+
+class DebateState(TypedDict):
+    run_id: str
+    round: int
+    conceded: bool
+    stale: bool
+    judged: Annotated[list[int], operator.add]
+    consensus: dict[str, Any] | None
+
+
+class JudgeInput(TypedDict):
+    run_id: str
+    round: int
+    seat: int
+
+
+@dataclass
+class DebateContext:
+    """What nodes need besides state: the run's store, the backend and the debate settings."""
+
+    store: RunStore
+    backend: Backend
+    seats: list[JudgeSeat]
+    rubric: Rubric
+    max_rounds: int = 2
+    evidence_limit: int = 8
+    min_hits: int = 3
+    stop_on_concede: bool = True
+    stop_on_repeat: bool = True
+    on_turn: Callable[[str, int, str, int, str], None] | None = field(default=None)
+
+
+def check_citations(reply: ProposerReply | CriticReply, evidence: list[EvidenceItem]) -> list[CitationCheck]:
+    """Each cited id, valid only when it names evidence retrieved for this run."""
+    known = {e.eid for e in evidence}
+    return [
+        CitationCheck(eid=eid, valid=eid in known, claim=i)
+        for i, claim in enumerate(reply.claims)
+        for eid in claim.evidence_ids
+    ]
+
+
+def _evidence(ctx: DebateContext) -> list[EvidenceItem]:
+    """The run's evidence snapshot, retrieved and saved first if there is none yet (a fresh
+    run's is written with its first turn, so a run killed before that retrieves again)."""
+    store = ctx.store
+    items = store.evidence()
+    if items is None:
+        store.check_not_cancelled()
+        with store.db.tx() as conn:
+            items = retrieve(conn, store.hypothesis(), limit=ctx.evidence_limit, min_hits=ctx.min_hits)
+        store.save_evidence(items)
+        items = store.evidence() or []  # a duplicate execution keeps the snapshot stored first
+    return items
+
+
+def _view(ctx: DebateContext, round_: int) -> DebateView:
+    return DebateView(
+        hypothesis=ctx.store.hypothesis(), evidence=_evidence(ctx),
+        turns=ctx.store.debate_turns(), round=round_, max_rounds=ctx.max_rounds,
+    )
+
+
+async def _debater_turn(ctx: DebateContext, round_: int, role: str) -> ProposerReply | CriticReply:
+    store = ctx.store
+    existing = store.turn(round_, role)
+    model = ProposerReply if role == "proposer" else CriticReply
+    if existing is not None:
+        return model.model_validate(existing.parsed)
+    if role == "proposer":  # once per round is enough to notice a cancel
+        store.check_not_cancelled()
+    view = _view(ctx, round_)
+    call = ctx.backend.propose if role == "proposer" else ctx.backend.critique
+    try:
+        result = await call(view)
+    except CompletionFailed as e:
+        store.write_failed_attempts((round_, role, 0), e.attempts)
+        raise
+    reply = result.reply
+    assert isinstance(reply, model)
+    store.write_turn((round_, role, 0), result, backend=ctx.backend.name,
+                     citations=check_citations(reply, view.evidence),
+                     rounds_done=round_ if role == "critic" else None)
+    if ctx.on_turn:
+        ctx.on_turn(store.run_id, round_, role, 0, reply.argument)
+    return reply
+
+
+# ---------------------------------------------------------------- nodes
+
+
+async def retrieve_node(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
+    _evidence(runtime.context)
+    return {}
+
+
+async def proposer_node(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
+    await _debater_turn(runtime.context, state["round"], "proposer")
+    return {}
+
+
+async def critic_node(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    rnd = state["round"]
+    reply = await _debater_turn(ctx, rnd, "critic")
+    assert isinstance(reply, CriticReply)
+    return {"conceded": reply.concede, "stale": rnd > 1 and _nothing_new(ctx.store, rnd)}
+
+
+def _nothing_new(store: RunStore, rnd: int) -> bool:
+    """True when neither side's claims or citations in this round add to earlier rounds."""
+    earlier: set[str] = set()
+    now: set[str] = set()
+    for (r, role, _), turn in store.turns().items():
+        if role not in ("proposer", "critic"):
+            continue
+        said = {f"{role}:{c['text']}" for c in turn.parsed.get("claims", [])}
+        cited = {f"{role}#{eid}" for c in turn.parsed.get("claims", []) for eid in c.get("evidence_ids", [])}
+        (now if r == rnd else earlier if r < rnd else set()).update(said | cited)
+    return now <= earlier
+
+
+async def next_round_node(state: DebateState) -> dict[str, Any]:
+    return {"round": state["round"] + 1}
+
+
+def route_after_critic(state: DebateState, runtime: Runtime[DebateContext]) -> str | list[Send]:
+    ctx = runtime.context
+    done = (
+        state["round"] >= ctx.max_rounds
+        or (ctx.stop_on_concede and state["conceded"])
+        or (ctx.stop_on_repeat and state["stale"])
+    )
+    if not done:
+        return "next_round"
+    return [Send("judge", JudgeInput(run_id=state["run_id"], round=state["round"], seat=s.seat)) for s in ctx.seats]
+
+
+async def judge_node(state: JudgeInput, runtime: Runtime[DebateContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    store = ctx.store
+    seat = ctx.seats[state["seat"]]
+    key = (state["round"], "judge", seat.seat)
+    if store.turn(*key) is None:
+        if seat.seat == 0:
+            store.check_not_cancelled()
+        view = _view(ctx, state["round"])
+        try:
+            result = await ctx.backend.judge(view, seat)
+        except CompletionFailed as e:
+            store.write_failed_attempts(key, e.attempts)
+            raise
+        reply = result.reply
+        assert isinstance(reply, JudgeReply)
+        overall = weighted_score(reply.scores.model_dump(), ctx.rubric)
+        store.write_turn(key, result, backend=ctx.backend.name, citations=[], overall=overall,
+                         meta={"persona": seat.persona, "emphasis": list(seat.emphasis),
+                               "critic_first": seat.critic_first})
+        if ctx.on_turn:
+            ctx.on_turn(store.run_id, state["round"], "judge", seat.seat, f"overall {overall:.3f}")
+    return {"judged": [seat.seat]}
+
+
+async def consensus_node(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    judges = sorted(
+        (turn for (_, role, _), turn in ctx.store.turns().items() if role == "judge"), key=lambda t: t.seat
+    )
+    c = consensus([j.overall for j in judges], [j.parsed["scores"] for j in judges])  # type: ignore[misc]
+    return {"consensus": c.model_dump(mode="json")}
+
+
+async def persist_node(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
+    # Score, totals and status "done" in one transaction: no partial score is ever visible.
+    assert state["consensus"] is not None
+    runtime.context.store.finish(Consensus.model_validate(state["consensus"]))
+    return {}
+
+
+def build_graph() -> StateGraph:
+    """The uncompiled debate graph (compile it with a checkpointer)."""
+    g = StateGraph(DebateState, context_schema=DebateContext)
+    g.add_node("retrieve", retrieve_node)
+    g.add_node("proposer", proposer_node)
+    g.add_node("critic", critic_node)
+    g.add_node("next_round", next_round_node)
+    g.add_node("judge", judge_node, input_schema=JudgeInput)
+    g.add_node("consensus", consensus_node)
+    g.add_node("persist", persist_node)
+    g.add_edge(START, "retrieve")
+    g.add_edge("retrieve", "proposer")
+    g.add_edge("proposer", "critic")
+    g.add_conditional_edges("critic", route_after_critic, ["next_round", "judge"])
+    g.add_edge("next_round", "proposer")
+    g.add_edge("judge", "consensus")
+    g.add_edge("consensus", "persist")
+    g.add_edge("persist", END)
+    return g
+
+
+def initial_state(run_id: str) -> DebateState:
+    return DebateState(run_id=run_id, round=1, conceded=False, stale=False, judged=[], consensus=None)

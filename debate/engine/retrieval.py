@@ -1,0 +1,75 @@
+"""Evidence retrieval for a debate: KB search on the hypothesis's targets, title, statement,
+mechanisms and diseases, merged so every angle is represented.
+
+Queries run separately (one per target gene, then one on the idea: mechanisms, diseases, title
+and statement) and their hits are interleaved by rank, deduplicated by chunk, up to ``limit``. Each item carries
+the facts (``- Key: value`` bullets) stated under the chunk's heading, and its page's content
+hash, so the run's evidence snapshot stays readable after the KB changes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import zip_longest
+
+from sqlalchemy.engine import Connection
+
+from debate.kb.search import SearchHit, query_terms, search
+from debate.core.models import EvidenceItem, HypothesisOut
+from debate.store.driver import Sql, fetchall, in_list
+
+
+def evidence_queries(h: HypothesisOut) -> list[list[str]]:
+    """The term lists searched for a hypothesis, most specific first."""
+    queries = [query_terms(gene) for gene in h.targets]
+    # Mechanisms and diseases lead the idea query so the term cap never drops them.
+    idea = " ".join([*h.mechanisms, *h.diseases, h.title, h.statement])
+    queries.append(query_terms(idea, max_terms=16))
+    return [q for q in queries if q]
+
+
+def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: int = 3) -> list[EvidenceItem]:
+    """Evidence items E1..En for a hypothesis (empty when the KB has nothing on it)."""
+    per_query = [
+        search(conn, "", terms=q, limit=limit, min_hits=min_hits, snippets=False)
+        for q in evidence_queries(h)
+    ]
+    picked: list[SearchHit] = []
+    seen: set[int] = set()
+    for tier in zip_longest(*per_query):
+        for hit in tier:
+            if hit is not None and hit.chunk_id not in seen and len(picked) < limit:
+                seen.add(hit.chunk_id)
+                picked.append(hit)
+    if not picked:
+        return []
+    page_ids = {f"p{i}": page_id for i, page_id in enumerate({hit.page_id for hit in picked})}
+    hashes = dict(fetchall(conn, _page_hashes_sql(len(page_ids)), page_ids))
+    chunk_ids = {f"c{i}": hit.chunk_id for i, hit in enumerate(picked)}
+    facts: dict[int, list[dict[str, str]]] = {}
+    for chunk_id, key, value in fetchall(conn, _facts_sql(len(picked)), chunk_ids):
+        facts.setdefault(chunk_id, []).append({"key": key, "value": value})
+    return [
+        EvidenceItem(
+            eid=f"E{i}", rank=i, page_slug=hit.slug, page_hash=hashes[hit.page_id],
+            heading_path=hit.heading_path, text=hit.text, score=round(hit.score, 6),
+            facts=facts.get(hit.chunk_id, []),
+        )
+        for i, hit in enumerate(picked, start=1)
+    ]
+
+
+@lru_cache(maxsize=64)
+def _page_hashes_sql(n: int) -> Sql:
+    return Sql(f"SELECT id, content_hash FROM pages WHERE id IN ({in_list('p', n)})")
+
+
+@lru_cache(maxsize=64)
+def _facts_sql(n: int) -> Sql:
+    # The facts stated under each chunk's heading. Both heading paths were written as JSON by
+    # the same serializer, so equal paths are equal text (json has no = on PostgreSQL).
+    return Sql(
+        "SELECT c.id, f.key, f.value FROM chunks c JOIN facts f ON f.page_id = c.page_id "
+        "AND CAST(f.heading_path AS TEXT) = CAST(c.heading_path AS TEXT) "
+        f"WHERE c.id IN ({in_list('c', n)}) ORDER BY c.id, f.id"
+    )

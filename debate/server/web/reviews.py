@@ -1,0 +1,51 @@
+"""Review actions over HTTP: the request model and recording one (shared by the API and the UI)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from sqlalchemy.engine import Engine
+
+from debate.engine.runs import review_run
+from debate.store.db import session_scope
+from debate.server.web import queries as q
+
+
+class _Review(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Comment(_Review):
+    """A comment on a run: a note, nothing else changes."""
+
+    action: Literal["comment"]
+    note: str = Field(min_length=1, max_length=4000, pattern=r"\S", description="The comment.")
+
+
+class Verdict(_Review):
+    """Approve, flag (withhold the run's score) or clear (undo an approval or a flag)."""
+
+    action: Literal["approve", "flag", "clear"]
+    note: str | None = Field(None, max_length=4000, description="Why, optionally.")
+
+
+ReviewRequest = Annotated[Comment | Verdict, Field(discriminator="action")]
+"""A review action on a run (a comment needs a note)."""
+REVIEW_REQUEST: TypeAdapter[Comment | Verdict] = TypeAdapter(ReviewRequest)
+REVIEW_ACTIONS = ("approve", "comment", "flag", "clear")
+
+
+class ReviewResult(BaseModel):
+    """The review recorded and the run's review state after it."""
+
+    review: q.ReviewOut
+    run: q.RunSummary
+
+
+def record_review(engine: Engine, run_id: str, req: Comment | Verdict, *, by: str) -> ReviewResult:
+    """Record a review as reviewer ``by`` and read back what it changed (NotFoundError for a bad id)."""
+    run = review_run(engine, run_id, req.action, by=by, note=(req.note or "").strip() or None)
+    with session_scope(engine) as s:
+        review = q.reviews_of(s, run_id)[-1]
+    return ReviewResult(review=review, run=q.run_summary(run))
