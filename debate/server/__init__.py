@@ -1,0 +1,4 @@
+"""The HTTP face: the JSON API and the reviewer UI.
+
+May import anything but the CLI.
+"""
