@@ -242,6 +242,7 @@ async def enqueue(app: Any, engine: Engine, settings: Settings, hypothesis_ids: 
     run_ids = await asyncio.to_thread(create_runs, engine, settings, list(hypothesis_ids), backend=backend,
                                       trigger=trigger, batch_id=batch_id)
     pairs = dict(zip(hypothesis_ids, run_ids))
+    taken: list[str] = []
     if batch_id:
         # An item gets its run once: items another client claimed first keep theirs.
         taken = await asyncio.to_thread(_claim_items, engine, batch_id, pairs)
@@ -258,7 +259,7 @@ async def enqueue(app: Any, engine: Engine, settings: Settings, hypothesis_ids: 
         queued.append({"hypothesis_id": hid, "run_id": rid, "job_id": job_id})
     if refused:
         await asyncio.to_thread(_drop_runs, engine, batch_id, refused)
-    return Enqueued(queued=queued, skipped=list(refused), batch_id=batch_id)
+    return Enqueued(queued=queued, skipped=[*taken, *refused], batch_id=batch_id)
 
 
 def _job(app: Any, hypothesis_id: str) -> Any:
@@ -301,6 +302,7 @@ def _claim_items(engine: Engine, batch_id: str, runs: dict[str, str]) -> list[st
                 taken.append(hid)
         s.execute(update(t.Batch).where(t.Batch.id == batch_id).values(
             status="running", owner="queue", started_at=t.utcnow(), updated_at=t.utcnow()))
+    return taken
 
 
 def _drop_runs(engine: Engine, batch_id: str | None, runs: dict[str, str]) -> None:
