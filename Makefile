@@ -1,5 +1,5 @@
 # Two entry points: `make demo` (install, then debate the bundled sample offline) and
-# `make test` (install with test dependencies, then run the tests). Both create .venv here.
+# `make test` (install with test dependencies, then check and run the tests). Both create .venv here.
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,7 +22,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/debate demo
 
+# Static checks first (seconds), then the tests: style, the layer contracts, types, behaviour.
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check debate tests
+	$(BIN)/ruff format --check debate tests
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-test

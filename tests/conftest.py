@@ -16,6 +16,25 @@ def seed_path() -> Path:
     return path
 
 
+SEED_NAME = "als-treatment-strategies.txt"
+
+
+@pytest.fixture
+def seed_text(seed_path: Path) -> str:
+    """The seed page decoded as ingest decodes it."""
+    from debate.kb.parse import decode_page
+
+    return decode_page(seed_path.read_bytes(), source_name=SEED_NAME)
+
+
+@pytest.fixture
+def seed(seed_text: str):  # type: ignore[no-untyped-def]
+    """The seed page parsed."""
+    from debate.kb.parse import parse_page
+
+    return parse_page(seed_text, source_name=SEED_NAME)
+
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_KB = REPO / "debate" / "data" / "kb"
 SAMPLE_HYPOTHESES = REPO / "debate" / "data" / "hypotheses.yaml"
@@ -76,9 +95,9 @@ def seed_debated_sample(url: str, settings) -> str:  # type: ignore[no-untyped-d
     """Fill ``url`` with the sample KB and hypotheses and one finished offline SOD1 run; its id."""
     import asyncio
 
+    from debate.engine.runs import Executor, create_runs
     from debate.kb.hypotheses import import_file
     from debate.kb.ingest import ingest_paths
-    from debate.engine.runs import Executor, create_runs
     from debate.store.db import ensure_schema
 
     engine = ensure_schema(url)
@@ -112,3 +131,10 @@ def private_copy(src: Path, dst: Path) -> str:
     with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
         a.backup(b)
     return f"sqlite:///{dst}"
+
+
+@pytest.fixture
+def db(seeded: tuple[Path, str], tmp_path: Path) -> tuple[str, str]:
+    """A private copy of the module's ``seeded`` database: (url, id of its finished run)."""
+    src, run_id = seeded
+    return private_copy(src, tmp_path / "debate.db"), run_id

@@ -7,18 +7,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from conftest import private_copy, run_cli, seed_debated_sample
+from conftest import run_cli, seed_debated_sample
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from debate.server.api import create_app
 from debate.core.config import Settings, load_settings
-from debate.wiki.related import load_related
 from debate.engine.runs import create_runs
-from debate.wiki.scores import score_rows, scores_json
+from debate.server.api import create_app
+from debate.server.web.runner import QueueUnavailable, RunRequest, queue_debates
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
-from debate.server.web.runner import QueueUnavailable, RunRequest, queue_debates
+from debate.wiki.related import load_related
+from debate.wiki.scores import score_rows, scores_json
 
 TOKENS = {"alice": "tok-alice-0123456789", "bob": "tok-bob-0123456789"}
 ALICE = {"Authorization": f"Bearer {TOKENS['alice']}"}
@@ -38,13 +38,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     path = tmp_path_factory.mktemp("seed") / "debate.db"
     run_id = seed_debated_sample(f"sqlite:///{path}", settings_for(f"sqlite:///{path}"))
     return path, run_id
-
-
-@pytest.fixture
-def db(seeded: tuple[Path, str], tmp_path: Path) -> tuple[str, str]:
-    """A private copy of the seeded database: (url, id of its finished run)."""
-    src, run_id = seeded
-    return private_copy(src, tmp_path / "debate.db"), run_id
 
 
 @pytest.fixture

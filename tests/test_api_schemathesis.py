@@ -25,13 +25,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from debate.server.api import create_app
 from debate.core.config import load_settings
+from debate.engine.runs import Executor, create_runs
 from debate.kb.hypotheses import import_file
 from debate.kb.ingest import ingest_paths
-from debate.engine.runs import Executor, create_runs
-from debate.store.db import ensure_schema
 from debate.llm.fake import FakeOpenAIServer
+from debate.server.api import create_app
+from debate.store.db import ensure_schema
 
 pytestmark = pytest.mark.slow
 

@@ -27,8 +27,8 @@ def test_a_second_claim_returns_the_items_the_first_one_took(tmp_path):  # type:
             s.add(t.BatchItem(batch_id="b-1", hypothesis_id=hid, ordinal=i, reasons={},
                               updated_at=t.utcnow()))
     settings = load_settings(database_url=url)
-    first = dict(zip(ids[:2], create_runs(engine, settings, ids[:2], backend="offline", batch_id="b-1")))
-    second = dict(zip(ids, create_runs(engine, settings, ids, backend="offline", batch_id="b-1")))
+    first = dict(zip(ids[:2], create_runs(engine, settings, ids[:2], backend="offline", batch_id="b-1"), strict=True))
+    second = dict(zip(ids, create_runs(engine, settings, ids, backend="offline", batch_id="b-1"), strict=True))
 
     assert _claim_items(engine, "b-1", first) == []
     assert _claim_items(engine, "b-1", second) == ids[:2]

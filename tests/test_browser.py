@@ -33,9 +33,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from debate.server.api import create_app
 from debate.core.config import load_settings
 from debate.core.scoring import display_score
+from debate.server.api import create_app
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
 

@@ -9,15 +9,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from debate.engine.consensus import (
+from debate.core.rubric import (
     DEFAULT_WEIGHTS,
     DIMENSION_DESCRIPTIONS,
     DIMENSIONS,
-    Consensus,
     Rubric,
-    consensus,
     weighted_score,
 )
+from debate.engine.consensus import Consensus, consensus
 
 # --------------------------------------------------------------------------- helpers
 

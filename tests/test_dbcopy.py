@@ -7,16 +7,16 @@ import asyncio
 import json
 
 import pytest
+from conftest import run_cli
+from pg import pg_url  # noqa: F401  (fixture)
 from sqlalchemy import text
 
-from conftest import run_cli
 from debate.core.config import load_settings
-from debate.store.dbcopy import copy_database
 from debate.core.errors import UserInputError
-from debate.kb.search import search
 from debate.engine.runs import Executor, create_runs, review_run
+from debate.kb.search import search
 from debate.store.db import ensure_schema
-from pg import pg_url  # noqa: F401  (fixture)
+from debate.store.dbcopy import copy_database
 
 pytestmark = pytest.mark.postgres
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from debate.core.config import load_settings
-from debate.kb.hypotheses import add
-from debate.kb.ingest import ingest_paths, remove_page
 from debate.core.models import HypothesisIn
 from debate.engine.runs import Executor, create_runs
+from debate.engine.transcript import load_transcript, render
+from debate.kb.hypotheses import add
+from debate.kb.ingest import ingest_paths, remove_page
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
-from debate.engine.transcript import load_transcript, render
 
 PAGE = """📗 Cite This Artifact
 {title}
@@ -108,6 +108,7 @@ def _normalized_transcript(db_url: str, run_id: str) -> dict:  # type: ignore[ty
 def test_same_inputs_give_the_same_transcript_and_score(tmp_path, sample_engine, db_url):
     other_url = f"sqlite:///{tmp_path}/other.db"
     from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB
+
     from debate.kb.hypotheses import import_file
 
     other = ensure_schema(other_url)

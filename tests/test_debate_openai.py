@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 from debate.core.config import load_settings
 from debate.engine.runs import Executor, create_runs
+from debate.llm.fake import FakeOpenAIServer, Fault
 from debate.store import tables as t
 from debate.store.db import session_scope
-from debate.llm.fake import FakeOpenAIServer, Fault
 
 SOD1 = "h-9878fd9b"
 
@@ -169,8 +169,9 @@ def test_usage_missing_from_the_server_is_stored_as_unknown(sample_engine, db_ur
 
 
 async def test_many_concurrent_calls_are_spread_over_several_small_connection_pools():
-    from debate.llm.client import ChatMessage, EndpointConfig, OpenAIChatClient
+    from debate.core.calls import ChatMessage
     from debate.core.models import CriticReply
+    from debate.llm.client import EndpointConfig, OpenAIChatClient
 
     messages = [ChatMessage(role="system", content="You are the critic."), ChatMessage(role="user", content="Go.")]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pg import pg_url  # noqa: F401  (fixture)
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from pg import pg_url  # noqa: F401  (fixture)
 from debate.store import tables as t
 from debate.store.db import HeldConnections, ensure_schema
 from debate.store.driver import Sql, execute, executemany, fetchall, in_list

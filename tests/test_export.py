@@ -8,16 +8,16 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from conftest import run_cli
 from sqlalchemy import insert
 
-from conftest import run_cli
-from debate.kb import hypotheses as hyps
-from debate.wiki.export import ExportReport, export
-from debate.kb.ingest import ingest_paths
 from debate.core.models import HypothesisIn
+from debate.kb import hypotheses as hyps
+from debate.kb.ingest import ingest_paths
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
 from debate.store.tables import utcnow
+from debate.wiki.export import ExportReport, export
 
 SEED_SLUG = "therapeutics-als-treatment-strategies"
 PERFORANT = "h-76888762"  # imported at 0.69
@@ -73,7 +73,7 @@ def test_a_new_score_moves_exactly_that_line(seeded, seed_path: Path, tmp_path: 
     expected = before[:old] + before[old + 1:]
     expected.insert(first, moved)
     assert after == expected
-    changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
     assert changed == list(range(first, old + 1))  # only the lines between its old and new place
 
 

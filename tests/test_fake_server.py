@@ -11,17 +11,17 @@ import subprocess
 import sys
 import time
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field, TypeAdapter
 
 import debate.llm.client
 import debate.llm.fake
-from debate.llm.client import ChatMessage, EndpointConfig, OpenAIChatClient, strict_json_schema
-from debate.llm.client import ChatClient, CompletionFailed
+from debate.core.calls import ChatClient, ChatMessage, CompletionFailed
+from debate.llm.client import EndpointConfig, OpenAIChatClient, strict_json_schema
 from debate.llm.fake import (
     FakeOpenAIServer,
     Fault,
@@ -35,7 +35,7 @@ from debate.llm.fake import (
 # -- schema_responder against pydantic models ----------------------------------------------------
 
 
-class Stance(str, Enum):
+class Stance(StrEnum):
     pro = "pro"
     con = "con"
 
@@ -51,7 +51,7 @@ class Argument(BaseModel):
     claim: str
     stance: Stance
     evidence: list[Evidence]
-    rebuttal: Optional["Argument"] = None
+    rebuttal: Argument | None = None
 
 
 class JudgeVerdict(BaseModel):

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
-
 from conftest import SAMPLE_KB, run_cli
 from pg import pg_url  # noqa: F401  (fixture)
+from sqlalchemy import func, select
+
 from debate.core.errors import PageParseError, UserInputError
 from debate.kb.ingest import ingest_paths, remove_page
 from debate.store import tables as t

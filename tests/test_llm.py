@@ -15,19 +15,17 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
+from debate.core.calls import ChatClient, ChatMessage, CompletionFailed
 from debate.core.errors import ModelEndpointError
 from debate.llm.client import (
     SCHEMA_MARKER_CLOSE,
     SCHEMA_MARKER_OPEN,
-    ChatClient,
-    ChatMessage,
-    CompletionFailed,
     EndpointConfig,
     OpenAIChatClient,
-    _retry_after_s,
 )
-from debate.llm.ratelimit import RateLimiter
+from debate.llm.failures import retry_after_s
 from debate.llm.fake import FakeOpenAIServer, Fault, Reply
+from debate.llm.ratelimit import RateLimiter
 
 
 class Critique(BaseModel):
@@ -287,13 +285,13 @@ def test_retry_after_header_forms() -> None:
     def exc(headers: dict[str, str]) -> Any:
         return SimpleNamespace(response=SimpleNamespace(headers=headers))
 
-    assert _retry_after_s(exc({"retry-after": "2.5"})) == 2.5
-    assert _retry_after_s(exc({"retry-after-ms": "300", "retry-after": "9"})) == 0.3
+    assert retry_after_s(exc({"retry-after": "2.5"})) == 2.5
+    assert retry_after_s(exc({"retry-after-ms": "300", "retry-after": "9"})) == 0.3
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    assert 25 < (_retry_after_s(exc({"retry-after": later})) or 0) <= 30
-    assert _retry_after_s(exc({"retry-after": "soon"})) is None
-    assert _retry_after_s(exc({})) is None
-    assert _retry_after_s(RuntimeError()) is None
+    assert 25 < (retry_after_s(exc({"retry-after": later})) or 0) <= 30
+    assert retry_after_s(exc({"retry-after": "soon"})) is None
+    assert retry_after_s(exc({})) is None
+    assert retry_after_s(RuntimeError()) is None
 
 
 async def test_broken_responder_is_a_server_error(server: FakeOpenAIServer) -> None:

@@ -11,8 +11,6 @@ from dataclasses import replace
 import pytest
 
 import debate.offline as offline
-from debate.engine.agents import AgentResult, Backend, DebateView, JudgeSeat, TurnView, panel
-from debate.engine.consensus import DIMENSIONS, Rubric, weighted_score
 from debate.core.models import (
     Claim,
     CriticReply,
@@ -21,6 +19,8 @@ from debate.core.models import (
     JudgeReply,
     ProposerReply,
 )
+from debate.core.protocol import AgentResult, Backend, DebateView, JudgeSeat, TurnView, panel
+from debate.core.rubric import DIMENSIONS, Rubric, weighted_score
 from debate.offline import MODEL, RULES_HASH, OfflineBackend, evidence_features
 from debate.offline.case import _case
 from debate.offline.rules import _rules_hash
@@ -463,7 +463,7 @@ async def test_rationale_names_driving_features_and_evidence_ids() -> None:
     backend = OfflineBackend()
     _, final = await run_debate(backend, [MOUSE, GRANULES, APPROVED])
     rationale = (await backend.judge(final, panel(1)[0])).reply.rationale  # type: ignore[attr-defined]
-    assert re.search(r"\b(?:%s) \d\.\d\d: " % "|".join(DIMENSIONS), rationale)
+    assert re.search(r"\b(?:" + "|".join(DIMENSIONS) + r") \d\.\d\d: ", rationale)
     assert any(f in rationale for f in offline.JUDGE_FEATURES)
     assert re.search(r"\(E\d(?:, E\d)*\)", rationale)
 

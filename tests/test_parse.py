@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
+from conftest import SEED_NAME
 
 from debate.core.errors import PageParseError
 from debate.kb.parse import ParsedPage, decode_page, link_slug, parse_page
-
-SEED_NAME = "als-treatment-strategies.txt"
-
-
-@pytest.fixture
-def seed_text(seed_path: Path) -> str:
-    return decode_page(seed_path.read_bytes(), source_name=SEED_NAME)
-
-
-@pytest.fixture
-def seed(seed_text: str) -> ParsedPage:
-    return parse_page(seed_text, source_name=SEED_NAME)
 
 
 def page(*lines: str) -> str:

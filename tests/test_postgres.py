@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import func, select, text
-
 from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
 from pg import pg_url  # noqa: F401  (fixture)
+from sqlalchemy import func, select, text
+
 from debate.store import tables as t
 from debate.store.db import current_revision, ensure_schema, head_revision, session_scope
 

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
+from pg import pg_url  # noqa: F401  (fixture)
 from sqlalchemy import text
 
-from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
 from debate.core.config import load_settings
-from debate.store.db import ensure_schema, session_scope
 from debate.llm.fake import FakeOpenAIServer, stop_processes, worker_process
-from pg import pg_url  # noqa: F401  (fixture)
+from debate.store.db import ensure_schema, session_scope
 
 pytestmark = pytest.mark.postgres
 EXPECTED_TURNS = 7  # 2 rounds x (proposer, critic) + 3 judges; schema replies never concede
@@ -28,9 +28,9 @@ N_EXTRA = 185  # with the 15 samples: a batch of 200
 @pytest.fixture(scope="module")
 def queue_db(pg_url):  # type: ignore[no-untyped-def]  # noqa: F811
     """The sample KB, the sample hypotheses and N_EXTRA copies of them, and the queue tables."""
+    from debate.jobs.queue import ensure_queue_schema
     from debate.kb import hypotheses as hyps
     from debate.kb.ingest import ingest_paths
-    from debate.jobs.queue import ensure_queue_schema
 
     engine = ensure_schema(pg_url)
     hyps.import_file(engine, SAMPLE_HYPOTHESES)
@@ -235,10 +235,11 @@ TICK_S = 3
 @pytest.mark.slow
 def test_periodic_rescoring_is_deferred_once_per_tick_across_three_workers(pg_url, cli_env, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
     """Every worker runs procrastinate's periodic deferrer; each tick still makes one job."""
+    from pg import ENV, drop_database, fresh_database
+
+    from debate.jobs.queue import ensure_queue_schema
     from debate.kb import hypotheses as hyps
     from debate.kb.ingest import ingest_paths
-    from debate.jobs.queue import ensure_queue_schema
-    from pg import ENV, drop_database, fresh_database
 
     url = fresh_database(os.environ[ENV], "tick")
     try:

@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import max_in_window
+
+from debate.core.config import load_settings
 from debate.jobs.batches import open_or_create_batch
 from debate.jobs.runner import BatchRunner
-from debate.core.config import load_settings
-from debate.llm.ratelimit import shared_limiter
 from debate.jobs.selection import normalize_options
 from debate.llm.fake import FakeOpenAIServer, fake_server_process
+from debate.llm.ratelimit import shared_limiter
 
 WINDOW_S = 1.0
 # The limiter stamps a request when its headers leave the client; the server stamps it when it

@@ -11,13 +11,14 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from conftest import max_in_window
 from pydantic import BaseModel
 
-from conftest import max_in_window
+from debate.core.calls import ChatMessage
 from debate.core.errors import ConfigError
-from debate.llm.client import ChatMessage, EndpointConfig, OpenAIChatClient
-from debate.llm.ratelimit import RateLimiter, shared_limiter
+from debate.llm.client import EndpointConfig, OpenAIChatClient
 from debate.llm.fake import FakeOpenAIServer
+from debate.llm.ratelimit import RateLimiter, shared_limiter
 
 
 class FakeTime:

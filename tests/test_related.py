@@ -8,12 +8,15 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from conftest import run_cli
 from sqlalchemy import insert
 
-from conftest import run_cli
+from debate.core.models import HypothesisIn
+from debate.core.scoring import GREEN, RED, YELLOW
 from debate.kb import hypotheses as hyps
 from debate.kb.ingest import ingest_paths
-from debate.core.models import HypothesisIn
+from debate.store import tables as t
+from debate.store.db import session_scope
 from debate.wiki.related import (
     RelatedList,
     disease_key,
@@ -21,9 +24,6 @@ from debate.wiki.related import (
     load_related,
     render_html,
 )
-from debate.core.scoring import GREEN, RED, YELLOW
-from debate.store import tables as t
-from debate.store.db import session_scope
 
 HEADER = "Related Hypotheses\nFrom the [SciDEX Exchange](/exchange) — scored by multi-agent debate\n"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

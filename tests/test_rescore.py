@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
-
 from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
 from pg import pg_url  # noqa: F401  (fixture)
-from debate.jobs.batches import Budget, get_batch, open_or_create_batch
-from debate.jobs.runner import BatchRunner, BatchSummary
+from sqlalchemy import func, select
+
 from debate.core.config import load_settings
 from debate.core.errors import ConfigError, NotFoundError, UserInputError
+from debate.jobs.batches import Budget, get_batch, open_or_create_batch
+from debate.jobs.runner import BatchRunner, BatchSummary
 from debate.jobs.selection import (
     HypothesisFacts,
     LastRun,
@@ -32,9 +32,9 @@ from debate.jobs.selection import (
     read_ids_file,
     select_hypotheses,
 )
+from debate.llm.fake import FakeOpenAIServer
 from debate.store import tables as t
 from debate.store.db import session_scope
-from debate.llm.fake import FakeOpenAIServer
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
@@ -243,8 +243,8 @@ def test_budget_stops_new_debates_and_a_rerun_with_more_resumes_the_batch(sample
 
         budget = Budget(max_tokens_total=int(probe.tokens * 2.5))
         stopped = _batch(sample_engine, settings, concurrency=1, budget=budget, limit=8, **opts)
-        assert stopped.status == "stopped" and stopped.stop_reason == "token budget of %s reached" % (
-            f"{budget.max_tokens_total:,}")
+        assert stopped.status == "stopped" and stopped.stop_reason == (
+            f"token budget of {budget.max_tokens_total:,} reached")
         assert 0 < stopped.done < 8 and stopped.remaining == 8 - stopped.done
         # One at a time: each debate started under budget, and the last one reached it.
         spent = [tok for tok, _ in _spent_in_order(sample_engine, stopped.batch_id)]

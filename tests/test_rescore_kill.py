@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 
 import pytest
+from conftest import run_cli
 from sqlalchemy import func, select
 
-from conftest import run_cli
+from debate.llm.fake import FakeOpenAIServer
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
-from debate.llm.fake import FakeOpenAIServer
 
 LIMIT = 8
 TURNS_PER_DEBATE = 4  # 1 round (proposer, critic) + 2 judges; schema replies never concede

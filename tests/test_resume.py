@@ -11,12 +11,12 @@ import time
 from collections import Counter
 
 import pytest
+from conftest import run_cli
 from sqlalchemy import select
 
-from conftest import run_cli
+from debate.llm.fake import FakeOpenAIServer
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
-from debate.llm.fake import FakeOpenAIServer
 
 SOD1 = "h-9878fd9b"
 EXPECTED_TURNS = 7  # 2 rounds x (proposer, critic) + 3 judges; schema replies never concede

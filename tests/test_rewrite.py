@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import SEED_NAME
 
-from debate.kb.parse import ParsedPage, decode_page, parse_page
+from debate.kb.parse import ParsedPage, parse_page
 from debate.kb.rewrite import replace_related_section
 
-SEED_NAME = "als-treatment-strategies.txt"
 HEADER = (
     "Related Hypotheses\n"
     "From the [SciDEX Exchange](/exchange) — scored by multi-agent debate\n"
 )
 LINE_A = "- [SOD1 knockdown](/hypothesis/h-0123abcd) — <span>0.70</span> · Target: SOD1\n"
 LINE_B = "- [FUS granules](/hypothesis/h-4567cdef) 🔄\n"
-
-
-@pytest.fixture
-def seed_text(seed_path: Path) -> str:
-    return decode_page(seed_path.read_bytes(), source_name=SEED_NAME)
-
-
-@pytest.fixture
-def seed(seed_text: str) -> ParsedPage:
-    return parse_page(seed_text, source_name=SEED_NAME)
 
 
 def rendered_block(parsed: ParsedPage) -> str:
@@ -50,7 +38,7 @@ class TestSeed:
         out = replace_related_section(seed_text, seed, new)
         before, after = seed_text.split("\n"), out.split("\n")
         assert len(before) == len(after)
-        changed = [i + 1 for i, (a, b) in enumerate(zip(before, after)) if a != b]
+        changed = [i + 1 for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
         assert changed == [seed.related[0].line]
         reparsed = parse_page(out, source_name=SEED_NAME)
         assert reparsed.related[0].score == 0.81

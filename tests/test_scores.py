@@ -6,11 +6,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+from conftest import run_cli
 from sqlalchemy import insert
 
-from conftest import run_cli
-from debate.kb import hypotheses as hyps
 from debate.core.models import HypothesisIn
+from debate.kb import hypotheses as hyps
+from debate.store import tables as t
+from debate.store.db import session_scope
 from debate.wiki.scores import (
     ScoreRow,
     changed_hypotheses,
@@ -20,8 +22,6 @@ from debate.wiki.scores import (
     scores_json,
     shown_scores,
 )
-from debate.store import tables as t
-from debate.store.db import session_scope
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

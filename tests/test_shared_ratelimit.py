@@ -15,15 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, max_in_window
+from pg import pg_url  # noqa: F401  (fixture)
 from sqlalchemy import text
 
-from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, max_in_window
-from debate.llm.fake import fake_server_process, stop_processes, worker_process
 from debate.core.config import load_settings
+from debate.llm.fake import fake_server_process, stop_processes, worker_process
 from debate.llm.ratelimit import RateLimiter
 from debate.llm.shared_window import DatabaseWindow, window_delay
 from debate.store.db import ensure_schema
-from pg import pg_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.postgres
 WINDOW_S = 2.0
@@ -90,7 +90,7 @@ def test_two_processes_windows_admit_at_most_n_together_and_use_the_budget(db: s
     windows = [DatabaseWindow(db, key, rpm=n, tpm=None, window_s=WINDOW_S, prune_every=0) for _ in range(2)]
     starts: list[list[float]] = [[], []]
     limiters = [RateLimiter(None, n, None, window_s=WINDOW_S, shared=w, on_start=s.append)
-                for w, s in zip(windows, starts)]
+                for w, s in zip(windows, starts, strict=True)]
 
     async def demand(limiter: RateLimiter, until: float) -> None:
         while time.monotonic() < until:
@@ -172,7 +172,7 @@ def test_two_workers_send_at_most_rpm_requests_together(db: str, cli_env: dict[s
         while sum(j.status in ("succeeded", "failed") for j in jobs()) < batch.total:
             busy |= {j.worker_id for j in jobs() if j.status == "doing" and j.worker_id is not None}
             failed = [(tmp_path / f"{name}.err").read_text()[-2000:]
-                      for name, w in zip(names, workers) if w.poll() is not None]
+                      for name, w in zip(names, workers, strict=True) if w.poll() is not None]
             assert not failed, f"a worker exited: {failed}"
             assert time.monotonic() < deadline, f"batch not done in time: {jobs()}"
             time.sleep(0.2)

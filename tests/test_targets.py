@@ -7,13 +7,13 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from conftest import run_cli
 from sqlalchemy import insert
 
-from conftest import run_cli
-from debate.kb import hypotheses as hyps
 from debate.core.errors import NotFoundError, UserInputError
-from debate.kb.ingest import ingest_paths
 from debate.core.models import HypothesisIn
+from debate.kb import hypotheses as hyps
+from debate.kb.ingest import ingest_paths
 from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.store.tables import utcnow

@@ -10,10 +10,8 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from debate.engine.consensus import DIMENSIONS
 from debate.core.errors import NotFoundError
-from debate.store.db import ensure_schema, session_scope
-from debate.store.tables import Attempt, Evidence, Hypothesis, Review, Run, Turn
+from debate.core.rubric import DIMENSIONS
 from debate.engine.transcript import (
     HEURISTIC_LABEL,
     INVALID_MARK,
@@ -23,6 +21,8 @@ from debate.engine.transcript import (
     load_transcript,
     render,
 )
+from debate.store.db import ensure_schema, session_scope
+from debate.store.tables import Attempt, Evidence, Hypothesis, Review, Run, Turn
 
 RUN = "r-0001"
 HYP = "h-0000abcd"

@@ -8,15 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import private_copy, seed_debated_sample
+from conftest import seed_debated_sample
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from debate.server.api import create_app
 from debate.core.config import Settings, load_settings
+from debate.server.api import create_app
+from debate.server.web.auth import COOKIE, LOGIN_COOKIE
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
-from debate.server.web.auth import COOKIE, LOGIN_COOKIE
 
 TOKEN = "tok-alice-web-0123456789"
 SOD1 = "h-9878fd9b"
@@ -51,13 +51,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         s.add_all([ev, turn])
         s.execute(update(t.Hypothesis).where(t.Hypothesis.id == "h-1c05c34d").values(title=f"BACE1 {EVIL}"))
     return path, run_id
-
-
-@pytest.fixture
-def db(seeded: tuple[Path, str], tmp_path: Path) -> tuple[str, str]:
-    """A private copy of the seeded database: (url, id of its finished run)."""
-    src, run_id = seeded
-    return private_copy(src, tmp_path / "debate.db"), run_id
 
 
 @pytest.fixture

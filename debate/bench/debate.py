@@ -22,16 +22,17 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import StateGraph
 from langgraph.types import Send
 
-from debate.engine.agents import ModelBackend
 from debate.core.config import Settings, load_settings
+from debate.engine.agents import ModelBackend
+from debate.engine.graph import add_debate_edges
+from debate.engine.runs import Executor, create_runs, open_checkpointer
 from debate.kb.hypotheses import import_file
 from debate.kb.ingest import ingest_paths
-from debate.engine.runs import Executor, create_runs, open_checkpointer
-from debate.store.db import ensure_schema
 from debate.llm.fake import InstantChatClient, fake_server_process
+from debate.store.db import ensure_schema
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SEQUENTIAL_CALLS = 5  # 2 rounds x (proposer, critic) + one parallel judge step
@@ -65,14 +66,7 @@ def _floor_graph(rounds: int, judges: int) -> StateGraph:
         g.add_node(name, empty)
     g.add_node("next_round", next_round)
     g.add_node("judge", judge)
-    g.add_edge(START, "retrieve")
-    g.add_edge("retrieve", "proposer")
-    g.add_edge("proposer", "critic")
-    g.add_conditional_edges("critic", route, ["next_round", "judge"])
-    g.add_edge("next_round", "proposer")
-    g.add_edge("judge", "consensus")
-    g.add_edge("consensus", "persist")
-    g.add_edge("persist", END)
+    add_debate_edges(g, route)
     return g
 
 

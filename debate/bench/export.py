@@ -25,14 +25,14 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from debate.wiki.export import export
 from debate.core.genes import join_target_label
-from debate.kb.ingest import ingest_paths
 from debate.core.models import normalize_title
-from debate.wiki.related import load_related, term_index
+from debate.kb.ingest import ingest_paths
 from debate.store import tables as t
 from debate.store.db import ensure_schema, session_scope
 from debate.store.tables import utcnow
+from debate.wiki.export import export
+from debate.wiki.related import load_related, term_index
 
 STEMS = """ABCA ACTB ADAM AKT ALDH ANXA APOB ARF ATG ATP BCL BMP CACN CASP CCL CDK CHRN CLDN COL
 CXCL CYP DNAJ EGF EPHA FGF FOXO GABR GJB GRIA GRIN HDAC HSPA ITGA KCNJ KIF KLF LAMP MAPK MMP MYO

@@ -64,7 +64,7 @@ def make_page(i: int, *, n_pages: int, seed: int = 7, related: list[tuple[str, s
     link = lambda: f"[{rng.choice(WORDS)}](/{page_slug(rng.randrange(n_pages)).replace('-', '/', 1)})"  # noqa: E731
     lines.append(" ".join(_sentence(rng, rng.randint(12, 20)) for _ in range(5))
                  + f" {link()} [@ref{rng.randrange(9999)}]")
-    for h in range(8):
+    for _ in range(8):
         lines.append(f"{rng.choice(WORDS).capitalize()} {rng.choice(WORDS)} approaches")
         for _ in range(2):
             lines.append(f"{rng.choice(WORDS).capitalize()} {rng.choice(genes)} program")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import insert, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 
 from debate.core.errors import StorageError
 from debate.store import tables as t
@@ -214,12 +214,43 @@ def _finished(engine: Engine, batch_id: str | None) -> int:
                                 {"b": batch_id}).scalar_one())
 
 
+def _worker_env(url: str, base_url: str, per_worker: int) -> dict[str, str]:
+    """The environment of a bench ``debate worker``: this database, the fake model, no limits."""
+    return {**os.environ, "DEBATE_DATABASE_URL": url, "DEBATE_BACKEND": "openai",
+            "DEBATE_OPENAI__BASE_URL": base_url, "DEBATE_OPENAI__API_KEY": "bench", "DEBATE_OPENAI__TIMEOUT_S": "120", "DEBATE_OPENAI__RPM": "0",
+            "DEBATE_OPENAI__TPM": "0", "DEBATE_QUEUE__SCHEDULE": "",
+            # Each worker's limiter is its own: lift its cap (a debate sends up to 3 requests at once).
+            "DEBATE_OPENAI__MAX_CONCURRENCY": str(3 * per_worker)}
+
+
+def _job_spans(engine: Engine, batch_id: str) -> tuple[Row[Any], Any]:
+    """The batch's job timings (first, last, done, failed, busy_s) and its mean call ms.
+
+    The mean comes back as the database's numeric (None without calls): callers convert it.
+    """
+    with engine.connect() as conn:
+        # Per job: its first start and its end (a retried job counts once, start to finish).
+        row = conn.execute(text(
+            "WITH span AS (SELECT j.id, j.status, "
+            "min(e.at) FILTER (WHERE e.type = 'started') AS started, "
+            "max(e.at) FILTER (WHERE e.type IN ('succeeded', 'failed')) AS ended "
+            f"{_BATCH_JOBS.replace('j WHERE', 'j JOIN procrastinate_events e ON e.job_id = j.id WHERE')} "
+            "GROUP BY j.id, j.status) "
+            "SELECT min(started) AS first, max(ended) AS last, "
+            "count(*) FILTER (WHERE status = 'succeeded') AS done, "
+            "count(*) FILTER (WHERE status = 'failed') AS failed, "
+            "sum(extract(epoch FROM ended - started)) AS busy_s FROM span"), {"b": batch_id}).one()
+        call_ms = conn.execute(text("SELECT avg(a.latency_ms) FROM attempts a JOIN runs r ON r.id = a.run_id "
+                                    "WHERE r.batch_id = :b"), {"b": batch_id}).scalar_one()
+    return row, call_ms
+
+
 def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, base_url: str, pg_url: str,
                 timeout_s: float = 900.0) -> dict[str, Any]:
     """``n`` hypotheses as one batch on the queue, worked by ``workers`` ``debate worker`` processes
     of ``concurrency ÷ workers`` debates each; timed from the first job's start to the last job's end."""
-    from debate.jobs.batches import open_or_create_batch
     from debate.core.config import load_settings
+    from debate.jobs.batches import open_or_create_batch
     from debate.jobs.queue import build_app, enqueue, enqueue_batch, ensure_queue_schema
     from debate.jobs.selection import normalize_options
     from debate.llm.fake import stop_processes, worker_process
@@ -231,11 +262,7 @@ def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, bas
         engine = _populate(url, n + len(warm))
         settings = load_settings(database_url=url, backend="openai", openai={"base_url": base_url, "api_key": "bench"})
         ensure_queue_schema(settings)
-        env = {**os.environ, "DEBATE_DATABASE_URL": url, "DEBATE_BACKEND": "openai",
-               "DEBATE_OPENAI__BASE_URL": base_url, "DEBATE_OPENAI__API_KEY": "bench", "DEBATE_OPENAI__TIMEOUT_S": "120", "DEBATE_OPENAI__RPM": "0",
-               "DEBATE_OPENAI__TPM": "0", "DEBATE_QUEUE__SCHEDULE": "",
-               # Each worker's limiter is its own: lift its cap (a debate sends up to 3 requests at once).
-               "DEBATE_OPENAI__MAX_CONCURRENCY": str(3 * per_worker)}
+        env = _worker_env(url, base_url, per_worker)
         logs = [Path(tmp) / f"worker{i}.log" for i in range(workers)]
         procs = [worker_process(env, f"bench{i}", logs[i], concurrency=per_worker) for i in range(workers)]
 
@@ -267,20 +294,7 @@ def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, bas
             raise RuntimeError(f"{e}; worker logs: {tails}") from None
         finally:
             stop_processes(procs, timeout_s=60)
-        with engine.connect() as conn:
-            # Per job: its first start and its end (a retried job counts once, start to finish).
-            row = conn.execute(text(
-                "WITH span AS (SELECT j.id, j.status, "
-                "min(e.at) FILTER (WHERE e.type = 'started') AS started, "
-                "max(e.at) FILTER (WHERE e.type IN ('succeeded', 'failed')) AS ended "
-                f"{_BATCH_JOBS.replace('j WHERE', 'j JOIN procrastinate_events e ON e.job_id = j.id WHERE')} "
-                "GROUP BY j.id, j.status) "
-                "SELECT min(started) AS first, max(ended) AS last, "
-                "count(*) FILTER (WHERE status = 'succeeded') AS done, "
-                "count(*) FILTER (WHERE status = 'failed') AS failed, "
-                "sum(extract(epoch FROM ended - started)) AS busy_s FROM span"), {"b": batch.id}).one()
-            call_ms = conn.execute(text("SELECT avg(a.latency_ms) FROM attempts a JOIN runs r ON r.id = a.run_id "
-                                        "WHERE r.batch_id = :b"), {"b": batch.id}).scalar_one()
+        row, call_ms = _job_spans(engine, batch.id)
         engine.dispose()
     elapsed = (row.last - row.first).total_seconds()
     per_min = row.done / elapsed * 60

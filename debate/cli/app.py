@@ -14,11 +14,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape as rich_escape
 from sqlalchemy.engine import Engine
 
 from debate import __version__
 from debate.core.config import Settings, load_settings
 from debate.core.errors import DebateError
+from debate.core.redact import redact
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -82,11 +84,11 @@ def emit_json(data: Any) -> None:
 
 def announce_db() -> None:
     """First line of long commands: which database is in use (stderr, so --json stays clean)."""
-    console.print(f"[dim]database: {state.settings.database_url}[/dim]")
+    console.print(f"[dim]database: {rich_escape(redact(state.settings.database_url))}[/dim]")
 
 
 def fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    console.print(f"[red]error:[/red] {rich_escape(redact(message))}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -118,4 +120,4 @@ def main() -> None:
 
 def _print_error(message: str) -> None:
     first = message.strip().splitlines()[0] if message.strip() else "error"
-    sys.stderr.write(f"error: {first}\n")
+    sys.stderr.write(f"error: {redact(first)}\n")

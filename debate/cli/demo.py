@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from debate.cli.app import app, console, out, state
+from debate.cli.app import app, console, out, rich_escape, state
+from debate.core.redact import redact
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SAMPLE_KB = DATA_DIR / "kb"
@@ -22,9 +23,9 @@ def demo(
     """Ingest the bundled sample KB and hypotheses into a fresh database, debate them offline,
     and print their scores and one page's Related Hypotheses lines."""
     from debate.cli.runs import run_and_report, score_table
+    from debate.engine.runs import create_runs
     from debate.kb.hypotheses import import_file
     from debate.kb.ingest import ingest_paths
-    from debate.engine.runs import create_runs
     from debate.store.db import get_engine, sqlite_path
 
     path = sqlite_path(database_url)
@@ -36,7 +37,7 @@ def demo(
             f.unlink(missing_ok=True)
     state.overrides = {**state.overrides, "database_url": database_url, "backend": "offline"}
     state._settings = None
-    console.print(f"[dim]database: {database_url} (recreated)[/dim]")
+    console.print(f"[dim]database: {rich_escape(redact(database_url))} (recreated)[/dim]")
     engine = state.engine()
     report = ingest_paths(engine, [SAMPLE_KB])
     ids = import_file(engine, SAMPLE_HYPOTHESES)
@@ -46,8 +47,8 @@ def demo(
     outcomes = run_and_report(run_ids, "offline", concurrency=4, quiet=True)
     out.print(f"Debated {len(outcomes)} hypotheses offline (deterministic heuristic agents, no model):")
     out.print(score_table(sorted(outcomes, key=lambda o: o.hypothesis_id)))
-    from debate.wiki.related import load_related
     from debate.store.db import session_scope
+    from debate.wiki.related import load_related
 
     with session_scope(engine) as s:
         related = load_related(s, DEMO_PAGE, limit=state.settings.related.limit)

@@ -9,10 +9,10 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from debate.kb import hypotheses as hyps
 from debate.cli.app import app, emit_json, out, state
 from debate.core.errors import UserInputError
 from debate.core.models import HypothesisIn
+from debate.kb import hypotheses as hyps
 from debate.store.db import session_scope
 from debate.wiki.targets import hypothesis_links, target_links_text
 

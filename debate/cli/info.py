@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from debate import __version__
 from debate.cli.app import app, emit_json, out, state
+from debate.core.redact import redact
 from debate.store import tables as t
 from debate.store.db import current_revision, get_engine, migrate, ping, session_scope
 
@@ -19,7 +20,7 @@ def init() -> None:
     engine = get_engine(state.settings.database_url)
     ping(engine)
     applied = migrate(engine)
-    out.print(f"{state.settings.database_url}: schema {'upgraded to' if applied else 'already at'} "
+    out.print(f"{redact(state.settings.database_url)}: schema {'upgraded to' if applied else 'already at'} "
               f"{current_revision(engine)}")
 
 
@@ -33,7 +34,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
 
         data = {
             "version": __version__,
-            "database_url": state.settings.database_url,
+            "database_url": redact(state.settings.database_url),
             "schema": current_revision(engine),
             "backend": state.settings.backend,
             "pages": n(t.Page),
@@ -44,4 +45,4 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         emit_json(data)
         return
     for k, v in data.items():
-        out.print(f"{k:>12}: {v}")
+        out.print(f"{k:>12}: {v}", markup=False)

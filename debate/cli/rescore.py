@@ -16,6 +16,7 @@ from debate.store import tables as t
 from debate.store.db import session_scope
 
 if TYPE_CHECKING:
+    from debate.jobs.batches import Budget
     from debate.jobs.runner import BatchProgress, BatchSummary
 
 batches_app = typer.Typer(help="Rescoring batches: list, show.", no_args_is_help=True)
@@ -79,8 +80,7 @@ def rescore(
     Criteria given together are OR-ed. Exit status: 0 all scored, 1 some debates failed,
     3 stopped by a budget (rerun with a larger one to continue).
     """
-    from debate.jobs.batches import Budget, get_batch, open_or_create_batch
-    from debate.jobs.selection import normalize_options, read_ids_file
+    from debate.jobs.batches import get_batch
 
     if enqueue and not dry_run:
         from debate.jobs.queue import require_postgres
@@ -89,11 +89,7 @@ def rescore(
     announce_db()
     engine = state.engine()
     settings = state.settings
-    override = None
-    if max_tokens_total is not None or max_cost is not None:
-        r = settings.rescore
-        override = Budget(max_tokens_total=r.max_tokens_total if max_tokens_total is None else max_tokens_total,
-                          max_cost=r.max_cost if max_cost is None else max_cost)
+    override = _budget_override(settings, max_tokens_total, max_cost)
 
     if resume:
         if stale_after or changed or prompt_changed or ids or limit or backend:
@@ -105,25 +101,13 @@ def rescore(
             _show_open(batch_id, as_json)
             return
     else:
-        chosen = backend or settings.backend
-        id_list = read_ids_file(ids) if ids else None
-        opts = normalize_options(backend=chosen, stale_after=stale_after, changed=changed,
-                                 prompt_changed=prompt_changed, ids=id_list, limit=limit,
-                                 default_stale_after=settings.rescore.stale_after)
-        if dry_run:
-            _dry_run(opts, id_list, as_json)
+        opened = _select_and_open(
+            engine, settings, backend=backend, stale_after=stale_after, changed=changed,
+            prompt_changed=prompt_changed, ids=ids, limit=limit, concurrency=concurrency,
+            budget=override, dry_run=dry_run, as_json=as_json)
+        if opened is None:
             return
-        batch, created = open_or_create_batch(engine, settings, opts, ids=id_list, concurrency=concurrency,
-                                              budget=override)
-        if batch is None:
-            if as_json:
-                emit_json({"batch_id": None, "status": "empty", "options": opts.model_dump(mode="json"), "total": 0})
-            else:
-                out.print(f"nothing to rescore ({opts.describe()})")
-            return
-        batch_id, resumed = batch.id, not created
-        if not as_json:
-            console.print(f"[dim]{opts.describe()}[/dim]")
+        batch_id, resumed = opened
     if not as_json:
         console.print(f"{'resuming' if resumed else 'created'} batch [bold]{batch_id}[/bold]")
 
@@ -132,6 +116,55 @@ def rescore(
         return
     summary = _run(engine, settings, batch_id, concurrency, override, processes=processes,
                    show_progress=not (as_json or quiet))
+    _report(summary, as_json)
+
+
+def _budget_override(settings: Any, max_tokens_total: int | None,
+                     max_cost: float | None) -> Budget | None:
+    """--max-tokens-total / --max-cost as a budget (an omitted one from config); None if neither."""
+    from debate.jobs.batches import Budget
+
+    if max_tokens_total is None and max_cost is None:
+        return None
+    r = settings.rescore
+    return Budget(max_tokens_total=r.max_tokens_total if max_tokens_total is None else max_tokens_total,
+                  max_cost=r.max_cost if max_cost is None else max_cost)
+
+
+def _select_and_open(engine: Any, settings: Any, *, backend: Backend | None,
+                     stale_after: str | None, changed: bool, prompt_changed: bool,
+                     ids: Path | None, limit: int | None, concurrency: int | None,
+                     budget: Budget | None, dry_run: bool, as_json: bool) -> tuple[str, bool] | None:
+    """Select hypotheses and open (or reopen) their batch: ``(batch id, resumed)``.
+
+    None when the command has nothing more to do: a dry run was shown, or nothing is stale.
+    """
+    from debate.jobs.batches import open_or_create_batch
+    from debate.jobs.selection import normalize_options, read_ids_file
+
+    chosen = backend or settings.backend
+    id_list = read_ids_file(ids) if ids else None
+    opts = normalize_options(backend=chosen, stale_after=stale_after, changed=changed,
+                             prompt_changed=prompt_changed, ids=id_list, limit=limit,
+                             default_stale_after=settings.rescore.stale_after)
+    if dry_run:
+        _dry_run(opts, id_list, as_json)
+        return None
+    batch, created = open_or_create_batch(engine, settings, opts, ids=id_list, concurrency=concurrency,
+                                          budget=budget)
+    if batch is None:
+        if as_json:
+            emit_json({"batch_id": None, "status": "empty", "options": opts.model_dump(mode="json"), "total": 0})
+        else:
+            out.print(f"nothing to rescore ({opts.describe()})")
+        return None
+    if not as_json:
+        console.print(f"[dim]{opts.describe()}[/dim]")
+    return batch.id, not created
+
+
+def _report(summary: BatchSummary, as_json: bool) -> None:
+    """Print the summary; exit 1 if debates failed, EXIT_STOPPED if the batch stopped early."""
     if as_json:
         emit_json(summary.model_dump(mode="json"))
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,10 +13,10 @@ from rich.table import Table
 
 from debate.cli.app import announce_db, app, emit_json, out, state
 from debate.core.errors import UserInputError
+from debate.store.db import session_scope
 from debate.wiki.export import export as run_export
 from debate.wiki.related import load_related, related_json, render_html
 from debate.wiki.scores import score_history, score_rows, scores_json
-from debate.store.db import session_scope
 from debate.wiki.targets import gene_links
 
 
@@ -59,7 +59,7 @@ def scores(
     out.print(table)
 
 
-class RelatedFormat(str, Enum):
+class RelatedFormat(StrEnum):
     md = "md"
     json = "json"
     html = "html"

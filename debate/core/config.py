@@ -23,8 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from debate.engine.consensus import DEFAULT_WEIGHTS, Rubric
 from debate.core.errors import ConfigError
+from debate.core.rubric import DEFAULT_WEIGHTS, Rubric
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"

@@ -15,9 +15,15 @@ Two readers use it:
 
 from __future__ import annotations
 
-from debate.kb.terms import term_key
+import re
 
-__all__ = ["ABBREVIATIONS", "DISEASES", "EVIDENCE_GROUPS", "disease_key", "title_diseases"]
+__all__ = ["ABBREVIATIONS", "DISEASES", "EVIDENCE_GROUPS", "disease_key", "term_key", "title_diseases"]
+
+
+def term_key(term: str) -> str:
+    """Match key for mechanism and disease terms: case-folded words joined by single spaces."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", term.casefold()).split())
+
 
 # One disease per row: its names as written in lower case, full name and abbreviations.
 # An abbreviation is a one-word name of at most four letters.

@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from debate.engine.consensus import DIMENSIONS
 from debate.core.genes import gene_key, validate_gene
+from debate.core.rubric import DIMENSIONS
 
 HYPOTHESIS_ID_RE = re.compile(r"^h-[0-9a-f]{8}$")
 Role = Literal["proposer", "critic", "judge"]

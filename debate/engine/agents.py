@@ -10,94 +10,16 @@ one here (prompts + the :mod:`debate.llm.client` seam) and the deterministic one
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from pydantic import BaseModel
 
-from debate.engine.consensus import DIMENSION_DESCRIPTIONS, DIMENSIONS
-from debate.llm.client import Attempt, ChatClient, ChatMessage
+from debate.core.calls import ChatClient, ChatMessage
 from debate.core.models import CriticReply, EvidenceItem, HypothesisOut, JudgeReply, ProposerReply
+from debate.core.protocol import AgentResult, DebateView, JudgeSeat, TurnView
+from debate.core.rubric import DIMENSION_DESCRIPTIONS, DIMENSIONS
 from debate.llm.prompts import BUNDLED_DIR, load
-
-
-@dataclass(frozen=True)
-class TurnView:
-    """An earlier turn as later agents see it."""
-
-    round: int
-    role: Literal["proposer", "critic"]
-    reply: ProposerReply | CriticReply
-
-
-@dataclass(frozen=True)
-class JudgeSeat:
-    """A judge's place on the panel: persona, emphasis, model, and the order it sees the sides in."""
-
-    seat: int
-    persona: str
-    emphasis: tuple[str, ...]
-    critic_first: bool
-    model: str | None = None
-
-
-PERSONAS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("a clinical pharmacologist who has run neurology trials",
-     ("safety", "feasibility", "druggability", "therapeutic_potential")),
-    ("a molecular neurobiologist focused on disease mechanisms",
-     ("mechanistic_plausibility", "novelty", "reproducibility")),
-    ("a translational skeptic who reviews evidence for funders",
-     ("evidence_strength", "data_availability", "competitive_landscape")),
-)
-
-
-def panel(n_judges: int, judge_models: list[str] | None = None) -> list[JudgeSeat]:
-    """Seats cycle through the personas (and judge models); the side shown first alternates."""
-    models = judge_models or []
-    return [
-        JudgeSeat(
-            seat=i,
-            persona=PERSONAS[i % len(PERSONAS)][0],
-            emphasis=PERSONAS[i % len(PERSONAS)][1],
-            critic_first=i % 2 == 1,
-            model=models[i % len(models)] if models else None,
-        )
-        for i in range(n_judges)
-    ]
-
-
-@dataclass
-class DebateView:
-    hypothesis: HypothesisOut
-    evidence: list[EvidenceItem]
-    turns: list[TurnView]
-    round: int
-    max_rounds: int
-
-
-@dataclass
-class AgentResult:
-    reply: BaseModel
-    raw: str
-    messages: list[ChatMessage]
-    attempts: list[Attempt]
-    model: str
-    label: Literal["model", "heuristic"]
-    prompt: dict[str, str] = field(default_factory=dict)
-
-
-class Backend(Protocol):
-    """What the graph needs from a backend: one coroutine per role."""
-
-    name: str
-
-    async def propose(self, view: DebateView) -> AgentResult: ...
-
-    async def critique(self, view: DebateView) -> AgentResult: ...
-
-    async def judge(self, view: DebateView, seat: JudgeSeat) -> AgentResult: ...
-
 
 # ---------------------------------------------------------------- rendering for prompts
 

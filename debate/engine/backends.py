@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from debate.engine.agents import Backend, ModelBackend
 from debate.core.config import Settings
 from debate.core.errors import ConfigError
+from debate.core.protocol import Backend
+from debate.engine.agents import ModelBackend
 from debate.llm.client import EndpointConfig, OpenAIChatClient
 from debate.llm.prompts import current_hashes, prompts_dir
 from debate.llm.ratelimit import SharedWindow, shared_limiter

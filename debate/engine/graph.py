@@ -20,10 +20,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from debate.engine.agents import Backend, DebateView, JudgeSeat
-from debate.engine.consensus import Consensus, Rubric, consensus, weighted_score
-from debate.llm.client import CompletionFailed
+from debate.core.calls import CompletionFailed
 from debate.core.models import CitationCheck, CriticReply, EvidenceItem, JudgeReply, ProposerReply
+from debate.core.protocol import Backend, DebateView, JudgeSeat
+from debate.core.rubric import Rubric, weighted_score
+from debate.engine.consensus import Consensus, consensus
 from debate.engine.retrieval import retrieve
 from debate.engine.runstore import RunStore
 
@@ -216,15 +217,24 @@ def build_graph() -> StateGraph:
     g.add_node("judge", judge_node, input_schema=JudgeInput)
     g.add_node("consensus", consensus_node)
     g.add_node("persist", persist_node)
+    add_debate_edges(g, route_after_critic)
+    return g
+
+
+def add_debate_edges(g: StateGraph, route: Callable[..., Any]) -> None:
+    """The debate's shape: retrieve → (proposer → critic)+ → judges → consensus → persist.
+
+    ``route`` decides after each critic turn: another round, or the judge panel (a fan-out).
+    The bench's overhead floor wires its empty nodes with this too, so it measures this shape.
+    """
     g.add_edge(START, "retrieve")
     g.add_edge("retrieve", "proposer")
     g.add_edge("proposer", "critic")
-    g.add_conditional_edges("critic", route_after_critic, ["next_round", "judge"])
+    g.add_conditional_edges("critic", route, ["next_round", "judge"])
     g.add_edge("next_round", "proposer")
     g.add_edge("judge", "consensus")
     g.add_edge("consensus", "persist")
     g.add_edge("persist", END)
-    return g
 
 
 def initial_state(run_id: str) -> DebateState:

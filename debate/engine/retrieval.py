@@ -14,8 +14,8 @@ from itertools import zip_longest
 
 from sqlalchemy.engine import Connection
 
-from debate.kb.search import SearchHit, query_terms, search
 from debate.core.models import EvidenceItem, HypothesisOut
+from debate.kb.search import SearchHit, query_terms, search
 from debate.store.driver import Sql, fetchall, in_list
 
 

@@ -23,14 +23,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from debate.engine.agents import panel
-from debate.engine.backends import backend_models, build_backend, prompt_hashes
 from debate.core.config import Settings
 from debate.core.errors import DebateError, NotFoundError, StorageError, UserInputError
-from debate.engine.graph import DebateContext, build_graph, initial_state
-from debate.kb.hypotheses import to_out
 from debate.core.models import HypothesisOut
+from debate.core.protocol import panel
+from debate.engine.backends import backend_models, build_backend, prompt_hashes
+from debate.engine.graph import DebateContext, build_graph, initial_state
 from debate.engine.runstore import RunCancelled, RunStore
+from debate.kb.hypotheses import to_out
 from debate.store import tables as t
 from debate.store.db import HeldConnections, is_sqlite, session_scope, sqlite_path
 from debate.store.driver import Sql, execute, fetchall

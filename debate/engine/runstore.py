@@ -29,12 +29,19 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from debate.engine.agents import AgentResult, TurnView, dump_reply
-from debate.engine.consensus import Consensus
+from debate.core.calls import Attempt as AttemptRecord
 from debate.core.errors import DebateError
+from debate.core.models import (
+    CitationCheck,
+    CriticReply,
+    EvidenceItem,
+    HypothesisOut,
+    ProposerReply,
+)
+from debate.core.protocol import AgentResult, TurnView
+from debate.engine.agents import dump_reply
+from debate.engine.consensus import Consensus
 from debate.kb.hypotheses import to_out
-from debate.llm.client import Attempt as AttemptRecord
-from debate.core.models import CitationCheck, CriticReply, EvidenceItem, HypothesisOut, ProposerReply
 from debate.store import tables as t
 from debate.store.db import HeldConnections
 from debate.store.driver import Sql, execute, executemany

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from debate.core.config import Settings
 from debate.core.errors import DebateError, StorageError, UserInputError
@@ -168,17 +169,17 @@ def _sync_batch(engine: Engine, batch_id: str, run_id: str) -> None:
     from debate.jobs.batches import batch_counts, sync_items
 
     with session_scope(engine) as s:
-        run_status = select(t.Run.status).where(t.Run.id == run_id).scalar_subquery()
-        s.execute(update(t.BatchItem).where(t.BatchItem.batch_id == batch_id, t.BatchItem.run_id == run_id)
+        run_status = select(col(t.Run.status)).where(col(t.Run.id) == run_id).scalar_subquery()
+        s.execute(update(t.BatchItem).where(col(t.BatchItem.batch_id) == batch_id, col(t.BatchItem.run_id) == run_id)
                   .values(status=run_status, updated_at=t.utcnow()))
     with session_scope(engine) as s:
         if not _complete(batch_counts(s, batch_id)):
             return
-        s.execute(select(t.Batch.id).where(t.Batch.id == batch_id).with_for_update())
+        s.execute(select(col(t.Batch.id)).where(col(t.Batch.id) == batch_id).with_for_update())
         counts = batch_counts(s, batch_id)
         if _complete(counts):
             sync_items(s, batch_id)
-            s.execute(update(t.Batch).where(t.Batch.id == batch_id, t.Batch.status != "done").values(
+            s.execute(update(t.Batch).where(col(t.Batch.id) == batch_id, col(t.Batch.status) != "done").values(
                 status="done", done=counts.get("done", 0), failed=counts.get("failed", 0),
                 finished_at=t.utcnow(), updated_at=t.utcnow()))
 
@@ -241,7 +242,7 @@ async def enqueue(app: Any, engine: Engine, settings: Settings, hypothesis_ids: 
 
     run_ids = await asyncio.to_thread(create_runs, engine, settings, list(hypothesis_ids), backend=backend,
                                       trigger=trigger, batch_id=batch_id)
-    pairs = dict(zip(hypothesis_ids, run_ids))
+    pairs = dict(zip(hypothesis_ids, run_ids, strict=True))
     taken: list[str] = []
     if batch_id:
         # An item gets its run once: items another client claimed first keep theirs.
@@ -296,11 +297,11 @@ def _claim_items(engine: Engine, batch_id: str, runs: dict[str, str]) -> list[st
     with session_scope(engine, immediate=True) as s:
         for hid, rid in runs.items():
             done = s.execute(update(t.BatchItem).where(
-                t.BatchItem.batch_id == batch_id, t.BatchItem.hypothesis_id == hid, t.BatchItem.run_id.is_(None),
+                col(t.BatchItem.batch_id) == batch_id, col(t.BatchItem.hypothesis_id) == hid, col(t.BatchItem.run_id).is_(None),
             ).values(run_id=rid, status="queued", updated_at=t.utcnow()))
             if done.rowcount == 0:  # type: ignore[attr-defined]
                 taken.append(hid)
-        s.execute(update(t.Batch).where(t.Batch.id == batch_id).values(
+        s.execute(update(t.Batch).where(col(t.Batch.id) == batch_id).values(
             status="running", owner="queue", started_at=t.utcnow(), updated_at=t.utcnow()))
     return taken
 
@@ -309,9 +310,9 @@ def _drop_runs(engine: Engine, batch_id: str | None, runs: dict[str, str]) -> No
     """Delete the never-started runs of refused enqueues (their batch items go back to pending)."""
     with session_scope(engine) as s:
         if batch_id:
-            s.execute(update(t.BatchItem).where(t.BatchItem.run_id.in_(list(runs.values())))
+            s.execute(update(t.BatchItem).where(col(t.BatchItem.run_id).in_(list(runs.values())))
                       .values(run_id=None, status="pending", updated_at=t.utcnow()))
-        s.execute(delete(t.Run).where(t.Run.id.in_(list(runs.values())), t.Run.started_at.is_(None)))
+        s.execute(delete(t.Run).where(col(t.Run.id).in_(list(runs.values())), col(t.Run.started_at).is_(None)))
 
 
 async def enqueue_batch(app: Any, engine: Engine, settings: Settings, batch_id: str) -> Enqueued:
@@ -321,9 +322,9 @@ async def enqueue_batch(app: Any, engine: Engine, settings: Settings, batch_id: 
         if batch is None:
             raise UserInputError(f"unknown batch {batch_id!r}")
         backend = batch.backend
-        ids = list(s.execute(select(t.BatchItem.hypothesis_id).where(
-            t.BatchItem.batch_id == batch_id, t.BatchItem.run_id.is_(None), t.BatchItem.status == "pending",
-        ).order_by(t.BatchItem.ordinal)).scalars())
+        ids = list(s.execute(select(col(t.BatchItem.hypothesis_id)).where(
+            col(t.BatchItem.batch_id) == batch_id, col(t.BatchItem.run_id).is_(None), col(t.BatchItem.status) == "pending",
+        ).order_by(col(t.BatchItem.ordinal))).scalars())
     if not ids:
         return Enqueued(queued=[], skipped=[], batch_id=batch_id)
     return await enqueue(app, engine, settings, ids, backend=backend, batch_id=batch_id, trigger="rescore")

@@ -32,6 +32,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import Engine
 
+from debate.core.config import Settings
+from debate.core.errors import UserInputError
 from debate.jobs.batches import (
     TERMINAL,
     Budget,
@@ -46,8 +48,6 @@ from debate.jobs.batches import (
     spend_by_run,
     sync_items,
 )
-from debate.core.config import Settings
-from debate.core.errors import UserInputError
 from debate.store import tables as t
 from debate.store.db import is_sqlite, session_scope, sqlite_path, write_tx
 from debate.store.tables import utcnow

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select as sql_select
+from sqlalchemy import func
+from sqlalchemy import select as sql_select
 from sqlmodel import Session
 
 from debate.core.durations import format_duration, parse_duration

@@ -27,9 +27,9 @@ from sqlmodel import Session
 
 from debate.core.errors import NotFoundError, PageParseError, UserInputError
 from debate.core.genes import gene_key, is_gene_symbol
+from debate.core.models import HypothesisIn
 from debate.kb.parse import ParsedPage, decode_page, parse_page
 from debate.kb.terms import slug_term, text_genes
-from debate.core.models import HypothesisIn
 from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.store.tables import utcnow
@@ -230,7 +230,7 @@ def _bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
     names, marks = ", ".join(c.name for c in columns), ", ".join("?" * len(columns))
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
-        [tuple(json.dumps(r[k]) if j else r[k] for k, j in zip(keys, as_json)) for r in rows],
+        [tuple(json.dumps(r[k]) if j else r[k] for k, j in zip(keys, as_json, strict=True)) for r in rows],
     )
 
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
+from debate.core.diseases import term_key
 from debate.core.genes import gene_key, is_gene_symbol
 
 # Candidates only: a capital letter then letters/digits/hyphens, containing a digit or being
@@ -62,11 +63,6 @@ def unique_terms(terms: Iterable[str], key=gene_key) -> list[tuple[str, str]]:  
         if k and k not in seen:
             seen[k] = t
     return list(seen.items())
-
-
-def term_key(term: str) -> str:
-    """Match key for mechanism and disease terms: case-folded words joined by single spaces."""
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", term.casefold()).split())
 
 
 def slug_term(slug: str) -> str:

@@ -1,9 +1,10 @@
 """The one seam between the engine and chat models.
 
-Everything that talks to a model goes through a :class:`ChatClient`: give it messages and a
+Everything that talks to a model goes through a :class:`~debate.core.calls.ChatClient`: give it messages and a
 pydantic model, get back a validated instance of that model plus a record of every HTTP call
-made to get it (:class:`Attempt`). :class:`OpenAIChatClient` implements it for any
-OpenAI-compatible endpoint and is the only place in the project that imports ``openai``.
+made to get it (:class:`~debate.core.calls.Attempt`). :class:`OpenAIChatClient` implements it for any
+OpenAI-compatible endpoint; with :mod:`~debate.llm.structured` and :mod:`~debate.llm.failures`
+it is the only code that imports ``openai`` (an import-linter contract keeps it so).
 
 Two kinds of failure are handled here, and only here:
 
@@ -20,10 +21,6 @@ put the schema in the last system message between :data:`SCHEMA_MARKER_OPEN` and
 
 from __future__ import annotations
 
-import email.utils
-import functools
-import json
-import math
 import os
 import random
 import re
@@ -31,138 +28,64 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
-from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal
 
 import httpx2
 import openai
-from openai.lib._pydantic import to_strict_json_schema
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from debate.core.errors import ModelEndpointError
+from debate.core.calls import (
+    Attempt,
+    ChatMessage,
+    Completion,
+    CompletionFailed,
+    T,
+    Usage,
+)
+from debate.llm.failures import (
+    NotACompletion,
+    error_detail,
+    is_transient,
+    one_line,
+    retry_after_s,
+    status_text,
+    usage_of,
+)
 from debate.llm.ratelimit import RateLimiter, SlotTicket
+from debate.llm.structured import (
+    SCHEMA_MARKER_CLOSE,
+    SCHEMA_MARKER_OPEN,
+    estimate_tokens,
+    reask_message,
+    schema_instructions,
+    strict_json_schema,
+    strip_fences,
+    summarize_validation,
+    with_schema_instructions,
+)
 
 __all__ = [
     "SCHEMA_MARKER_CLOSE",
     "SCHEMA_MARKER_OPEN",
-    "Attempt",
-    "ChatClient",
-    "ChatMessage",
-    "Completion",
-    "CompletionFailed",
     "EndpointConfig",
     "OpenAIChatClient",
-    "Usage",
     "estimate_tokens",
     "schema_instructions",
     "strict_json_schema",
 ]
 
-T = TypeVar("T", bound=BaseModel)
-
-SCHEMA_MARKER_OPEN = "<json-schema>"
-SCHEMA_MARKER_CLOSE = "</json-schema>"
-
 # Tokens assumed for a reply when no max_output_tokens is configured (rate-limit estimate only;
 # the actual count replaces it once the endpoint reports usage).
 _DEFAULT_REPLY_TOKEN_ESTIMATE = 512
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
 # The rate-limit ticket of the call the current task is making; the HTTP trace hook stamps it
 # when the request headers go out.
 _SENDING: ContextVar[SlotTicket | None] = ContextVar("debate_llm_sending", default=None)
 # Connection pools: see OpenAIChatClient.__init__.
 _CALLS_PER_POOL = 16
 _MAX_POOLS = 32
-_FENCE_RE = re.compile(r"^\s*```[a-zA-Z0-9_-]*[ \t]*\n?(.*?)\n?[ \t]*```\s*$", re.DOTALL)
-
-
-# -- boundary types --------------------------------------------------------------------------
-
-
-class ChatMessage(BaseModel):
-    """One chat turn."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class Usage(BaseModel):
-    """Token counts the endpoint reported; ``None`` means unknown (never 0 for missing)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-
-
-class Attempt(BaseModel):
-    """One HTTP call (or one offline computation) made while answering a request."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n: int
-    kind: Literal["first", "transport_retry", "reask"]
-    started_at: datetime
-    latency_ms: float
-    outcome: Literal["ok", "invalid_reply", "http_error", "timeout", "connection_error"]
-    http_status: int | None = None
-    error: str | None = None
-    raw_reply: str | None = None
-    usage: Usage = Field(default_factory=Usage)
-    cost_usd: float | None = None
-    model: str
-    messages_sent: int
-
-
-@dataclass
-class Completion(Generic[T]):
-    """A validated reply and how it was obtained.
-
-    ``messages`` is the conversation as finally sent, including any schema instructions and
-    re-ask turns; ``attempts`` lists every call in order.
-    """
-
-    parsed: T
-    raw: str
-    attempts: list[Attempt]
-    model: str
-    messages: list[ChatMessage] = field(default_factory=list)
-
-    @property
-    def usage(self) -> Usage:
-        """Tokens summed over all attempts; a field is None if any attempt lacked it."""
-        return _sum_usage(a.usage for a in self.attempts)
-
-    @property
-    def cost_usd(self) -> float | None:
-        """Cost summed over all attempts; None if any attempt's cost is unknown."""
-        return _sum_cost(self.attempts)
-
-
-class CompletionFailed(ModelEndpointError):
-    """The endpoint could not produce a valid reply; ``attempts`` records every call made."""
-
-    def __init__(self, message: str, attempts: list[Attempt] | None = None) -> None:
-        super().__init__(message)
-        self.attempts: list[Attempt] = list(attempts or [])
-
-
-@runtime_checkable
-class ChatClient(Protocol):
-    """Anything that turns messages into a validated instance of ``schema``."""
-
-    async def complete(
-        self, messages: list[ChatMessage], schema: type[T], *, model: str | None = None
-    ) -> Completion[T]:
-        """Ask the model and return its reply parsed as ``schema``; raise CompletionFailed."""
-        ...
 
 
 class EndpointConfig(BaseModel):
@@ -190,169 +113,6 @@ class EndpointConfig(BaseModel):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=256)
-def _strict_schema_json(schema: type[BaseModel]) -> str:
-    return json.dumps(to_strict_json_schema(schema), separators=(",", ":"))
-
-
-def strict_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    """The strict JSON schema (all fields required, no extra keys) sent for ``schema``."""
-    return json.loads(_strict_schema_json(schema))
-
-
-def schema_instructions(schema: type[BaseModel]) -> str:
-    """The text appended to the system prompt when the endpoint cannot enforce a schema."""
-    return (
-        "Reply with only a JSON object, with no prose and no code fences, "
-        "that matches this JSON Schema:\n"
-        f"{SCHEMA_MARKER_OPEN}\n{_strict_schema_json(schema)}\n{SCHEMA_MARKER_CLOSE}"
-    )
-
-
-def _with_schema_instructions(
-    messages: list[ChatMessage], schema: type[BaseModel]
-) -> list[ChatMessage]:
-    text = schema_instructions(schema)
-    out = list(messages)
-    for i in range(len(out) - 1, -1, -1):
-        if out[i].role == "system":
-            out[i] = ChatMessage(role="system", content=f"{out[i].content}\n\n{text}")
-            return out
-    return [ChatMessage(role="system", content=text), *out]
-
-
-def estimate_tokens(messages: list[ChatMessage]) -> int:
-    """A rough prompt-token count (4 characters a token plus per-message overhead)."""
-    return sum(len(m.content) // 4 + 4 for m in messages)
-
-
-def _strip_fences(text: str) -> str:
-    match = _FENCE_RE.match(text)
-    return match.group(1) if match else text
-
-
-def _summarize_validation(exc: ValidationError, limit: int = 3) -> str:
-    errors = exc.errors(include_url=False)
-    parts = []
-    for err in errors[:limit]:
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        msg = str(err.get("msg", "")).replace("\n", " ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    if len(errors) > limit:
-        parts.append(f"and {len(errors) - limit} more error(s)")
-    return "; ".join(parts) or str(exc).splitlines()[0]
-
-
-def _reask_message(summary: str) -> ChatMessage:
-    return ChatMessage(
-        role="user",
-        content=(
-            f"Your previous reply could not be used: {summary}. "
-            "Reply again with only a JSON object that matches the required schema, "
-            "with no prose and no code fences."
-        ),
-    )
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _status_text(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
-
-
-def _error_detail(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        if message:
-            return _one_line(str(message), 200)
-    return ""
-
-
-def _retry_after_s(exc: BaseException) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms`` or ``Retry-After``), if any."""
-    response = getattr(exc, "response", None)
-    if response is None:
-        return None
-    headers = response.headers
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            ms = float(value)
-            if math.isfinite(ms) and ms >= 0:
-                return ms / 1000.0
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-class _NotACompletion(Exception):
-    """A 2xx reply that is not a chat completion."""
-
-
-def _usage_of(response: ChatCompletion) -> Usage:
-    usage = response.usage
-    if usage is None:
-        return Usage()
-
-    def count(name: str) -> int | None:
-        value = getattr(usage, name, None)
-        return value if isinstance(value, int) else None
-
-    return Usage(
-        prompt_tokens=count("prompt_tokens"),
-        completion_tokens=count("completion_tokens"),
-        total_tokens=count("total_tokens"),
-    )
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
-    return False
-
-
-def _sum_usage(usages: Any) -> Usage:
-    totals: dict[str, int | None] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    for u in usages:
-        for key, so_far in totals.items():
-            value = getattr(u, key)
-            totals[key] = None if value is None or so_far is None else so_far + value
-    return Usage(**totals)
-
-
-def _sum_cost(attempts: list[Attempt]) -> float | None:
-    total = 0.0
-    for a in attempts:
-        if a.cost_usd is None:
-            return None
-        total += a.cost_usd
-    return total
 
 
 async def _trace(event: str, info: dict[str, Any]) -> None:
@@ -447,7 +207,7 @@ class OpenAIChatClient:
         else:
             if mode == "json_object":
                 request["response_format"] = {"type": "json_object"}
-            convo = _with_schema_instructions(messages, schema)
+            convo = with_schema_instructions(messages, schema)
         if self.config.temperature is not None:
             request["temperature"] = self.config.temperature
         if self.config.max_output_tokens is not None:
@@ -459,10 +219,10 @@ class OpenAIChatClient:
         while True:
             content = await self._exchange(convo, request, attempts, kind)
             try:
-                parsed = schema.model_validate_json(_strip_fences(content))
+                parsed = schema.model_validate_json(strip_fences(content))
             except ValidationError as exc:
                 # An empty or refused reply already says why better than a JSON parse error.
-                summary = attempts[-1].error or _summarize_validation(exc)
+                summary = attempts[-1].error or summarize_validation(exc)
                 attempts[-1] = attempts[-1].model_copy(
                     update={"outcome": "invalid_reply", "error": summary}
                 )
@@ -475,7 +235,7 @@ class OpenAIChatClient:
                 convo = [
                     *convo,
                     ChatMessage(role="assistant", content=content),
-                    _reask_message(summary),
+                    reask_message(summary),
                 ]
                 reasks += 1
                 kind = "reask"
@@ -518,49 +278,49 @@ class OpenAIChatClient:
                 attempts,
             ) from exc
         except openai.APIConnectionError as exc:
-            cause = _one_line(str(exc.__cause__ or exc), 200)
+            cause = one_line(str(exc.__cause__ or exc), 200)
             raise CompletionFailed(
                 f"model endpoint {self.base_url} unreachable after {calls} attempt(s): {cause}",
                 attempts,
             ) from exc
         except openai.APIError as exc:
             raise CompletionFailed(
-                f"model endpoint {self.base_url} failed: {_one_line(str(exc), 200)}", attempts
+                f"model endpoint {self.base_url} failed: {one_line(str(exc), 200)}", attempts
             ) from exc
-        except _NotACompletion as exc:
+        except NotACompletion as exc:
             raise CompletionFailed(str(exc), attempts) from exc.__cause__
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _status_failure(self, exc: openai.APIStatusError, calls: int) -> str:
         status = exc.status_code
-        detail = _error_detail(exc)
+        detail = error_detail(exc)
         suffix = f" ({detail})" if detail else ""
-        if not _is_transient(exc):
+        if not is_transient(exc):
             return (
                 f"model endpoint {self.base_url} refused the request: "
-                f"{_status_text(status)}{suffix}"
+                f"{status_text(status)}{suffix}"
             )
-        retry_after = _retry_after_s(exc)
+        retry_after = retry_after_s(exc)
         if retry_after is not None and retry_after > self.config.max_retry_after_s:
             return (
                 f"model endpoint {self.base_url} asked to retry after {retry_after:g} s "
                 f"(more than the {self.config.max_retry_after_s:g} s allowed): "
-                f"{_status_text(status)}"
+                f"{status_text(status)}"
             )
         return (
             f"model endpoint {self.base_url} kept failing after {calls} attempt(s): "
-            f"{_status_text(status)}{suffix}"
+            f"{status_text(status)}{suffix}"
         )
 
     def _should_retry(self, exc: BaseException) -> bool:
-        if not _is_transient(exc):
+        if not is_transient(exc):
             return False
-        retry_after = _retry_after_s(exc)
+        retry_after = retry_after_s(exc)
         return retry_after is None or retry_after <= self.config.max_retry_after_s
 
     def _backoff(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        retry_after = _retry_after_s(exc) if exc is not None else None
+        retry_after = retry_after_s(exc) if exc is not None else None
         if retry_after is not None:
             return retry_after  # the server said when; _should_retry already capped it
         # Exponential with "equal jitter": half fixed, half random, so retries spread out
@@ -625,8 +385,8 @@ class OpenAIChatClient:
             try:
                 response = await self._post(wire, request)
                 if not isinstance(response, ChatCompletion) or response.choices is None:
-                    raise _NotACompletion(_one_line(repr(response), 120))
-            except (openai.APIError, _NotACompletion, ValueError) as exc:
+                    raise NotACompletion(one_line(repr(response), 120))
+            except (openai.APIError, NotACompletion, ValueError) as exc:
                 latency_ms = (time.perf_counter() - t0) * 1000
                 if ticket is not None and not isinstance(exc, openai.APITimeoutError):
                     ticket.record_tokens(0)  # refused or never delivered: nothing was spent
@@ -635,12 +395,12 @@ class OpenAIChatClient:
                     raise
                 # A 200 that is not a chat completion (an HTML page, a JSON error, bad JSON)
                 # usually means a wrong base URL: retrying will not help.
-                raise _NotACompletion(
+                raise NotACompletion(
                     f"model endpoint {self.base_url} did not return a chat completion: "
-                    f"{_one_line(str(exc), 160)}"
+                    f"{one_line(str(exc), 160)}"
                 ) from exc
             latency_ms = (time.perf_counter() - t0) * 1000
-            usage = _usage_of(response)
+            usage = usage_of(response)
             if ticket is not None and usage.total_tokens is not None:
                 ticket.record_tokens(usage.total_tokens)
 
@@ -651,7 +411,7 @@ class OpenAIChatClient:
             content = choice.message.content or ""
             if not content:
                 refusal = getattr(choice.message, "refusal", None)
-                error = f"refused: {_one_line(refusal, 200)}" if refusal else (
+                error = f"refused: {one_line(refusal, 200)}" if refusal else (
                     f"empty reply (finish_reason={choice.finish_reason})"
                 )
         else:
@@ -679,16 +439,16 @@ class OpenAIChatClient:
             error = f"timed out after {self.config.timeout_s:g} s"
         elif isinstance(exc, openai.APIConnectionError):
             outcome = "connection_error"
-            error = _one_line(str(exc.__cause__ or exc), 200)
+            error = one_line(str(exc.__cause__ or exc), 200)
         elif isinstance(exc, openai.APIStatusError):
             outcome = "http_error"
             status = exc.status_code
-            detail = _error_detail(exc)
-            error = _status_text(status) + (f": {detail}" if detail else "")
+            detail = error_detail(exc)
+            error = status_text(status) + (f": {detail}" if detail else "")
         else:
             outcome = "http_error"
-            status = 200 if isinstance(exc, (_NotACompletion, ValueError)) else None
-            error = _one_line(str(exc), 200)
+            status = 200 if isinstance(exc, (NotACompletion, ValueError)) else None
+            error = one_line(str(exc), 200)
             if status is not None:
                 error = f"not a chat completion: {error}"
         return Attempt(

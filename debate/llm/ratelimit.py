@@ -27,7 +27,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -36,7 +36,10 @@ from pydantic import BaseModel, ConfigDict
 
 from debate.core.errors import ConfigError
 
-__all__ = ["LimiterStats", "RateLimiter", "SharedWindow", "SlotTicket", "shared_limiter"]
+__all__ = [
+    "LimiterStats", "RateLimiter", "SharedWindow", "SlotTicket", "StartedWindow", "shared_limiter",
+    "window_delay",
+]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
@@ -61,6 +64,58 @@ class SharedWindow(Protocol):
         ...
 
 
+class StartedWindow(Protocol):
+    """The (start, tokens) of the stamped requests still in a window, oldest first."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> tuple[float, int]: ...
+
+    def __iter__(self) -> Iterator[tuple[float, int]]: ...
+
+
+def window_delay(
+    entries: StartedWindow,
+    now: float,
+    *,
+    window_s: float,
+    rpm: int | None,
+    tpm: int | None,
+    tokens: int,
+    used: int | None = None,
+    pending: int = 0,
+    pending_tokens: int = 0,
+) -> float:
+    """Seconds until a request with ``tokens`` fits the rpm and tpm windows; 0 if it fits now.
+
+    ``entries`` are the requests still in the window; ``used`` is their token sum when the
+    caller keeps one (else it is summed here). ``pending`` requests holding ``pending_tokens``
+    are admitted but not yet stamped: they count, but have no start to leave at, so the result
+    is ``inf`` when only they stand in the way. A request bigger than the whole token budget
+    runs alone once the window is empty.
+    """
+    delay = 0.0
+    if rpm is not None and pending + len(entries) >= rpm:
+        # This many stamped entries must leave so that rpm - 1 remain.
+        k = pending + len(entries) - rpm
+        if k >= len(entries):
+            return math.inf
+        delay = entries[k][0] + window_s - now
+    if tpm is not None:
+        used = pending_tokens + (sum(n for _, n in entries) if used is None else used)
+        excess = used + tokens - tpm
+        if excess > 0 and used > 0:
+            freed, leave_at = 0, now
+            for start, n in entries:
+                freed, leave_at = freed + n, start + window_s
+                if freed >= excess:
+                    break
+            if freed < excess and pending_tokens > 0:
+                return math.inf
+            delay = max(delay, leave_at - now)
+    return max(delay, 0.0)
+
+
 class LimiterStats(BaseModel):
     """A snapshot of what a limiter has admitted so far."""
 
@@ -83,6 +138,28 @@ class _Entry:
     t: float | None = None  # None while pending: admitted, not yet on the wire
     live: bool = True  # False once it has left the window
     shared_id: int | None = None  # its entry in the shared window, if there is one
+
+
+class _Started:
+    """A limiter's stamped entries as a :class:`StartedWindow`.
+
+    A view, not a copy: the window may hold ``rpm`` entries and is consulted on every admission.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: deque[_Entry]) -> None:
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index: int, /) -> tuple[float, int]:
+        entry = self._entries[index]
+        return entry.t, entry.tokens  # type: ignore[return-value]  # stamped: t is set
+
+    def __iter__(self) -> Iterator[tuple[float, int]]:
+        return ((e.t, e.tokens) for e in self._entries)  # type: ignore[misc]  # stamped: t is set
 
 
 @dataclass
@@ -190,6 +267,7 @@ class RateLimiter:
         self._gate = _FifoGate()
         # Stamped entries in start order (every stamp is "now", so appending keeps them sorted).
         self._window: deque[_Entry] = deque()
+        self._started = _Started(self._window)
         self._window_tokens = 0
         # Admitted but not yet stamped: they count in every window until stamped.
         self._pending = 0
@@ -335,33 +413,9 @@ class RateLimiter:
         0 if it fits now; ``inf`` if only pending (unstamped) entries stand in the way.
         """
         self._prune(now)
-        window = self._window
-        delay = 0.0
-        if self.rpm is not None:
-            count = self._pending + len(window)
-            if count >= self.rpm:
-                # This many stamped entries must leave so that rpm - 1 remain.
-                k = count - self.rpm
-                if k >= len(window):
-                    return math.inf
-                delay = max(delay, window[k].t + self.window_s - now)  # type: ignore[operator]
-        if self.tpm is not None:
-            used = self._pending_tokens + self._window_tokens
-            excess = used + estimated_tokens - self.tpm
-            if excess > 0 and used > 0:
-                freed = 0
-                leave_at: float | None = None
-                for entry in window:
-                    freed += entry.tokens
-                    leave_at = entry.t
-                    if freed >= excess:
-                        break
-                if freed < excess and self._pending_tokens > 0:
-                    return math.inf
-                # A request bigger than the whole budget runs alone once the window is empty.
-                if leave_at is not None:
-                    delay = max(delay, leave_at + self.window_s - now)
-        return delay
+        return window_delay(self._started, now, window_s=self.window_s, rpm=self.rpm, tpm=self.tpm,
+                            tokens=estimated_tokens, used=self._window_tokens,
+                            pending=self._pending, pending_tokens=self._pending_tokens)
 
     def _correct_tokens(self, entry: _Entry, actual: int) -> None:
         actual = max(0, int(actual))

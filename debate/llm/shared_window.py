@@ -29,7 +29,6 @@ import logging
 import queue
 import random
 import threading
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -37,9 +36,10 @@ from sqlalchemy import Engine, bindparam, create_engine, delete, func, insert, s
 from sqlalchemy.exc import SQLAlchemyError
 
 from debate.core.errors import ConfigError, StorageError
-from debate.llm.ratelimit import check_limits
+from debate.llm.ratelimit import check_limits, window_delay
 from debate.store.tables import RateWindowEntry
 
+# window_delay is the in-process limiter's: both windows must agree on when a request fits.
 __all__ = ["DatabaseWindow", "window_delay"]
 
 _logger = logging.getLogger(__name__)
@@ -60,37 +60,6 @@ _COUNT = text(
 )
 # Rows of endpoints nobody uses any more are deleted after this long.
 _STALE_S = 86_400.0
-
-
-def window_delay(
-    entries: Sequence[tuple[float, int]],
-    now: float,
-    *,
-    window_s: float,
-    rpm: int | None,
-    tpm: int | None,
-    tokens: int,
-) -> float:
-    """Seconds until a request with ``tokens`` fits; 0 if it fits now.
-
-    ``entries`` are the (start, tokens) of the requests still in the window, oldest first.
-    A request bigger than the whole token budget runs alone once the window is empty.
-    """
-    delay = 0.0
-    if rpm is not None and len(entries) >= rpm:
-        # This many entries must leave so that rpm - 1 remain.
-        delay = entries[len(entries) - rpm][0] + window_s - now
-    if tpm is not None:
-        used = sum(n for _, n in entries)
-        excess = used + tokens - tpm
-        if excess > 0 and used > 0:
-            freed, leave_at = 0, now
-            for start, n in entries:
-                freed, leave_at = freed + n, start + window_s
-                if freed >= excess:
-                    break
-            delay = max(delay, leave_at - now)
-    return max(delay, 0.0)
 
 
 @dataclass(frozen=True)

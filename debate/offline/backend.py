@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from debate.engine.agents import AgentResult, DebateView, JudgeSeat
-from debate.engine.consensus import DIMENSIONS, Rubric
-from debate.llm.client import Attempt, ChatMessage, Usage
+from debate.core.calls import Attempt, ChatMessage, Usage
 from debate.core.models import Claim, CriticReply, DimensionScores, JudgeReply, ProposerReply
-from debate.offline.case import _Case, _answers, _case, _fmt_ids, _support_text
-from debate.offline.judge import _JudgeInputs, _confidence, _judge_inputs, judge_scores
+from debate.core.protocol import AgentResult, DebateView, JudgeSeat
+from debate.core.rubric import DIMENSIONS, Rubric
+from debate.offline.case import _answers, _Case, _case, _fmt_ids, _support_text
+from debate.offline.judge import _confidence, _judge_inputs, _JudgeInputs, judge_scores
 from debate.offline.rules import (
     MODEL,
     OBJECTIONS_PER_ROUND,

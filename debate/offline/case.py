@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from debate.engine.agents import DebateView
 from debate.core.models import Claim
+from debate.core.protocol import DebateView
 from debate.offline.features import EvidenceFeatures, _facts_key, _features, _terms
 from debate.offline.rules import STAGE_NAMES, THIN_EVIDENCE
 

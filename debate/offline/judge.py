@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
-from debate.engine.agents import DebateView, JudgeSeat
-from debate.engine.consensus import DIMENSIONS
+from debate.core.protocol import DebateView, JudgeSeat
+from debate.core.rubric import DIMENSIONS
 from debate.offline.case import _Case, _frac
 from debate.offline.rules import (
     CONFIDENCE_MODEL,

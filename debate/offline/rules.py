@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from debate.engine.consensus import DIMENSIONS
 from debate.core.diseases import EVIDENCE_GROUPS
-
+from debate.core.rubric import DIMENSIONS
 
 MODEL = "offline-heuristic-v1"
 # Bump when the code that applies the tables changes; the tables themselves are hashed.

@@ -28,9 +28,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from debate import __version__
 from debate.core.config import Settings
 from debate.core.errors import DebateError, NotFoundError, StorageError, UserInputError
-from debate.wiki.related import RelatedList, load_related, related_json
-from debate.wiki.scores import ScoreRow, score_rows, scores_json
-from debate.store.db import ensure_schema, is_sqlite, session_scope
 from debate.engine.transcript import Transcript, load_transcript, render
 from debate.server.web import queries as q
 from debate.server.web.auth import AuthError, ReviewerTokens
@@ -45,6 +42,9 @@ from debate.server.web.runner import (
     RunRequest,
     queue_debates,
 )
+from debate.store.db import ensure_schema, is_sqlite, session_scope
+from debate.wiki.related import RelatedList, load_related, related_json
+from debate.wiki.scores import ScoreRow, score_rows, scores_json
 
 log = logging.getLogger("debate.server")
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import event, text

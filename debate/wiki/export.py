@@ -36,19 +36,19 @@ from sqlmodel import Session
 from debate.core.errors import NotFoundError, UserInputError
 from debate.kb.parse import ParsedPage
 from debate.kb.rewrite import replace_related_section
+from debate.store import tables as t
+from debate.store.db import session_scope
 from debate.wiki.related import (
     MAX_INCOMING,
-    best_first,
     PageContext,
     TermIndex,
+    best_first,
     page_context,
     related_for,
     related_json,
     term_index,
 )
 from debate.wiki.scores import ScoreRow, changed_hypotheses, score_rows_queued, scores_json
-from debate.store import tables as t
-from debate.store.db import session_scope
 
 __all__ = ["BulkSource", "ExportReport", "export", "export_files", "page_with_section", "write_if_changed"]
 
@@ -133,12 +133,12 @@ class BulkSource:
         for pid, kind, key, term in session.execute(select(T.page_id, T.kind, T.key, T.term).order_by(T.id)):
             self.terms[pid].append((kind, key, term))
         self.mech_values: dict[int, list[str]] = defaultdict(list)
-        F, I = t.Fact, t.InfoboxRow
+        F, Row = t.Fact, t.InfoboxRow
         for pid, value in session.execute(select(F.page_id, F.value).where(func.lower(F.key) == "mechanism")
                                           .order_by(F.id)):
             self.mech_values[pid].append(value)
-        for pid, value in session.execute(select(I.page_id, I.value).where(I.column_name == "Mechanism")
-                                          .order_by(I.id)):
+        for pid, value in session.execute(select(Row.page_id, Row.value).where(Row.column_name == "Mechanism")
+                                          .order_by(Row.id)):
             self.mech_values[pid].append(value)
         R = t.RelatedEntry
         self.entries: dict[int, list[tuple[str, str, str, str, bool]]] = defaultdict(list)

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from debate.core.genes import gene_key, validate_gene
-from debate.wiki.scores import score_rows
 from debate.store import tables as t
+from debate.wiki.scores import score_rows
 
 __all__ = [
     "GeneHypothesis",

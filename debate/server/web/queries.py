@@ -16,12 +16,12 @@ from sqlmodel import Session
 
 from debate.core.errors import NotFoundError
 from debate.core.genes import gene_key
+from debate.core.models import HypothesisOut
 from debate.kb.hypotheses import get as get_hypothesis
 from debate.kb.hypotheses import to_out
-from debate.core.models import HypothesisOut
+from debate.store import tables as t
 from debate.wiki.related import disease_key
 from debate.wiki.scores import HistoryRow, ScoreRow, ScoreStatus, score_history, score_rows
-from debate.store import tables as t
 from debate.wiki.targets import TargetLink, hypothesis_links
 
 RunStatus = Literal["queued", "running", "done", "failed", "cancelled"]

@@ -18,9 +18,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from debate.wiki.scores import HistoryRow
 from debate.core.scoring import GREEN, RED, YELLOW, display_score, score_color
 from debate.engine.transcript import Usage
+from debate.wiki.scores import HistoryRow
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"

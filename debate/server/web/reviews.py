@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy.engine import Engine
 
 from debate.engine.runs import review_run
-from debate.store.db import session_scope
 from debate.server.web import queries as q
+from debate.store.db import session_scope
 
 
 class _Review(BaseModel):

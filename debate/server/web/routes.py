@@ -17,13 +17,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from debate.engine.consensus import DIMENSIONS
-from debate.store.db import session_scope
+from debate.core.rubric import DIMENSIONS
 from debate.engine.transcript import INVALID_MARK, WITHHELD_MARK, agents_line, load_transcript
 from debate.server.web import queries as q
-from debate.server.web.auth import COOKIE, COOKIE_MAX_AGE, LOGIN_COOKIE, new_login_nonce, same_origin
+from debate.server.web.auth import (
+    COOKIE,
+    COOKIE_MAX_AGE,
+    LOGIN_COOKIE,
+    new_login_nonce,
+    same_origin,
+)
 from debate.server.web.render import STATIC, history_chart, page
 from debate.server.web.reviews import REVIEW_ACTIONS, REVIEW_REQUEST, record_review
+from debate.store.db import session_scope
 
 ui = APIRouter(include_in_schema=False)
 MAX_FORM = 64 * 1024

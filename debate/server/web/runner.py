@@ -26,9 +26,9 @@ from debate.core.config import Settings
 from debate.core.errors import DebateError, StorageError, UserInputError
 from debate.core.models import HYPOTHESIS_ID_RE
 from debate.engine.runs import Executor, create_runs
+from debate.server.web.queries import RunLinks, active_runs, run_links_for
 from debate.store import tables as t
 from debate.store.db import session_scope
-from debate.server.web.queries import RunLinks, active_runs, run_links_for
 
 log = logging.getLogger("debate.server")
 

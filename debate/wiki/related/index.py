@@ -12,12 +12,11 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from debate.core.diseases import disease_key
+from debate.core.diseases import disease_key, term_key
 from debate.core.genes import gene_key
-from debate.kb.terms import term_key
+from debate.store import tables as t
 from debate.wiki.related.matching import keyword_matches
 from debate.wiki.related.models import best_first_key
-from debate.store import tables as t
 
 _Q_FINGERPRINT = select(func.count(), func.max(t.Hypothesis.updated_at)).select_from(t.Hypothesis)
 _Q_COUNT = select(func.count()).select_from(t.Hypothesis)
@@ -162,7 +161,7 @@ def term_index(session: Session) -> TermIndex:
         if targets:
             keys = tuple(gene_key(g) for g in targets)
             idx.genes_of[hyp_id] = keys
-            for k, g in zip(keys, targets):
+            for k, g in zip(keys, targets, strict=True):
                 if (hyp_id, k) not in idx.gene_spelling:  # a gene listed twice is shared once
                     idx.gene_spelling[(hyp_id, k)] = g
                     idx.gene_ids.setdefault(k, []).append(hyp_id)

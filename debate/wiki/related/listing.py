@@ -7,10 +7,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from debate.core.genes import join_target_label
-from debate.wiki.related.models import SCORE_BASE, WEIGHTS, Analysis, Candidate, RelatedItem, RelatedList
+from debate.core.scoring import display_score, score_color
+from debate.wiki.related.models import (
+    SCORE_BASE,
+    WEIGHTS,
+    Analysis,
+    Candidate,
+    RelatedItem,
+    RelatedList,
+)
 from debate.wiki.related.render import render_markdown
 from debate.wiki.scores import ScoreRow
-from debate.core.scoring import display_score, score_color
 
 
 def _label(row: ScoreRow) -> str | None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from debate.core.diseases import disease_key, title_diseases
-from debate.kb.terms import term_key
+from debate.core.diseases import disease_key, term_key, title_diseases
 from debate.wiki.related.models import Analysis
 
 

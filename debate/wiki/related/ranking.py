@@ -13,7 +13,7 @@ from itertools import chain
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from debate.kb.terms import term_key
+from debate.core.diseases import term_key
 from debate.wiki.related.index import TermIndex
 from debate.wiki.related.listing import build_list
 from debate.wiki.related.models import BEST_FACTOR, SCORE_BASE, WEIGHTS, Candidate, RelatedList
@@ -206,7 +206,9 @@ def load_related(
 
 def related_markdown(engine: Engine, slug: str, *, limit: int = 10) -> str:
     """The section text of one page's list, read in its own session (for scripts and the demo)."""
-    from debate.store.db import session_scope  # local: keeps the pure parts free of the engine setup
+    from debate.store.db import (
+        session_scope,  # local: keeps the pure parts free of the engine setup
+    )
 
     with session_scope(engine) as s:
         return load_related(s, slug, limit=limit).markdown

@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from debate.wiki.related.models import HEADER, RelatedItem, RelatedList
 from debate.core.scoring import score_span
+from debate.wiki.related.models import HEADER, RelatedItem, RelatedList
 
 
 def _one_line(text: str) -> str:

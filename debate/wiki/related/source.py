@@ -12,11 +12,11 @@ from sqlalchemy import bindparam, func, select, union_all
 from sqlmodel import Session
 
 from debate.core.errors import NotFoundError
+from debate.store import tables as t
 from debate.wiki.related.index import TermIndex, term_index
 from debate.wiki.related.models import MAX_INCOMING, best_first, best_first_key
 from debate.wiki.related.page import PageContext, page_context
 from debate.wiki.scores import ScoreRow, run_scores, score_rows_queued
-from debate.store import tables as t
 
 # Built once with bound parameters: a list is read in a dozen small statements, and building
 # and compiling them anew each time would cost more than running them.

@@ -1,0 +1,150 @@
+"""How transcript values read in every rendering: scores, costs, times, turn headers, marks.
+
+The text and Markdown renderings call these directly and the HTML template gets the cell
+formatters as Jinja filters under the same names, so a value reads the same in all three.
+None of these escape: each renderer escapes their output for its own medium.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+
+from debate.core.rubric import DIMENSIONS
+from debate.core.scoring import display_score
+from debate.engine.transcript.model import (
+    AttemptOut,
+    CitationOut,
+    ConsensusOut,
+    JudgeOut,
+    ReviewInfo,
+    RunInfo,
+    Transcript,
+    TurnOut,
+    Usage,
+)
+
+HEURISTIC_LABEL = "offline heuristic agents — no model"
+INVALID_MARK = "✗ not retrieved"
+WITHHELD_MARK = "withheld (flagged)"
+
+
+def agents_line(t: Transcript) -> str:
+    """Who did the talking, in words (heuristic runs must never read as model output)."""
+    models = ", ".join(f"{k}: {v}" for k, v in t.run.models.items() if v) or "default models"
+    if t.agents == "heuristic":
+        return HEURISTIC_LABEL
+    if t.agents == "mixed":
+        return f"model agents (backend {t.run.backend}; {models}) with some offline heuristic turns"
+    if t.agents == "none":
+        return f"no turns recorded yet (backend {t.run.backend})"
+    return f"model agents (backend {t.run.backend}; {models})"
+
+
+# ---------------------------------------------------------------- one value ("—" when unknown)
+
+
+def score(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    return display_score(x)
+
+
+def num(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def cost(x: float | None) -> str:
+    return "—" if x is None else f"${x:.4f}"
+
+
+def ms(x: float | None) -> str:
+    return "—" if x is None else f"{x:.0f} ms"
+
+
+def tokens(u: Usage) -> str:
+    if u.total is None:
+        return "—"
+    return f"{u.prompt_tokens or 0} + {u.completion_tokens or 0} tokens"
+
+
+def ts(dt: datetime | None) -> str:
+    return "—" if dt is None else dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def heading(path: list[str]) -> str:
+    return " › ".join(path) if path else "(top)"
+
+
+def listed(items: list[str]) -> str:
+    return ", ".join(items) or "—"
+
+
+def cite(c: CitationOut) -> str:
+    return f"[{c.eid}]" if c.valid else f"[{c.eid} {INVALID_MARK}]"
+
+
+# ---------------------------------------------------------------- lines shared by text and Markdown
+
+
+def who(turn: TurnOut) -> str:
+    if turn.role == "judge":
+        return f"Judge {turn.seat}"
+    return turn.role.capitalize()
+
+
+def turn_header(turn: TurnOut) -> str:
+    return (
+        f"{turn.label} · {turn.model} · prompt {turn.prompt_name} v{turn.prompt_version} "
+        f"({turn.prompt_hash[:12]}) · {tokens(turn.usage)} · {cost(turn.cost_usd)} · {ms(turn.latency_ms)}"
+    )
+
+
+def attempt_line(a: AttemptOut) -> str:
+    bits = [f"#{a.n} {a.kind}: {a.outcome}"]
+    if a.http_status is not None:
+        bits.append(f"HTTP {a.http_status}")
+    if a.error:
+        bits.append(a.error)
+    bits += [a.model, tokens(a.usage), cost(a.cost_usd), ms(a.latency_ms)]
+    return " · ".join(bits)
+
+
+def consensus_line(c: ConsensusOut) -> str:
+    parts = [f"score {c.shown} (unrounded {c.score!r})"]
+    if c.interval is not None:
+        parts.append(f"interval {score(c.interval[0])}–{score(c.interval[1])} ({c.interval_method or '?'})")
+    parts.append(f"agreement α = {num(c.agreement)}")
+    if c.n_judges is not None:
+        parts.append(f"{c.n_judges} judges")
+    line = " · ".join(parts)
+    return f"{line} — {WITHHELD_MARK}" if c.withheld else line
+
+
+def first_side(j: JudgeOut) -> str:
+    """Which side the judge was shown first (only meaningful when ``critic_first`` is known)."""
+    return "critic" if j.critic_first else "proposer"
+
+
+def prompt_hashes(r: RunInfo) -> str:
+    """Prompt template hashes, shortened, by name ("" when none were recorded)."""
+    return ", ".join(f"{k}={v[:12]}" for k, v in sorted(r.prompt_hashes.items()))
+
+
+def config_json(r: RunInfo) -> str:
+    return json.dumps(r.config, sort_keys=True, ensure_ascii=False)
+
+
+def review_flag_note(review: ReviewInfo) -> str:
+    # Status and flag are stored apart; should they ever disagree, the flag must still show.
+    return " (flagged)" if review.flagged and review.status != "flagged" else ""
+
+
+def judge_table(judges: list[JudgeOut]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the judge table: one row per dimension, one column per judge."""
+    header = ["dimension"] + [f"judge {j.seat}" for j in judges]
+    rows = [[d] + [score(j.scores.get(d)) for j in judges] for d in DIMENSIONS]
+    rows.append(["overall"] + [score(j.overall) for j in judges])
+    rows.append(["confidence"] + [score(j.confidence) for j in judges])
+    return header, rows
