@@ -1,4 +1,4 @@
-"""`debate rescore` (scheduled rescoring in resumable batches) and `debate batches list|show`."""
+"""`debate rescore`: scheduled rescoring in resumable batches."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from debate.cli.app import announce_db, app, console, emit_json, out, state
+from debate.cli.batches import money, tokens
 from debate.core.errors import UserInputError
 from debate.store import tables as t
 from debate.store.db import session_scope
@@ -19,24 +19,8 @@ if TYPE_CHECKING:
     from debate.jobs.batches import Budget
     from debate.jobs.runner import BatchProgress, BatchSummary
 
-batches_app = typer.Typer(help="Rescoring batches: list, show.", no_args_is_help=True)
-app.add_typer(batches_app, name="batches")
-
 Backend = Literal["offline", "openai"]
 EXIT_STOPPED = 3  # the batch stopped before its end (budget): rerun to continue
-
-
-def _iso(dt: Any) -> str | None:
-    dt = t.as_utc(dt)
-    return dt.isoformat(timespec="seconds") if dt else None
-
-
-def _money(x: float | None) -> str:
-    return "—" if x is None else f"${x:,.4f}"
-
-
-def _tokens(x: int | None) -> str:
-    return "—" if x is None else f"{x:,}"
 
 
 def _eta(seconds: float | None) -> str:
@@ -47,33 +31,51 @@ def _eta(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+# The command's options, named so its signature reads as a list of what it takes.
+_StaleAfterOpt = Annotated[str | None, typer.Option(
+        "--stale-after", help="Scores older than this (0s, 12h, 30d, 2w); default [rescore] stale_after "
+                              "when no other criterion is given.")]
+_ChangedOpt = Annotated[bool, typer.Option(
+        "--changed", help="Hypotheses whose cited or listing KB pages changed since their last run.")]
+_PromptChangedOpt = Annotated[bool, typer.Option(
+        "--prompt-changed", help="Hypotheses whose last run used other prompts than the backend's now.")]
+_IdsOpt = Annotated[Path | None, typer.Option("--ids", help="Only hypotheses listed in this file.")]
+_LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="At most N, most urgent first.")]
+_ConcurrencyOpt = Annotated[int | None, typer.Option(
+        "--concurrency", min=1, max=1024, help="Debates at once (default [rescore] concurrency).")]
+_BackendOpt = Annotated[Backend | None, typer.Option("--backend", help="offline or openai (default: config).")]
+_MaxTokensTotalOpt = Annotated[int | None, typer.Option(
+        "--max-tokens-total", min=0,
+        help="Stop starting debates once the batch spent this many tokens (0: none).")]
+_MaxCostOpt = Annotated[float | None, typer.Option(
+        "--max-cost", min=0, help="Stop starting debates once the batch spent this many USD (0: none).")]
+_ProcessesOpt = Annotated[int, typer.Option(
+        "--processes", min=1, max=64, help="Processes debating the batch (each with --concurrency debates).")]
+_ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Resume this batch id (b-...).")]
+_DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be debated; change nothing.")]
+_EnqueueOpt = Annotated[bool, typer.Option(
+        "--enqueue", help="Put the batch on the task queue for `debate worker`s instead of running it (PostgreSQL).")]
+_AsJsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary (no progress bar).")]
+_QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
 @app.command("rescore")
 def rescore(
-    stale_after: Annotated[str | None, typer.Option(
-        "--stale-after", help="Scores older than this (0s, 12h, 30d, 2w); default [rescore] stale_after "
-                              "when no other criterion is given.")] = None,
-    changed: Annotated[bool, typer.Option(
-        "--changed", help="Hypotheses whose cited or listing KB pages changed since their last run.")] = False,
-    prompt_changed: Annotated[bool, typer.Option(
-        "--prompt-changed", help="Hypotheses whose last run used other prompts than the backend's now.")] = False,
-    ids: Annotated[Path | None, typer.Option("--ids", help="Only hypotheses listed in this file.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N, most urgent first.")] = None,
-    concurrency: Annotated[int | None, typer.Option(
-        "--concurrency", min=1, max=1024, help="Debates at once (default [rescore] concurrency).")] = None,
-    backend: Annotated[Backend | None, typer.Option("--backend", help="offline or openai (default: config).")] = None,
-    max_tokens_total: Annotated[int | None, typer.Option(
-        "--max-tokens-total", min=0,
-        help="Stop starting debates once the batch spent this many tokens (0: none).")] = None,
-    max_cost: Annotated[float | None, typer.Option(
-        "--max-cost", min=0, help="Stop starting debates once the batch spent this many USD (0: none).")] = None,
-    processes: Annotated[int, typer.Option(
-        "--processes", min=1, max=64, help="Processes debating the batch (each with --concurrency debates).")] = 1,
-    resume: Annotated[str | None, typer.Option("--resume", help="Resume this batch id (b-...).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be debated; change nothing.")] = False,
-    enqueue: Annotated[bool, typer.Option(
-        "--enqueue", help="Put the batch on the task queue for `debate worker`s instead of running it (PostgreSQL).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary (no progress bar).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    stale_after: _StaleAfterOpt = None,
+    changed: _ChangedOpt = False,
+    prompt_changed: _PromptChangedOpt = False,
+    ids: _IdsOpt = None,
+    limit: _LimitOpt = None,
+    concurrency: _ConcurrencyOpt = None,
+    backend: _BackendOpt = None,
+    max_tokens_total: _MaxTokensTotalOpt = None,
+    max_cost: _MaxCostOpt = None,
+    processes: _ProcessesOpt = 1,
+    resume: _ResumeOpt = None,
+    dry_run: _DryRunOpt = False,
+    enqueue: _EnqueueOpt = False,
+    as_json: _AsJsonOpt = False,
+    quiet: _QuietOpt = False,
 ) -> None:
     """Re-debate stale hypotheses in a stored batch that a rerun of the same command resumes.
 
@@ -218,9 +220,9 @@ def _run(engine: Any, settings: Any, batch_id: str, concurrency: int | None, bud
         progress.update(
             task, total=p.total, completed=p.done + p.failed, done=p.done, failed=p.failed, left=p.remaining,
             rate=f"{p.per_minute:.1f}", eta=_eta(p.eta_s),
-            tokens=_tokens(sp.tokens) + ("" if not sp.unknown_tokens else f" (+{sp.unknown_tokens} calls unknown)")
+            tokens=tokens(sp.tokens) + ("" if not sp.unknown_tokens else f" (+{sp.unknown_tokens} calls unknown)")
             if known_calls or not sp.calls else "—",
-            cost=_money(sp.cost_usd) if sp.calls - sp.unknown_cost else "—",
+            cost=money(sp.cost_usd) if sp.calls - sp.unknown_cost else "—",
             description=f"{batch_id} (stopping: budget)" if p.stopping else batch_id,
         )
 
@@ -237,7 +239,7 @@ def _print_summary(s: BatchSummary) -> None:
             f"({s.debated} debated now in {s.elapsed_s:.1f} s, {s.per_minute:.1f}/min)")
     out.print(line, markup=False)
     if s.tokens is not None or s.cost_usd is not None:
-        out.print(f"spent {_tokens(s.tokens)} tokens, {_money(s.cost_usd)}"
+        out.print(f"spent {tokens(s.tokens)} tokens, {money(s.cost_usd)}"
                   + (f"; {s.unknown_usage} calls reported no usage (not counted)" if s.unknown_usage else ""),
                   markup=False)
     if s.stop_reason:
@@ -289,94 +291,3 @@ def _dry_run(opts: Any, ids: list[str] | None, as_json: bool) -> None:
         out.print(table)
         if len(selected) > 200:
             out.print(f"... and {len(selected) - 200} more (--json lists all)", markup=False)
-
-
-@batches_app.command("list")
-def list_batches(
-    status: Annotated[str | None, typer.Option("--status", help="pending, running, stopped or done.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest batches at most.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List rescoring batches, newest first."""
-    from debate.jobs.batches import list_batches as query
-
-    with session_scope(state.engine()) as s:
-        rows = query(s, status=status, limit=limit)
-    items = [_batch_dict(b) for b in rows]
-    if as_json:
-        emit_json(items)
-        return
-    table = Table("batch", "status", "created", "total", "done", "failed", "tokens", "cost", "options")
-    for b, i in zip(rows, items, strict=True):
-        table.add_row(b.id, b.status, (i["created_at"] or "")[:19], str(b.total), str(b.done), str(b.failed),
-                      _tokens(i["tokens"]), _money(b.cost_usd), _describe(b.options))
-    out.print(table)
-
-
-@batches_app.command("show")
-def show_batch(
-    batch_id: Annotated[str, typer.Argument(help="Batch id, b-...")],
-    items: Annotated[bool, typer.Option("--items", help="Also list every hypothesis with its run.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Show one batch: options, settings, progress by status, spend, and (--items) its hypotheses."""
-    from debate.jobs.batches import batch_counts, batch_spend, get_batch
-    from debate.jobs.selection import Reasons
-
-    with session_scope(state.engine()) as s:
-        b = get_batch(s, batch_id)
-        counts = batch_counts(s, batch_id)
-        spend = batch_spend(s, batch_id)
-        rows = s.execute(
-            select(t.BatchItem.hypothesis_id, t.BatchItem.run_id, t.Run.status, t.Run.score, t.BatchItem.reasons)
-            .outerjoin(t.Run, t.Run.id == t.BatchItem.run_id)
-            .where(t.BatchItem.batch_id == batch_id).order_by(t.BatchItem.ordinal)
-        ).all() if items else []
-    data = _batch_dict(b) | {
-        "settings": b.settings, "counts": counts, "spend": spend.model_dump(),
-    }
-    if items:
-        data["items"] = [{"hypothesis_id": h, "run_id": r, "status": st or "pending", "score": sc,
-                          "reasons": Reasons.model_validate(re or {}).model_dump()} for h, r, st, sc, re in rows]
-    if as_json:
-        emit_json(data)
-        return
-    for k in ("id", "status", "stop_reason", "backend", "created_at", "started_at", "finished_at", "owner"):
-        out.print(f"{k:>12}: {data.get(k)}", markup=False)
-    out.print(f"{'options':>12}: {_describe(b.options)}", markup=False)
-    out.print(f"{'progress':>12}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" of {b.total}",
-              markup=False)
-    if spend.calls and spend.unknown_tokens == spend.calls:
-        spent = f"{spend.calls} calls, none reported usage"
-    else:
-        cost = _money(spend.cost_usd if spend.calls > spend.unknown_cost else None)
-        spent = f"{spend.tokens:,} tokens, {cost} over {spend.calls} calls"
-        if spend.unknown_tokens:
-            spent += f" ({spend.unknown_tokens} without usage)"
-    out.print(f"{'spent':>12}: {spent}", markup=False)
-    if items:
-        table = Table("hypothesis", "run", "status", "score", "why")
-        for i in data["items"]:
-            table.add_row(i["hypothesis_id"], i["run_id"] or "—", i["status"],
-                          f"{i['score']:.3f}" if i["score"] is not None else "—",
-                          Reasons.model_validate(i["reasons"]).summary())
-        out.print(table)
-
-
-def _describe(options: dict) -> str:  # type: ignore[type-arg]
-    from debate.jobs.selection import SelectionOptions
-
-    try:
-        return SelectionOptions.model_validate(options).describe()
-    except ValueError:
-        return str(options)
-
-
-def _batch_dict(b: t.Batch) -> dict[str, Any]:
-    tokens = None if b.prompt_tokens is None else b.prompt_tokens + (b.completion_tokens or 0)
-    return {
-        "id": b.id, "status": b.status, "stop_reason": b.stop_reason, "backend": b.backend, "options": b.options,
-        "options_key": b.options_key, "total": b.total, "done": b.done, "failed": b.failed,
-        "tokens": tokens, "cost_usd": b.cost_usd, "unknown_usage": b.unknown_usage, "owner": b.owner,
-        "created_at": _iso(b.created_at), "started_at": _iso(b.started_at), "finished_at": _iso(b.finished_at),
-    }

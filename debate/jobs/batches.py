@@ -124,6 +124,18 @@ def settings_snapshot(settings: Settings, *, backend: str, concurrency: int, bud
     return snap
 
 
+def split_limits(settings: Settings, processes: int) -> Settings:
+    """Settings for one of ``processes`` processes sharing an endpoint: each gets an equal share of
+    its limits (limiters are per process), so together they stay within them."""
+    o = settings.openai
+    share = o.model_copy(update={
+        "max_concurrency": max(1, o.max_concurrency // processes),
+        "rpm": max(1, o.rpm // processes) if o.rpm else 0,
+        "tpm": max(1, o.tpm // processes) if o.tpm else 0,
+    })
+    return settings.model_copy(update={"openai": share})
+
+
 def check_budget(settings: Settings, backend: str, budget: Budget, judges: int) -> None:
     """Refuse a budget that cannot be enforced (offline runs spend no tokens; unpriced models)."""
     if not budget.limited:

@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import delete, select, update
@@ -33,6 +33,9 @@ from debate.core.errors import DebateError, StorageError, UserInputError
 from debate.engine.runs import Executor, create_runs
 from debate.store import tables as t
 from debate.store.db import ensure_schema, is_sqlite, session_scope
+
+if TYPE_CHECKING:
+    from debate.jobs.selection import BackendName
 
 QUEUE_NEEDS_POSTGRES = "a queue needs PostgreSQL (DEBATE_DATABASE_URL=postgresql+psycopg://...)"
 TASK = "debate_hypothesis"
@@ -330,12 +333,12 @@ async def enqueue_batch(app: Any, engine: Engine, settings: Settings, batch_id: 
     return await enqueue(app, engine, settings, ids, backend=backend, batch_id=batch_id, trigger="rescore")
 
 
-async def enqueue_selection(app: Any, engine: Engine, settings: Settings, *, backend: str) -> Enqueued:
+async def enqueue_selection(app: Any, engine: Engine, settings: Settings, *, backend: BackendName) -> Enqueued:
     """Select stale and evidence-changed hypotheses (as ``debate rescore --changed`` does) and enqueue them."""
     from debate.jobs.batches import open_or_create_batch
     from debate.jobs.selection import normalize_options
 
-    opts = normalize_options(backend=backend, stale_after=settings.rescore.stale_after, changed=True,  # type: ignore[arg-type]
+    opts = normalize_options(backend=backend, stale_after=settings.rescore.stale_after, changed=True,
                              prompt_changed=False, ids=None, limit=None,
                              default_stale_after=settings.rescore.stale_after)
     batch, _ = await asyncio.to_thread(open_or_create_batch, engine, settings, opts)

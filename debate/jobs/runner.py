@@ -46,13 +46,14 @@ from debate.jobs.batches import (
     owner_alive,
     runs_spend,
     spend_by_run,
+    split_limits,
     sync_items,
 )
 from debate.store import tables as t
 from debate.store.db import is_sqlite, session_scope, sqlite_path, write_tx
 from debate.store.tables import utcnow
 
-__all__ = ["BatchProgress", "BatchRunner", "BatchSummary", "split_limits"]
+__all__ = ["BatchProgress", "BatchRunner", "BatchSummary"]
 
 _RUN = t.Run.__table__  # type: ignore[attr-defined]
 
@@ -412,18 +413,6 @@ class BatchRunner:
             p.start()
             helpers.append(p)
         return helpers
-
-
-def split_limits(settings: Settings, processes: int) -> Settings:
-    """Settings for one of ``processes`` processes sharing an endpoint: each gets an equal share of
-    its limits (limiters are per process), so together they stay within them."""
-    o = settings.openai
-    share = o.model_copy(update={
-        "max_concurrency": max(1, o.max_concurrency // processes),
-        "rpm": max(1, o.rpm // processes) if o.rpm else 0,
-        "tpm": max(1, o.tpm // processes) if o.tpm else 0,
-    })
-    return settings.model_copy(update={"openai": share})
 
 
 def _helper_main(settings: Settings, batch_id: str, concurrency: int, budget: Budget, index: int, parent: int) -> None:
