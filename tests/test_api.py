@@ -66,8 +66,10 @@ def test_hypothesis_list_pages_filters_and_sorts(client: TestClient) -> None:
     assert not {i["id"] for i in body["items"]} & {i["id"] for i in second["items"]}
     sod1 = client.get("/api/hypotheses", params={"target": "sod1"}).json()["items"]
     assert [i["id"] for i in sod1] == [SOD1] and sod1[0]["status"] == "scored" and sod1[0]["links"]["page"]
-    als = {i["id"] for i in client.get("/api/hypotheses", params={"disease": "Amyotrophic lateral sclerosis"})
-           .json()["items"]}
+    als = {
+        i["id"]
+        for i in client.get("/api/hypotheses", params={"disease": "Amyotrophic lateral sclerosis"}).json()["items"]
+    }
     assert SOD1 in als and BACE1 not in als
     scored = client.get("/api/hypotheses", params={"status": "scored"}).json()["items"]
     assert [i["id"] for i in scored] == [SOD1]
@@ -90,8 +92,11 @@ def test_hypothesis_detail_has_score_targets_history_and_run_links(client: TestC
     assert d["score"]["agreement"] is not None and len(d["score"]["interval"]) == 2
     assert d["targets"][0]["gene"] == "SOD1" and any(p["slug"] == "entities-sod1" for p in d["targets"][0]["pages"])
     assert [h["run_id"] for h in d["history"]] == [run_id]
-    assert d["runs"][0]["links"] == {"api": f"/api/runs/{run_id}", "transcript": f"/api/runs/{run_id}/transcript",
-                                     "page": f"/runs/{run_id}"}
+    assert d["runs"][0]["links"] == {
+        "api": f"/api/runs/{run_id}",
+        "transcript": f"/api/runs/{run_id}/transcript",
+        "page": f"/runs/{run_id}",
+    }
 
 
 def test_runs_list_detail_and_transcript(client: TestClient, run_id: str) -> None:
@@ -135,13 +140,21 @@ def test_scores_json_is_the_cli_text_with_an_etag_round_trip(client: TestClient,
     assert changed.status_code == 200 and changed.headers["etag"] != tag
     assert next(r for r in changed.json() if r["id"] == SOD1)["flagged"] is True
     md = client.get(f"/api/pages/{PAGE}/related", params={"format": "md"})
-    assert client.get(f"/api/pages/{PAGE}/related", params={"format": "md"},
-                      headers={"If-None-Match": md.headers["etag"]}).status_code == 304
+    assert (
+        client.get(
+            f"/api/pages/{PAGE}/related", params={"format": "md"}, headers={"If-None-Match": md.headers["etag"]}
+        ).status_code
+        == 304
+    )
 
 
 def test_unknown_ids_are_404_with_a_message(client: TestClient) -> None:
-    for path in ("/api/hypotheses/h-00000000", "/api/runs/r-nope", "/api/runs/r-nope/transcript",
-                 "/api/pages/no-such-page/related"):
+    for path in (
+        "/api/hypotheses/h-00000000",
+        "/api/runs/r-nope",
+        "/api/runs/r-nope/transcript",
+        "/api/pages/no-such-page/related",
+    ):
         r = client.get(path)
         assert r.status_code == 404 and r.json()["message"], path
     r = client.post("/api/runs/r-nope/reviews", json={"action": "approve"}, headers=ALICE)
@@ -173,8 +186,7 @@ def test_unknown_ids_are_404_with_a_message(client: TestClient) -> None:
         ("post", "/api/runs/RUN/reviews", {"json": {"action": "flag", "note": "x" * 5000}}),
     ],
 )
-def test_bad_input_is_422_with_a_message(client: TestClient, run_id: str, method: str, path: str,
-                                         kwargs: dict) -> None:
+def test_bad_input_is_422_with_a_message(client: TestClient, run_id: str, method: str, path: str, kwargs: dict) -> None:
     headers = {**ALICE, **kwargs.pop("headers", {})}
     r = getattr(client, method)(path.replace("RUN", run_id), headers=headers, **kwargs)
     assert r.status_code == 422, r.text
@@ -205,19 +217,27 @@ def test_without_configured_tokens_writes_are_disabled(db: tuple[str, str]) -> N
 
 def test_reviews_record_who_and_a_flag_withholds_the_score(client: TestClient, run_id: str) -> None:
     before = client.get(f"/api/hypotheses/{SOD1}").json()["score"]
-    r = client.post(f"/api/runs/{run_id}/reviews", json={"action": "flag", "note": "cites the wrong trial"},
-                    headers=BOB)
+    r = client.post(
+        f"/api/runs/{run_id}/reviews", json={"action": "flag", "note": "cites the wrong trial"}, headers=BOB
+    )
     assert r.status_code == 201
     assert r.json()["review"]["by"] == "bob" and r.json()["run"]["flagged"] is True
     after = client.get(f"/api/hypotheses/{SOD1}").json()
     assert after["withheld"] is True and after["score"]["score"] is None and after["score"]["last_run"] is None
     assert after["score"]["shown_score"] == before["prior"]  # back to the imported prior
-    assert client.post(f"/api/runs/{run_id}/reviews", json={"action": "comment", "note": "checked"},
-                       headers=ALICE).status_code == 201
+    assert (
+        client.post(
+            f"/api/runs/{run_id}/reviews", json={"action": "comment", "note": "checked"}, headers=ALICE
+        ).status_code
+        == 201
+    )
     assert client.post(f"/api/runs/{run_id}/reviews", json={"action": "clear"}, headers=ALICE).status_code == 201
     detail = client.get(f"/api/runs/{run_id}").json()
-    assert [(v["action"], v["by"]) for v in detail["reviews"]] == [("flag", "bob"), ("comment", "alice"),
-                                                                     ("clear", "alice")]
+    assert [(v["action"], v["by"]) for v in detail["reviews"]] == [
+        ("flag", "bob"),
+        ("comment", "alice"),
+        ("clear", "alice"),
+    ]
     assert client.get(f"/api/hypotheses/{SOD1}").json()["score"]["score"] == before["score"]
 
 
@@ -236,8 +256,10 @@ def test_post_runs_debates_in_the_background_and_refuses_a_second_one(client: Te
     assert client.app.state.runner.wait_idle(60)  # type: ignore[attr-defined]
     run = client.get(f"/api/runs/{new_id}").json()
     assert run["status"] == "done" and run["trigger"] == "api:alice" and run["config"]["judges"] == 2
-    assert client.get(f"/api/hypotheses/{BACE1}").json()["score"]["last_run"] in {new_id, *(
-        x["run_id"] for x in (again.json().get("runs") or []))}
+    assert client.get(f"/api/hypotheses/{BACE1}").json()["score"]["last_run"] in {
+        new_id,
+        *(x["run_id"] for x in (again.json().get("runs") or [])),
+    }
 
 
 class Recorder:
@@ -268,8 +290,9 @@ def test_the_dispatcher_seam_and_one_pending_run_per_hypothesis(db: tuple[str, s
 def test_queue_debates_without_a_dispatcher_refuses(db: tuple[str, str]) -> None:
     cfg = settings_for(db[0])
     with pytest.raises(QueueUnavailable):
-        queue_debates(ensure_schema(db[0]), cfg, None, RunRequest(hypothesis_ids=[SOD1]), by="alice",
-                      backends=("offline",))
+        queue_debates(
+            ensure_schema(db[0]), cfg, None, RunRequest(hypothesis_ids=[SOD1]), by="alice", backends=("offline",)
+        )
 
 
 def test_runs_queued_before_a_stop_are_resumed_on_start(db: tuple[str, str]) -> None:
@@ -286,9 +309,16 @@ def test_runs_queued_before_a_stop_are_resumed_on_start(db: tuple[str, str]) -> 
 def test_openapi_schema_is_published_with_bearer_auth_on_writes(client: TestClient) -> None:
     schema = client.get("/api/openapi.json").json()
     paths = schema["paths"]
-    for p in ("/api/hypotheses", "/api/hypotheses/{hyp_id}", "/api/runs", "/api/runs/{run_id}",
-              "/api/runs/{run_id}/transcript", "/api/pages/{slug}/related", "/api/scores.json",
-              "/api/runs/{run_id}/reviews"):
+    for p in (
+        "/api/hypotheses",
+        "/api/hypotheses/{hyp_id}",
+        "/api/runs",
+        "/api/runs/{run_id}",
+        "/api/runs/{run_id}/transcript",
+        "/api/pages/{slug}/related",
+        "/api/scores.json",
+        "/api/runs/{run_id}/reviews",
+    ):
         assert p in paths, p
     assert paths["/api/runs"]["post"]["security"] == [{"reviewerToken": []}]
     assert "security" not in paths["/api/runs"]["get"]
@@ -308,8 +338,13 @@ def test_debate_serve_answers_over_http(db: tuple[str, str], cli_env: dict[str, 
         port = sock.getsockname()[1]
     env = {**cli_env, "DEBATE_DATABASE_URL": db[0], "DEBATE_REVIEWER_TOKENS": json.dumps(TOKENS)}
     assert "--port" in run_cli("serve", "--help", env=env).stdout
-    proc = subprocess.Popen([sys.executable, "-m", "debate", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "debate", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -58,7 +58,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     ingest_paths(engine, [SAMPLE_KB])
     with FakeOpenAIServer() as fake:
         cfg = load_settings(
-            database_url=url, reviewer_tokens=json.dumps({"schemathesis": TOKEN}),
+            database_url=url,
+            reviewer_tokens=json.dumps({"schemathesis": TOKEN}),
             openai={"base_url": fake.base_url, "api_key": "test-key", "timeout_s": 2.0, "max_transport_attempts": 2},
             debate={"rounds": 1, "judges": 2},
         )
@@ -92,13 +93,28 @@ def _prepare(case: Any, i: int, served: dict[str, Any], positive: bool) -> dict[
     return {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _fuzz(op: Any, label: str, mode: GenerationMode, n: int, served: dict[str, Any], counter: Iterator[int],
-          cases: Counter[str], statuses: Counter[int], failures: list[str]) -> None:
+def _fuzz(
+    op: Any,
+    label: str,
+    mode: GenerationMode,
+    n: int,
+    served: dict[str, Any],
+    counter: Iterator[int],
+    cases: Counter[str],
+    statuses: Counter[int],
+    failures: list[str],
+) -> None:
     """Up to ``n`` generated cases of one operation in one mode; failures are collected, not raised."""
     positive = mode == GenerationMode.POSITIVE
 
-    @settings(max_examples=n, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @settings(
+        max_examples=n,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     @given(case=op.as_strategy(generation_mode=mode))
     def one(case: Any) -> None:
         headers = _prepare(case, next(counter), served, positive)

@@ -23,8 +23,10 @@ from sqlalchemy import select, update
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-    pytest.skip("needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)",
-                allow_module_level=True)
+    pytest.skip(
+        "needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)",
+        allow_module_level=True,
+    )
 webdriver = pytest.importorskip("selenium.webdriver")
 
 import uvicorn
@@ -54,8 +56,11 @@ def _seed(tmp_path: Path) -> tuple[str, str]:
         ev = s.execute(select(t.Evidence).where(t.Evidence.run_id == run_id, t.Evidence.eid == "E1")).scalar_one()
         ev.text = f"KB text {SCRIPT} ends here"
         s.add(ev)
-        s.execute(update(t.Turn).where(t.Turn.run_id == run_id, t.Turn.role == "critic")
-                  .values(raw_reply=f"model reply {SCRIPT}"))
+        s.execute(
+            update(t.Turn)
+            .where(t.Turn.run_id == run_id, t.Turn.role == "critic")
+            .values(raw_reply=f"model reply {SCRIPT}")
+        )
         s.execute(update(t.Hypothesis).where(t.Hypothesis.id == "h-1c05c34d").values(title=f"BACE1 {SCRIPT}"))
     return url, run_id
 
@@ -64,8 +69,9 @@ def _seed(tmp_path: Path) -> tuple[str, str]:
 def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """uvicorn serving the app on 127.0.0.1 at a free port, in a thread."""
     url, run_id = _seed(tmp_path)
-    app = create_app(load_settings(database_url=url, reviewer_tokens=json.dumps({"alice": TOKEN})),
-                     backends=("offline",))
+    app = create_app(
+        load_settings(database_url=url, reviewer_tokens=json.dumps({"alice": TOKEN})), backends=("offline",)
+    )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -86,9 +92,18 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def browser(tmp_path: Path) -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1600",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)

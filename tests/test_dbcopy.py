@@ -46,7 +46,8 @@ def test_copy_sqlite_to_postgres_keeps_counts_and_scores(sample_engine, db_url, 
     assert counts["reviews"]["target"] == 1
     pg_env = {**cli_env, "DEBATE_DATABASE_URL": pg_url}
     assert json.loads(run_cli("scores", "--json", env=pg_env).stdout) == json.loads(
-        run_cli("scores", "--json", env=cli_env).stdout)
+        run_cli("scores", "--json", env=cli_env).stdout
+    )
     # The copy is usable: new rows get ids past the copied ones (sequences moved), search works.
     _debate(pg_url, ["h-9878fd9b"])
     pg = ensure_schema(pg_url)

@@ -62,18 +62,40 @@ def _twin_kb(tmp_path: Path, engine) -> None:  # type: ignore[no-untyped-def]
     kb = tmp_path / "kb"
     kb.mkdir()
     common = dict(modality="antisense oligonucleotide", disease="ALS")
-    _page(kb, "alpha-program", title="Alpha Program", drug="Alphasen", gene="GENA1",
-          status="FDA-approved (2021) after a positive Phase 3 trial",
-          efficacy="Slowed functional decline and reduced neurofilament light chain", **common)
-    _page(kb, "beta-program", title="Beta Program", drug="Betasen", gene="GENB1",
-          status="Phase 3 failed (2021); development discontinued",
-          efficacy="Did not meet its primary endpoint", **common)
+    _page(
+        kb,
+        "alpha-program",
+        title="Alpha Program",
+        drug="Alphasen",
+        gene="GENA1",
+        status="FDA-approved (2021) after a positive Phase 3 trial",
+        efficacy="Slowed functional decline and reduced neurofilament light chain",
+        **common,
+    )
+    _page(
+        kb,
+        "beta-program",
+        title="Beta Program",
+        drug="Betasen",
+        gene="GENB1",
+        status="Phase 3 failed (2021); development discontinued",
+        efficacy="Did not meet its primary endpoint",
+        **common,
+    )
     ingest_paths(engine, [kb])
     with session_scope(engine, immediate=True) as s:
         for hid, gene in (("h-000000a1", "GENA1"), ("h-000000b1", "GENB1")):
-            add(s, HypothesisIn(id=hid, title=f"{gene} antisense knockdown in ALS",
-                                statement=f"Lowering {gene} with an antisense oligonucleotide slows ALS.",
-                                targets=[gene], diseases=["ALS"], mechanisms=["antisense"]))
+            add(
+                s,
+                HypothesisIn(
+                    id=hid,
+                    title=f"{gene} antisense knockdown in ALS",
+                    statement=f"Lowering {gene} with an antisense oligonucleotide slows ALS.",
+                    targets=[gene],
+                    diseases=["ALS"],
+                    mechanisms=["antisense"],
+                ),
+            )
 
 
 def test_approval_evidence_scores_above_a_failed_pivotal_trial(tmp_path, db_url, engine):

@@ -25,8 +25,7 @@ SOD1 = "h-9878fd9b"
 def _settings(db_url: str, base_url: str, **openai: object):  # type: ignore[no-untyped-def]
     return load_settings(
         database_url=db_url,
-        openai={"base_url": base_url, "api_key": "test-key", "timeout_s": 2.0, "max_transport_attempts": 4,
-                **openai},
+        openai={"base_url": base_url, "api_key": "test-key", "timeout_s": 2.0, "max_transport_attempts": 4, **openai},
     )
 
 
@@ -43,8 +42,13 @@ def _debate(engine, settings, hyp=SOD1, *, rounds=1, judges=1) -> str:  # type: 
 
 def _attempts(engine, run_id: str) -> list[t.Attempt]:  # type: ignore[no-untyped-def]
     with session_scope(engine) as s:
-        return list(s.execute(select(t.Attempt).where(t.Attempt.run_id == run_id)
-                              .order_by(t.Attempt.round, t.Attempt.role, t.Attempt.seat, t.Attempt.n)).scalars())
+        return list(
+            s.execute(
+                select(t.Attempt)
+                .where(t.Attempt.run_id == run_id)
+                .order_by(t.Attempt.round, t.Attempt.role, t.Attempt.seat, t.Attempt.n)
+            ).scalars()
+        )
 
 
 def _run(engine, run_id: str) -> t.Run:  # type: ignore[no-untyped-def]
@@ -63,8 +67,15 @@ def test_a_clean_debate_records_one_attempt_per_turn(sample_engine, db_url):
         with session_scope(sample_engine) as s:
             turns = s.execute(select(t.Turn.round, t.Turn.role, t.Turn.seat).where(t.Turn.run_id == run_id)).all()
         # Never-conceding schema replies: 2 rounds x (proposer, critic) + 3 judges.
-        assert sorted(turns) == [(1, "critic", 0), (1, "proposer", 0), (2, "critic", 0), (2, "judge", 0),
-                                 (2, "judge", 1), (2, "judge", 2), (2, "proposer", 0)]
+        assert sorted(turns) == [
+            (1, "critic", 0),
+            (1, "proposer", 0),
+            (2, "critic", 0),
+            (2, "judge", 0),
+            (2, "judge", 1),
+            (2, "judge", 2),
+            (2, "proposer", 0),
+        ]
         attempts = _attempts(sample_engine, run_id)
         assert server.request_count == len(attempts) == 7
         # The run's totals are its attempts' sums.

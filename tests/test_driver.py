@@ -15,16 +15,41 @@ from debate.store.db import HeldConnections, ensure_schema
 from debate.store.driver import Sql, execute, executemany, fetchall, in_list
 
 _HYP = t.Hypothesis.__table__  # type: ignore[attr-defined]
-_COLUMNS = ("id", "title", "title_key", "statement", "diseases", "targets", "target_label", "mechanisms",
-            "source", "prior_score", "prior_source", "created_at", "updated_at")
+_COLUMNS = (
+    "id",
+    "title",
+    "title_key",
+    "statement",
+    "diseases",
+    "targets",
+    "target_label",
+    "mechanisms",
+    "source",
+    "prior_score",
+    "prior_source",
+    "created_at",
+    "updated_at",
+)
 _INSERT = Sql.insert(_HYP, _COLUMNS)
 
 
 def _row(i: int, **changes: object) -> dict[str, object]:
     when = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
-    row = dict(id=f"h-{i}", title=f"Idea {i}", title_key=f"idea {i}", statement="100% “quoted” :not_a_param",
-               diseases=["ALS"], targets=["SOD1", "TARDBP"], target_label=None, mechanisms=[],
-               source="test", prior_score=0.25 * i, prior_source=None, created_at=when, updated_at=when)
+    row = dict(
+        id=f"h-{i}",
+        title=f"Idea {i}",
+        title_key=f"idea {i}",
+        statement="100% “quoted” :not_a_param",
+        diseases=["ALS"],
+        targets=["SOD1", "TARDBP"],
+        target_label=None,
+        mechanisms=[],
+        source="test",
+        prior_score=0.25 * i,
+        prior_source=None,
+        created_at=when,
+        updated_at=when,
+    )
     return {**row, **changes}
 
 
@@ -46,13 +71,17 @@ def test_rows_written_on_the_driver_read_back_as_rows_written_by_core(engine):  
     with db.tx() as conn:
         stored = {r.id: r for r in conn.execute(select(_HYP))}
         # The same text in the database, whichever path wrote it (JSON text, datetime format).
-        raw = dict(conn.execute(text("SELECT id, CAST(targets AS TEXT) || '|' || CAST(created_at AS TEXT) "
-                                     "FROM hypotheses")).all())
+        raw = dict(
+            conn.execute(
+                text("SELECT id, CAST(targets AS TEXT) || '|' || CAST(created_at AS TEXT) FROM hypotheses")
+            ).all()
+        )
     assert raw["h-1"] == raw["h-3"] and raw["h-2"] == raw["h-4"]
     for written, by_core in (("h-1", "h-3"), ("h-2", "h-4")):
         a, b = stored[written]._asdict(), stored[by_core]._asdict()
-        assert {k: v for k, v in a.items() if k not in ("id", "title", "title_key", "prior_score")} == \
-               {k: v for k, v in b.items() if k not in ("id", "title", "title_key", "prior_score")}
+        assert {k: v for k, v in a.items() if k not in ("id", "title", "title_key", "prior_score")} == {
+            k: v for k, v in b.items() if k not in ("id", "title", "title_key", "prior_score")
+        }
     assert stored["h-1"].targets == ["SOD1", "TARDBP"]
     assert stored["h-1"].statement == "100% “quoted” :not_a_param"
     db.close()
@@ -62,8 +91,11 @@ def test_queries_convert_results_by_column_type(engine):  # type: ignore[no-unty
     db = HeldConnections(engine)
     with db.tx(write=True) as conn:
         conn.execute(_HYP.insert(), [_row(1), _row(2), _row(3)])
-    query = Sql(f"SELECT id, targets, created_at, prior_score FROM hypotheses WHERE id IN ({in_list('h', 2)}) "
-                "ORDER BY id", tables=[_HYP], results=("id", "targets", "created_at", "prior_score"))
+    query = Sql(
+        f"SELECT id, targets, created_at, prior_score FROM hypotheses WHERE id IN ({in_list('h', 2)}) ORDER BY id",
+        tables=[_HYP],
+        results=("id", "targets", "created_at", "prior_score"),
+    )
     with db.tx() as conn:
         rows = fetchall(conn, query, {"h0": "h-1", "h1": "h-3"})
     assert [r[0] for r in rows] == ["h-1", "h-3"]

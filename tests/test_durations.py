@@ -12,8 +12,17 @@ from debate.core.errors import UserInputError
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0s", 0), ("45s", 45), ("90m", 5400), ("12h", 43_200), ("30d", 2_592_000), ("2w", 1_209_600),
-     ("1d12h", 129_600), (" 12H ", 43_200), ("1w 2d", 777_600)],
+    [
+        ("0s", 0),
+        ("45s", 45),
+        ("90m", 5400),
+        ("12h", 43_200),
+        ("30d", 2_592_000),
+        ("2w", 1_209_600),
+        ("1d12h", 129_600),
+        (" 12H ", 43_200),
+        ("1w 2d", 777_600),
+    ],
 )
 def test_parses(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
@@ -21,9 +30,17 @@ def test_parses(text: str, seconds: int) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("", "empty"), ("30", "has no unit"), ("1.5d", "not a duration"), ("3y", "unknown unit 'y'"),
-     ("-1d", "negative"), ("12h1d", "largest to smallest"), ("1d1d", "largest to smallest"),
-     ("d", "not a duration"), ("soon", "not a duration")],
+    [
+        ("", "empty"),
+        ("30", "has no unit"),
+        ("1.5d", "not a duration"),
+        ("3y", "unknown unit 'y'"),
+        ("-1d", "negative"),
+        ("12h1d", "largest to smallest"),
+        ("1d1d", "largest to smallest"),
+        ("d", "not a duration"),
+        ("soon", "not a duration"),
+    ],
 )
 def test_refuses_with_a_clear_message(text: str, message: str) -> None:
     with pytest.raises(UserInputError) as e:

@@ -36,10 +36,21 @@ def add_done_run(engine, hyp_id: str, score: float, at: datetime | None = None) 
     run_id = f"r-{uuid4().hex[:12]}"
     at = at or utcnow()
     with session_scope(engine) as s:
-        s.execute(insert(t.Run).values(
-            id=run_id, hypothesis_id=hyp_id, status="done", backend="offline", models={}, config={},
-            prompt_hashes={}, created_at=at - timedelta(seconds=30), finished_at=at, score=score, agreement=0.8,
-        ))
+        s.execute(
+            insert(t.Run).values(
+                id=run_id,
+                hypothesis_id=hyp_id,
+                status="done",
+                backend="offline",
+                models={},
+                config={},
+                prompt_hashes={},
+                created_at=at - timedelta(seconds=30),
+                finished_at=at,
+                score=score,
+                agreement=0.8,
+            )
+        )
     return run_id
 
 
@@ -70,7 +81,7 @@ def test_a_new_score_moves_exactly_that_line(seeded, seed_path: Path, tmp_path: 
     old = next(i for i, line in enumerate(before) if PERFORANT in line)
     moved = before[old].replace(">0.69</span>", ">0.90</span>")
     assert moved != before[old] and "color:#81c784" in moved
-    expected = before[:old] + before[old + 1:]
+    expected = before[:old] + before[old + 1 :]
     expected.insert(first, moved)
     assert after == expected
     changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]

@@ -191,6 +191,7 @@ async def test_responder_sees_whole_request() -> None:
 
     with FakeOpenAIServer.from_function(by_role) as server:
         client = OpenAIChatClient(EndpointConfig(base_url=server.base_url, model="m"))
+
         def conversation(system: str) -> list[ChatMessage]:
             return [
                 ChatMessage(role="system", content=system),

@@ -31,11 +31,19 @@ def test_the_seed_page_is_stored_with_everything_extracted(engine, seed_path, db
     assert shown["entity_type"] == "therapeutic"
     assert shown["metadata"]["wiki_page_id"] == "wp-87cbd12852ba"
     targets = {r["label"]: r["value"] for r in shown["infobox"] if r["table"] == "Target"}
-    assert targets == {"SOD1": "ASO (tofersen)", "C9orf72": "ASO candidates", "FUS": "ASO candidates",
-                       "ATXN2": "ASO (APB-101)"}
+    assert targets == {
+        "SOD1": "ASO (tofersen)",
+        "C9orf72": "ASO candidates",
+        "FUS": "ASO candidates",
+        "ATXN2": "ASO (APB-101)",
+    }
     trials = {r["label"]: r["value"] for r in shown["infobox"] if r["table"] == "Trial"}
-    assert trials == {"NCT05686534": "Reldesemtiv", "NCT03162211": "Masitinib", "NCT04482113": "CNM-Au8",
-                      "NCT05270330": "Combination therapy"}
+    assert trials == {
+        "NCT05686534": "Reldesemtiv",
+        "NCT03162211": "Masitinib",
+        "NCT04482113": "CNM-Au8",
+        "NCT05270330": "Combination therapy",
+    }
     facts = {(f["heading_path"][-1], f["key"]): f["value"] for f in shown["facts"]}
     assert facts[("Riluzole (Rilutek)", "Status")] == "First FDA-approved ALS drug (1995)"
     assert facts[("Edaravone (Radicava)", "Status")] == "FDA-approved (2017)"
@@ -52,8 +60,12 @@ def test_the_seed_page_is_stored_with_everything_extracted(engine, seed_path, db
     assert genes["P2RY1 and P2RX7"] == ["P2RY1", "P2RX7"]
     assert genes["HSPA1A, HSP90AA1, DNAJB1, FKBP5"] == ["HSPA1A", "HSP90AA1", "DNAJB1", "FKBP5"]
     analyses = [r["id"] for r in shown["related"] if r["kind"] == "analysis"]
-    assert analyses == ["SDA-2026-04-02-gap-microglial-subtypes-20260402004119", "SDA-2026-04-01-gap-006",
-                        "SDA-2026-04-01-gap-v2-68d9c9c1", "SDA-2026-04-02-gap-crispr-neurodegeneration-20260402"]
+    assert analyses == [
+        "SDA-2026-04-02-gap-microglial-subtypes-20260402004119",
+        "SDA-2026-04-01-gap-006",
+        "SDA-2026-04-01-gap-v2-68d9c9c1",
+        "SDA-2026-04-02-gap-crispr-neurodegeneration-20260402",
+    ]
     assert all(r["in_progress"] for r in shown["related"] if r["kind"] == "analysis")
     gene_terms = {x["term"] for x in shown["terms"] if x["kind"] == "gene"}
     assert {"SOD1", "C9orf72", "FUS", "ATXN2"} <= gene_terms
@@ -127,7 +139,7 @@ def test_a_bad_page_refuses_the_whole_ingest_and_names_the_file(engine, tmp_path
         (b"", "empty"),
         (b"\x00\x01\x02binary", "binary"),
         ("Cite This Artifact\nCaf\u00e9 Therapies\n".encode("latin-1"), "UTF-8"),
-        (b"\xf0\x9f\x93\x97 Cite This Artifact\nA Page\n<table class=\"infobox\">\n<tr>\n", "table"),
+        (b'\xf0\x9f\x93\x97 Cite This Artifact\nA Page\n<table class="infobox">\n<tr>\n', "table"),
     ],
     ids=["empty", "binary", "wrong-encoding", "broken-table"],
 )
@@ -216,7 +228,10 @@ def _holding(engine, word: str) -> set[int]:  # type: ignore[no-untyped-def]
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        return {r[0] for r in conn.execute(text("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH :w"), {"w": f'"{word}"'})}
+        return {
+            r[0]
+            for r in conn.execute(text("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH :w"), {"w": f'"{word}"'})
+        }
 
 
 def _ranked(engine, words: list[str], limit: int) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
@@ -313,10 +328,16 @@ def test_postgres_bounds_the_any_term_pass_the_same_way(pg_url, tmp_path, monkey
     def ranked(match: str) -> list[int]:
         """Chunks matching ``match``, by ts_rank_cd against the whole query, ties by id."""
         with engine.connect() as conn:
-            return [r[0] for r in conn.execute(text(
-                "SELECT id FROM chunks WHERE tsv @@ to_tsquery('simple', :m) "
-                "ORDER BY ts_rank_cd(tsv, to_tsquery('simple', :q)) DESC, id"
-            ), {"m": match, "q": " | ".join(words)})]
+            return [
+                r[0]
+                for r in conn.execute(
+                    text(
+                        "SELECT id FROM chunks WHERE tsv @@ to_tsquery('simple', :m) "
+                        "ORDER BY ts_rank_cd(tsv, to_tsquery('simple', :q)) DESC, id"
+                    ),
+                    {"m": match, "q": " | ".join(words)},
+                )
+            ]
 
     holding_rare = ranked("mtor")
     limit = len(holding_rare)

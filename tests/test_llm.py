@@ -90,9 +90,7 @@ async def test_valid_reply_parsed(server: FakeOpenAIServer, client: OpenAIChatCl
     assert server.request_count == len(result.attempts)
 
 
-async def test_schema_responder_default_and_model_override(
-    server: FakeOpenAIServer, client: OpenAIChatClient
-) -> None:
+async def test_schema_responder_default_and_model_override(server: FakeOpenAIServer, client: OpenAIChatClient) -> None:
     result = await client.complete(MESSAGES, Critique, model="other-model")
     assert result.parsed.verdict == "support" and result.parsed.concede is False
     assert server.requests[0].body["model"] == "other-model"
@@ -105,9 +103,7 @@ async def test_fenced_reply_is_accepted(server: FakeOpenAIServer, client: OpenAI
     assert result.parsed.verdict == "oppose" and len(result.attempts) == 1
 
 
-async def test_malformed_reply_repaired_by_reask(
-    server: FakeOpenAIServer, client: OpenAIChatClient
-) -> None:
+async def test_malformed_reply_repaired_by_reask(server: FakeOpenAIServer, client: OpenAIChatClient) -> None:
     server.script([Fault.malformed("{not json"), Reply(VALID)])
     result = await client.complete(MESSAGES, Critique)
     assert result.parsed.verdict == "oppose"
@@ -124,9 +120,7 @@ async def test_malformed_reply_repaired_by_reask(
     assert [m.role for m in result.messages] == ["system", "user", "assistant", "user"]
 
 
-async def test_schema_violation_reask_names_the_field(
-    server: FakeOpenAIServer, client: OpenAIChatClient
-) -> None:
+async def test_schema_violation_reask_names_the_field(server: FakeOpenAIServer, client: OpenAIChatClient) -> None:
     bad = json.dumps({"verdict": "maybe", "confidence": 3, "points": [], "concede": False})
     server.script([Reply(bad), Reply(VALID)])
     result = await client.complete(MESSAGES, Critique)
@@ -150,9 +144,7 @@ async def test_reasks_exhausted(server: FakeOpenAIServer) -> None:
     assert server.request_count == len(err.attempts) == 3
 
 
-async def test_429_retry_after_is_honoured(
-    server: FakeOpenAIServer, client: OpenAIChatClient
-) -> None:
+async def test_429_retry_after_is_honoured(server: FakeOpenAIServer, client: OpenAIChatClient) -> None:
     server.script([Fault.status(429, retry_after=0.3)])
     result = await client.complete(MESSAGES, Critique)
     assert [a.outcome for a in result.attempts] == ["http_error", "ok"]
@@ -163,9 +155,7 @@ async def test_429_retry_after_is_honoured(
     assert server.request_count == len(result.attempts)
 
 
-async def test_429_retry_after_ms_is_honoured(
-    server: FakeOpenAIServer, client: OpenAIChatClient
-) -> None:
+async def test_429_retry_after_ms_is_honoured(server: FakeOpenAIServer, client: OpenAIChatClient) -> None:
     server.script([Fault.status(429, retry_after_ms=250)])
     result = await client.complete(MESSAGES, Critique)
     first, second = server.requests
@@ -218,18 +208,14 @@ async def test_timeout_then_success(server: FakeOpenAIServer) -> None:
     assert server.request_count == len(result.attempts)
 
 
-async def test_dropped_connection_then_success(
-    server: FakeOpenAIServer, client: OpenAIChatClient
-) -> None:
+async def test_dropped_connection_then_success(server: FakeOpenAIServer, client: OpenAIChatClient) -> None:
     server.script([Fault.drop()])
     result = await client.complete(MESSAGES, Critique)
     assert [a.outcome for a in result.attempts] == ["connection_error", "ok"]
     assert server.request_count == len(result.attempts)
 
 
-async def test_transport_retry_then_invalid_then_reask(
-    server: FakeOpenAIServer, client: OpenAIChatClient
-) -> None:
+async def test_transport_retry_then_invalid_then_reask(server: FakeOpenAIServer, client: OpenAIChatClient) -> None:
     server.script([Fault.status(500), Fault.malformed(), Fault.drop(), Reply(VALID)])
     result = await client.complete(MESSAGES, Critique)
     assert [(a.kind, a.outcome) for a in result.attempts] == [
@@ -267,9 +253,7 @@ async def test_client_errors_not_retried(
         Fault.raw("{broken", content_type="application/json"),
     ],
 )
-async def test_reply_that_is_not_a_completion(
-    server: FakeOpenAIServer, client: OpenAIChatClient, fault: Fault
-) -> None:
+async def test_reply_that_is_not_a_completion(server: FakeOpenAIServer, client: OpenAIChatClient, fault: Fault) -> None:
     server.script([fault])
     with pytest.raises(CompletionFailed) as info:
         await client.complete(MESSAGES, Critique)

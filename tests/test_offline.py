@@ -34,7 +34,7 @@ def hypothesis(**changes: object) -> HypothesisOut:
         id="h-0a1b2c3d",
         title="ATXN2 Antisense Lowering to Slow ALS Progression",
         statement="Lowering ataxin-2 with an antisense oligonucleotide should limit stress granule "
-                  "persistence and TDP-43 pathology in motor neurons.",
+        "persistence and TDP-43 pathology in motor neurons.",
         diseases=["ALS"],
         targets=["ATXN2"],
         target_label="ATXN2",
@@ -49,41 +49,84 @@ def hypothesis(**changes: object) -> HypothesisOut:
     return HypothesisOut(**fields)  # type: ignore[arg-type]
 
 
-def item(eid: str, text: str, *, page: str = "entities-atxn2", heading: str = "Therapy",
-         facts: list[dict[str, str]] | None = None) -> EvidenceItem:
-    return EvidenceItem(eid=eid, rank=int(eid[1:]), page_slug=page, page_hash="0" * 16,
-                        heading_path=["Overview", heading], text=text, score=1.0,
-                        facts=facts or [])
+def item(
+    eid: str,
+    text: str,
+    *,
+    page: str = "entities-atxn2",
+    heading: str = "Therapy",
+    facts: list[dict[str, str]] | None = None,
+) -> EvidenceItem:
+    return EvidenceItem(
+        eid=eid,
+        rank=int(eid[1:]),
+        page_slug=page,
+        page_hash="0" * 16,
+        heading_path=["Overview", heading],
+        text=text,
+        score=1.0,
+        facts=facts or [],
+    )
 
 
-MOUSE = item("E1", "- Efficacy: An ATXN2 antisense oligonucleotide reduced TDP-43 aggregation and "
-                   "extended survival in mice\n- Status: Preclinical", heading="Preclinical Lowering")
-GRANULES = item("E2", "Stress granules gather RNA-binding proteins during cellular stress, and "
-                      "ATXN2 is one of their core scaffold proteins.",
-                page="mechanisms-stress-granules", heading="Composition")
-APPROVED = item("E3", "- Trial: A Phase 3 study of the ATXN2 antisense drug slowed functional "
-                      "decline over 48 weeks\n- Status: FDA-approved (2024) for adults with ALS",
-                page="therapeutics-als", heading="ATXN2 Antisense Drug")
-FAILED = item("E3", "- Trial: The Phase 3 study of the ATXN2 antisense drug did not meet its "
-                    "primary endpoint\n- Status: Discontinued after the pivotal trial failed",
-              page="therapeutics-als", heading="ATXN2 Antisense Drug")
-SAFETY = item("E4", "- Safety: Serious adverse events with ATXN2 lowering included liver enzyme "
-                    "elevation in two participants", heading="Safety")
-OFF_TOPIC = item("E5", "Riluzole lowers presynaptic glutamate release.", page="therapeutics-als",
-                 heading="Riluzole")
-REGISTRY = item("E6", "An ATXN2 registry follows intermediate-repeat carriers; its data are open to "
-                      "academic groups.", page="datasets-als", heading="Registries")
+MOUSE = item(
+    "E1",
+    "- Efficacy: An ATXN2 antisense oligonucleotide reduced TDP-43 aggregation and "
+    "extended survival in mice\n- Status: Preclinical",
+    heading="Preclinical Lowering",
+)
+GRANULES = item(
+    "E2",
+    "Stress granules gather RNA-binding proteins during cellular stress, and "
+    "ATXN2 is one of their core scaffold proteins.",
+    page="mechanisms-stress-granules",
+    heading="Composition",
+)
+APPROVED = item(
+    "E3",
+    "- Trial: A Phase 3 study of the ATXN2 antisense drug slowed functional "
+    "decline over 48 weeks\n- Status: FDA-approved (2024) for adults with ALS",
+    page="therapeutics-als",
+    heading="ATXN2 Antisense Drug",
+)
+FAILED = item(
+    "E3",
+    "- Trial: The Phase 3 study of the ATXN2 antisense drug did not meet its "
+    "primary endpoint\n- Status: Discontinued after the pivotal trial failed",
+    page="therapeutics-als",
+    heading="ATXN2 Antisense Drug",
+)
+SAFETY = item(
+    "E4",
+    "- Safety: Serious adverse events with ATXN2 lowering included liver enzyme elevation in two participants",
+    heading="Safety",
+)
+OFF_TOPIC = item("E5", "Riluzole lowers presynaptic glutamate release.", page="therapeutics-als", heading="Riluzole")
+REGISTRY = item(
+    "E6",
+    "An ATXN2 registry follows intermediate-repeat carriers; its data are open to academic groups.",
+    page="datasets-als",
+    heading="Registries",
+)
 CLEAN = [MOUSE, GRANULES, APPROVED, REGISTRY]  # nothing for the critic to object to
 
 
-def view(evidence: list[EvidenceItem], turns: list[TurnView] | None = None, *, round_: int = 1,
-         max_rounds: int = 3, h: HypothesisOut | None = None) -> DebateView:
-    return DebateView(hypothesis=h or hypothesis(), evidence=evidence, turns=list(turns or []),
-                      round=round_, max_rounds=max_rounds)
+def view(
+    evidence: list[EvidenceItem],
+    turns: list[TurnView] | None = None,
+    *,
+    round_: int = 1,
+    max_rounds: int = 3,
+    h: HypothesisOut | None = None,
+) -> DebateView:
+    return DebateView(
+        hypothesis=h or hypothesis(), evidence=evidence, turns=list(turns or []), round=round_, max_rounds=max_rounds
+    )
 
 
-async def run_debate(backend: Backend, evidence: list[EvidenceItem], *, max_rounds: int = 3,
-                     h: HypothesisOut | None = None) -> tuple[list[AgentResult], DebateView]:
+async def run_debate(
+    backend: Backend, evidence: list[EvidenceItem], *, max_rounds: int = 3, h: HypothesisOut | None = None
+) -> tuple[list[AgentResult], DebateView]:
     """Rounds of proposer then critic, stopping when the critic concedes; then the judges' view."""
     results: list[AgentResult] = []
     turns: list[TurnView] = []
@@ -98,8 +141,7 @@ async def run_debate(backend: Backend, evidence: list[EvidenceItem], *, max_roun
     return results, view(evidence, turns, round_=rnd, max_rounds=max_rounds, h=h)
 
 
-async def panel_overall(evidence: list[EvidenceItem], *, h: HypothesisOut | None = None
-                        ) -> list[float]:
+async def panel_overall(evidence: list[EvidenceItem], *, h: HypothesisOut | None = None) -> list[float]:
     """Each judge's overall score (default rubric) after a full offline debate."""
     backend = OfflineBackend()
     _, final = await run_debate(backend, evidence, h=h)
@@ -157,8 +199,7 @@ async def test_user_message_lists_each_evidence_id_with_its_features() -> None:
     res = await OfflineBackend().propose(view([APPROVED, OFF_TOPIC]))
     user = res.messages[1].content
     assert "Hypothesis h-0a1b2c3d: ATXN2 Antisense Lowering to Slow ALS Progression" in user
-    assert re.search(r"^E3 .*targets=ATXN2 .*stage=approved flags=approved,late_trial.*efficacy",
-                     user, re.M)
+    assert re.search(r"^E3 .*targets=ATXN2 .*stage=approved flags=approved,late_trial.*efficacy", user, re.M)
     assert re.search(r"^E5 .*targets=- mechanisms=- ", user, re.M)
 
 
@@ -209,8 +250,7 @@ def test_module_docstring_documents_every_dimension_formula() -> None:
         ("Serious liver injury was reported", {"safety_signal"}, set()),
         ("No serious adverse events occurred", set(), {"safety_signal"}),
         ("Excitotoxicity drives motor neuron death", set(), {"safety_signal"}),
-        ("Mechanism: toxicity is a gain of function of the misfolded protein", set(),
-         {"safety_signal"}),
+        ("Mechanism: toxicity is a gain of function of the misfolded protein", set(), {"safety_signal"}),
         ("Treatment slowed decline and extended survival", {"efficacy"}, set()),
         ("It showed no benefit on survival", {"failed"}, {"efficacy"}),
         ("A later study did not confirm the slower progression", {"failed"}, {"efficacy"}),
@@ -236,8 +276,7 @@ def test_flags_read_from_text(text: str, present: set[str], absent: set[str]) ->
     ],
 )
 def test_drug_modalities(text: str, modality: str) -> None:
-    assert modality in evidence_features(item("E1", f"ATXN2 is targeted by {text}."),
-                                         hypothesis()).modalities
+    assert modality in evidence_features(item("E1", f"ATXN2 is targeted by {text}."), hypothesis()).modalities
 
 
 def test_targets_match_on_symbol_boundaries_and_known_aliases() -> None:
@@ -253,16 +292,17 @@ def test_targets_match_on_symbol_boundaries_and_known_aliases() -> None:
 
 def test_outcomes_are_scoped_to_segments_about_the_targets() -> None:
     # Infobox rows about other genes do not lend their status to ours.
-    text = ("Target ATXN2: Antisense (investigational), Phase 1\n"
-            "Target C9orf72: Antisense, discontinued\n"
-            "Target SOD1: Antisense (tofersen), approved")
+    text = (
+        "Target ATXN2: Antisense (investigational), Phase 1\n"
+        "Target C9orf72: Antisense, discontinued\n"
+        "Target SOD1: Antisense (tofersen), approved"
+    )
     f = evidence_features(item("E1", text), hypothesis())
     assert f.targets_hit == ("ATXN2",)
     assert "early" in f.flags
     assert not {"halted", "approved"} & f.flags
     # A line that names no gene belongs to the passage's subject.
-    f = evidence_features(item("E1", "- Mechanism: Lowers ATXN2\n- Status: Approved (2024)"),
-                          hypothesis())
+    f = evidence_features(item("E1", "- Mechanism: Lowers ATXN2\n- Status: Approved (2024)"), hypothesis())
     assert "approved" in f.flags
 
 
@@ -275,8 +315,7 @@ def test_mechanisms_diseases_and_navigation_sections() -> None:
 
 
 def test_facts_not_in_the_text_are_read_too() -> None:
-    it = item("E1", "ATXN2 antisense programme.",
-              facts=[{"key": "Status", "value": "Phase 3 halted for futility"}])
+    it = item("E1", "ATXN2 antisense programme.", facts=[{"key": "Status", "value": "Phase 3 halted for futility"}])
     f = evidence_features(it, hypothesis())
     assert {"late_trial", "halted", "failed"} <= f.flags
 
@@ -295,20 +334,20 @@ async def test_proposer_cites_only_retrieved_evidence_strongest_first() -> None:
 
 
 def objection(text: str, *ids: str) -> CriticReply:
-    return CriticReply(argument="objections", claims=[Claim(text=text, evidence_ids=list(ids))],
-                       concede=False)
+    return CriticReply(argument="objections", claims=[Claim(text=text, evidence_ids=list(ids))], concede=False)
 
 
-async def test_proposer_answers_objections_with_evidence_not_yet_cited_then_says_none_is_left(
-) -> None:
+async def test_proposer_answers_objections_with_evidence_not_yet_cited_then_says_none_is_left() -> None:
     backend = OfflineBackend()
     evidence = [MOUSE, GRANULES, APPROVED, REGISTRY, SAFETY, OFF_TOPIC]  # four supporting items
     turns: list[TurnView] = []
     seen: list[str] = []
     texts = []
-    critic_says = [objection("E4 reports safety signals.", "E4"),
-                   objection("No retrieved evidence describes dosing."),
-                   objection("The effect size is small.")]
+    critic_says = [
+        objection("E4 reports safety signals.", "E4"),
+        objection("No retrieved evidence describes dosing."),
+        objection("The effect size is small."),
+    ]
     for rnd, critic in enumerate(critic_says, start=1):
         res = await backend.propose(view(evidence, turns, round_=rnd, max_rounds=4))
         new = cited(res)
@@ -316,8 +355,10 @@ async def test_proposer_answers_objections_with_evidence_not_yet_cited_then_says
         assert set(new) <= {"E1", "E2", "E3", "E6"}
         seen += new
         texts.append([c.text for c in res.reply.claims])  # type: ignore[attr-defined]
-        turns += [TurnView(round=rnd, role="proposer", reply=res.reply),  # type: ignore[arg-type]
-                  TurnView(round=rnd, role="critic", reply=critic)]
+        turns += [
+            TurnView(round=rnd, role="proposer", reply=res.reply),  # type: ignore[arg-type]
+            TurnView(round=rnd, role="critic", reply=critic),
+        ]
     assert len(seen) == 4  # three opening citations, then the last one against the safety point
     assert texts[1][0].startswith('Against "E4 reports safety signals."')
     # Nothing left: it says so, cites nothing new, and says it the same way each time.
@@ -360,8 +401,7 @@ async def test_critic_flags_thin_evidence_and_untested_targets() -> None:
     assert [(c.text, c.evidence_ids) for c in res.reply.claims] == [  # type: ignore[attr-defined]
         ("Thin evidence: only 1 of 2 retrieved items name the targets or mechanisms.", ["E1"]),
         ("No retrieved evidence describes stress granules.", []),
-        ("No retrieved evidence shows the targets tested in patients "
-         "(best stage: preclinical/Phase 1).", []),
+        ("No retrieved evidence shows the targets tested in patients (best stage: preclinical/Phase 1).", []),
     ]
 
 
@@ -371,9 +411,11 @@ async def test_critic_concedes_when_it_has_nothing_new() -> None:
     first = await backend.critique(view(evidence))
     assert not first.reply.concede  # type: ignore[attr-defined]
     # Every objection it can make, already made in round 1: round 2 has nothing new.
-    everything = CriticReply(argument="all of it", concede=False, claims=[
-        Claim(text=t, evidence_ids=list(ids)) for t, ids in _case(view(evidence)).objections
-    ])
+    everything = CriticReply(
+        argument="all of it",
+        concede=False,
+        claims=[Claim(text=t, evidence_ids=list(ids)) for t, ids in _case(view(evidence)).objections],
+    )
     turns = [TurnView(round=1, role="critic", reply=everything)]
     again = await backend.critique(view(evidence, turns, round_=2))
     assert again.reply.concede and again.reply.claims == []  # type: ignore[attr-defined]
@@ -385,8 +427,7 @@ async def test_critic_concedes_at_once_when_there_is_no_objection() -> None:
 
 
 async def test_debates_stop_once_the_critic_runs_out_of_new_objections() -> None:
-    results, final = await run_debate(OfflineBackend(), [MOUSE, GRANULES, FAILED, SAFETY],
-                                      max_rounds=10)
+    results, final = await run_debate(OfflineBackend(), [MOUSE, GRANULES, FAILED, SAFETY], max_rounds=10)
     critic = [r.reply for r in results if isinstance(r.reply, CriticReply)]
     assert critic[-1].concede and final.round < 10
     texts = [c.text for r in critic for c in r.claims]
@@ -438,14 +479,18 @@ async def test_judge_scores_do_not_depend_on_the_order_the_sides_are_shown_in() 
         assert "critic shown first" in b.messages[1].content
     # Turn order inside the view does not matter either.
     shuffled = replace(final, turns=list(reversed(final.turns)))
-    assert (await backend.judge(shuffled, panel(1)[0])).raw == (
-        await backend.judge(final, panel(1)[0])).raw
+    assert (await backend.judge(shuffled, panel(1)[0])).raw == (await backend.judge(final, panel(1)[0])).raw
 
 
 async def test_judge_reply_has_scores_in_range_confidence_and_a_rationale_but_no_overall() -> None:
     backend = OfflineBackend()
-    cases = [[], [OFF_TOPIC], CLEAN, [MOUSE, FAILED, SAFETY, OFF_TOPIC],
-             [APPROVED, FAILED, SAFETY, GRANULES, MOUSE, REGISTRY]]
+    cases = [
+        [],
+        [OFF_TOPIC],
+        CLEAN,
+        [MOUSE, FAILED, SAFETY, OFF_TOPIC],
+        [APPROVED, FAILED, SAFETY, GRANULES, MOUSE, REGISTRY],
+    ]
     for evidence in cases:
         _, final = await run_debate(backend, evidence)
         for seat in panel(5):
@@ -489,8 +534,16 @@ async def test_replies_validate_against_their_models() -> None:
 
 async def test_agent_calls_are_fast() -> None:
     backend = OfflineBackend()
-    evidence = [MOUSE, GRANULES, APPROVED, SAFETY, REGISTRY, OFF_TOPIC, FAILED.model_copy(
-        update={"eid": "E7", "rank": 7}), item("E8", "ATXN2 repeat expansions modify ALS risk.")]
+    evidence = [
+        MOUSE,
+        GRANULES,
+        APPROVED,
+        SAFETY,
+        REGISTRY,
+        OFF_TOPIC,
+        FAILED.model_copy(update={"eid": "E7", "rank": 7}),
+        item("E8", "ATXN2 repeat expansions modify ALS risk."),
+    ]
     await run_debate(backend, evidence)  # warm the feature caches
     calls, start = 0, time.perf_counter()
     for _ in range(50):

@@ -22,9 +22,7 @@ def _data_files() -> set[Path]:
     return {
         path
         for path in PACKAGE.rglob("*")
-        if path.is_file()
-        and "__pycache__" not in path.parts
-        and path.suffix not in {".py", ".pyc", ".pyo"}
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in {".py", ".pyc", ".pyo"}
     }
 
 

@@ -37,8 +37,12 @@ def test_migrations_reach_head_on_postgres(pg_engine):  # type: ignore[no-untype
     assert pg_engine.dialect.name == "postgresql"
     assert current_revision(pg_engine) == head_revision()
     with pg_engine.connect() as conn:
-        cols = {r[0] for r in conn.execute(text(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'chunks'"))}
+        cols = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT column_name FROM information_schema.columns WHERE table_name = 'chunks'")
+            )
+        }
     assert "tsv" in cols
 
 
@@ -63,7 +67,9 @@ def test_offline_debate_end_to_end_with_postgres_checkpoints(pg_engine, pg_env):
     with pg_engine.connect() as conn:
         # The LangGraph Postgres saver's tables live in the same database.
         assert conn.execute(text("SELECT count(*) FROM checkpoints")).scalar_one() >= 1
-        turns = conn.execute(text("SELECT count(*) FROM turns WHERE run_id = :r"), {"r": outcome["run_id"]}).scalar_one()
+        turns = conn.execute(
+            text("SELECT count(*) FROM turns WHERE run_id = :r"), {"r": outcome["run_id"]}
+        ).scalar_one()
     assert turns >= 4
     shown = run_cli("transcript", outcome["run_id"], env=pg_env).stdout
     assert outcome["run_id"] in shown and "judge" in shown.lower()

@@ -39,7 +39,7 @@ def queue_db(pg_url):  # type: ignore[no-untyped-def]  # noqa: F811
     with session_scope(engine) as s:
         for i in range(N_EXTRA):
             base = samples[i % len(samples)]
-            hyps.add(s, base.model_copy(update={"id": f"h-{0xa0000000 + i:08x}", "title": f"{base.title} #{i}"}))
+            hyps.add(s, base.model_copy(update={"id": f"h-{0xA0000000 + i:08x}", "title": f"{base.title} #{i}"}))
     assert ensure_queue_schema(load_settings(database_url=pg_url))
     return pg_url
 
@@ -47,16 +47,22 @@ def queue_db(pg_url):  # type: ignore[no-untyped-def]  # noqa: F811
 def _jobs(engine, where: str = "TRUE", **params):  # type: ignore[no-untyped-def]
     """Debate jobs (not the periodic tasks' jobs) matching ``where``."""
     with engine.connect() as conn:
-        return conn.execute(text(
-            f"SELECT * FROM procrastinate_jobs WHERE task_name = 'debate_hypothesis' AND {where} ORDER BY id"
-        ), params).mappings().all()
+        return (
+            conn.execute(
+                text(f"SELECT * FROM procrastinate_jobs WHERE task_name = 'debate_hypothesis' AND {where} ORDER BY id"),
+                params,
+            )
+            .mappings()
+            .all()
+        )
 
 
 def test_sqlite_says_a_queue_needs_postgres(cli_env):  # type: ignore[no-untyped-def]
     proc = run_cli("queue", "status", env=cli_env, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: a queue needs PostgreSQL (DEBATE_DATABASE_URL=postgresql+psycopg://...)")
+        "error: a queue needs PostgreSQL (DEBATE_DATABASE_URL=postgresql+psycopg://...)"
+    )
 
 
 def test_fifty_concurrent_enqueues_of_one_hypothesis_make_one_job(queue_db):  # type: ignore[no-untyped-def]
@@ -107,8 +113,12 @@ def test_rescore_enqueue_puts_a_batch_on_the_queue_and_status_counts_it(queue_db
     assert (status["queued"], status["running"], status["failed"], status["stalled"]) == (3, 0, 0, 0)
     engine = ensure_schema(queue_db)
     with engine.connect() as conn:
-        for stmt in ("DELETE FROM procrastinate_jobs", "DELETE FROM batch_items", "DELETE FROM batches",
-                     "DELETE FROM runs"):
+        for stmt in (
+            "DELETE FROM procrastinate_jobs",
+            "DELETE FROM batch_items",
+            "DELETE FROM batches",
+            "DELETE FROM runs",
+        ):
             conn.execute(text(stmt))
         conn.commit()
 
@@ -146,13 +156,27 @@ def test_two_workers_finish_a_batch_despite_one_killed_mid_batch(queue_db, cli_e
 
     engine = ensure_schema(queue_db)
     with FakeOpenAIServer(latency_s=0.25) as server:
-        env = {**cli_env, "DEBATE_DATABASE_URL": queue_db, "DEBATE_BACKEND": "openai",
-               "DEBATE_OPENAI__BASE_URL": server.base_url, "DEBATE_OPENAI__API_KEY": "k",
-               "DEBATE_QUEUE__HEARTBEAT_S": "0.5", "DEBATE_QUEUE__STALLED_AFTER_S": "2",
-               "DEBATE_QUEUE__STALLED_CHECK": "* * * * * */1", "DEBATE_QUEUE__SCHEDULE": ""}
+        env = {
+            **cli_env,
+            "DEBATE_DATABASE_URL": queue_db,
+            "DEBATE_BACKEND": "openai",
+            "DEBATE_OPENAI__BASE_URL": server.base_url,
+            "DEBATE_OPENAI__API_KEY": "k",
+            "DEBATE_QUEUE__HEARTBEAT_S": "0.5",
+            "DEBATE_QUEUE__STALLED_AFTER_S": "2",
+            "DEBATE_QUEUE__STALLED_CHECK": "* * * * * */1",
+            "DEBATE_QUEUE__SCHEDULE": "",
+        }
         settings = load_settings(database_url=queue_db, backend="openai")
-        opts = normalize_options(backend="openai", stale_after="1d", changed=False, prompt_changed=False, ids=None,
-                                 limit=None, default_stale_after="30d")
+        opts = normalize_options(
+            backend="openai",
+            stale_after="1d",
+            changed=False,
+            prompt_changed=False,
+            ids=None,
+            limit=None,
+            default_stale_after="30d",
+        )
         batch, created = open_or_create_batch(engine, settings, opts)
         assert created and batch is not None and batch.total == N_EXTRA + 15
 
@@ -174,21 +198,33 @@ def test_two_workers_finish_a_batch_despite_one_killed_mid_batch(queue_db, cli_e
             assert held, "the victim held no job when killed"
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(10)
-            _wait("the whole batch", lambda: len(_jobs(engine, "status = 'succeeded'")) == batch.total, 240,
-                  lambda: f"{_counts(engine)}; survivor: {_tail(survivor)}")
+            _wait(
+                "the whole batch",
+                lambda: len(_jobs(engine, "status = 'succeeded'")) == batch.total,
+                240,
+                lambda: f"{_counts(engine)}; survivor: {_tail(survivor)}",
+            )
         finally:
             stop_processes(p for p in (victim, survivor) if p is not None)
     jobs = {j["id"]: j for j in _jobs(engine)}
     assert all(jobs[j]["status"] == "succeeded" and jobs[j]["worker_id"] != victim_id for j in held)
     assert not _jobs(engine, "status <> 'succeeded'")
     with engine.connect() as conn:
-        per_hyp = conn.execute(text(
-            "SELECT hypothesis_id, count(*) AS runs, bool_and(status = 'done') AS done FROM runs "
-            "WHERE batch_id = :b GROUP BY hypothesis_id"), {"b": batch.id}).all()
+        per_hyp = conn.execute(
+            text(
+                "SELECT hypothesis_id, count(*) AS runs, bool_and(status = 'done') AS done FROM runs "
+                "WHERE batch_id = :b GROUP BY hypothesis_id"
+            ),
+            {"b": batch.id},
+        ).all()
         assert len(per_hyp) == batch.total and all(r.runs == 1 and r.done for r in per_hyp)
-        turns = conn.execute(text(
-            "SELECT r.id, count(t.id) FROM runs r LEFT JOIN turns t ON t.run_id = r.id "
-            "WHERE r.batch_id = :b GROUP BY r.id"), {"b": batch.id}).all()
+        turns = conn.execute(
+            text(
+                "SELECT r.id, count(t.id) FROM runs r LEFT JOIN turns t ON t.run_id = r.id "
+                "WHERE r.batch_id = :b GROUP BY r.id"
+            ),
+            {"b": batch.id},
+        ).all()
         assert {n for _, n in turns} == {EXPECTED_TURNS}
         status = conn.execute(text("SELECT status, done FROM batches WHERE id = :b"), {"b": batch.id}).one()
         assert status.status == "done" and status.done == batch.total
@@ -211,7 +247,11 @@ def test_api_on_postgres_puts_posted_runs_on_the_queue(queue_db):  # type: ignor
         [run] = r.json()["runs"]
         [job] = _jobs(engine, "status = 'todo'")
         assert job["status"] == "todo" and job["args"] == {
-            "hypothesis_id": sod1, "run_id": run["run_id"], "backend": "offline", "batch_id": None}
+            "hypothesis_id": sod1,
+            "run_id": run["run_id"],
+            "backend": "offline",
+            "batch_id": None,
+        }
         again = c.post("/api/runs", json={"hypothesis_ids": [sod1]}, headers=alice)
         assert again.status_code == 409 and sod1 in again.json()["message"]
 
@@ -249,20 +289,33 @@ def test_periodic_rescoring_is_deferred_once_per_tick_across_three_workers(pg_ur
         ensure_queue_schema(load_settings(database_url=url))
         with engine.connect() as conn:
             n_hyps = conn.execute(text("SELECT count(*) FROM hypotheses")).scalar_one()
-        env = {**cli_env, "DEBATE_DATABASE_URL": url, "DEBATE_BACKEND": "offline",
-               "DEBATE_QUEUE__SCHEDULE": f"* * * * * */{TICK_S}", "DEBATE_QUEUE__HEARTBEAT_S": "0.5"}
+        env = {
+            **cli_env,
+            "DEBATE_DATABASE_URL": url,
+            "DEBATE_BACKEND": "offline",
+            "DEBATE_QUEUE__SCHEDULE": f"* * * * * */{TICK_S}",
+            "DEBATE_QUEUE__HEARTBEAT_S": "0.5",
+        }
         workers = [_worker(env, f"w{i}", tmp_path) for i in range(3)]
         try:
-            _wait("three workers", lambda: _alive_workers(engine) == 3, 60,
-                  lambda: " | ".join(_tail(w) for w in workers))
+            _wait(
+                "three workers", lambda: _alive_workers(engine) == 3, 60, lambda: " | ".join(_tail(w) for w in workers)
+            )
             time.sleep(4 * TICK_S)
             assert _alive_workers(engine) == 3
         finally:
             stop_processes(workers)
         with engine.connect() as conn:
-            ticks = conn.execute(text(
-                "SELECT id, (args->>'timestamp')::bigint AS ts, status::text AS status "
-                "FROM procrastinate_jobs WHERE task_name = 'rescore_tick' ORDER BY id")).mappings().all()
+            ticks = (
+                conn.execute(
+                    text(
+                        "SELECT id, (args->>'timestamp')::bigint AS ts, status::text AS status "
+                        "FROM procrastinate_jobs WHERE task_name = 'rescore_tick' ORDER BY id"
+                    )
+                )
+                .mappings()
+                .all()
+            )
             runs = conn.execute(text("SELECT hypothesis_id, batch_id, status FROM runs")).mappings().all()
             batches = conn.execute(text("SELECT id, total, status FROM batches")).mappings().all()
         stamps = [tk["ts"] for tk in ticks]
@@ -272,12 +325,16 @@ def test_periodic_rescoring_is_deferred_once_per_tick_across_three_workers(pg_ur
         # The first tick queued every stale hypothesis as one batch; later ticks found them scored.
         debates = _jobs(engine)
         with engine.connect() as conn:
-            first_done = conn.execute(text(
-                "SELECT at FROM procrastinate_events WHERE job_id = :j AND type = 'succeeded'"), {"j": ticks[0]["id"]}
+            first_done = conn.execute(
+                text("SELECT at FROM procrastinate_events WHERE job_id = :j AND type = 'succeeded'"),
+                {"j": ticks[0]["id"]},
             ).scalar_one()
-            last_deferred = conn.execute(text(
-                "SELECT max(e.at) FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
-                "WHERE j.task_name = 'debate_hypothesis' AND e.type = 'deferred'")).scalar_one()
+            last_deferred = conn.execute(
+                text(
+                    "SELECT max(e.at) FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
+                    "WHERE j.task_name = 'debate_hypothesis' AND e.type = 'deferred'"
+                )
+            ).scalar_one()
         assert last_deferred < first_done
         assert sorted(j["args"]["hypothesis_id"] for j in debates) == sorted(r["hypothesis_id"] for r in runs)
         assert len(runs) == n_hyps and len({r["hypothesis_id"] for r in runs}) == n_hyps
@@ -290,6 +347,8 @@ def test_periodic_rescoring_is_deferred_once_per_tick_across_three_workers(pg_ur
 
 def _alive_workers(engine) -> int:  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
-        return int(conn.execute(text(
-            "SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - interval '5 seconds'"
-        )).scalar_one())
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - interval '5 seconds'")
+            ).scalar_one()
+        )

@@ -56,22 +56,36 @@ def race_db(pg_url):  # type: ignore[no-untyped-def]  # noqa: F811
     engine = ensure_schema(pg_url)
     ingest_paths(engine, [SAMPLE_KB])
     samples = hyps.read_hypotheses_file(SAMPLE_HYPOTHESES)
-    ids = [f"h-{0xb0000000 + i:08x}" for i in range(N_BATCHES * ITEMS_PER_BATCH)]
+    ids = [f"h-{0xB0000000 + i:08x}" for i in range(N_BATCHES * ITEMS_PER_BATCH)]
     now = t.utcnow()
     with session_scope(engine) as s:
         for i, hid in enumerate(ids):
             base = samples[i % len(samples)]
             hyps.add(s, base.model_copy(update={"id": hid, "title": f"{base.title} #{i}"}))
     for b in range(N_BATCHES):
-        items = ids[b * ITEMS_PER_BATCH:(b + 1) * ITEMS_PER_BATCH]
+        items = ids[b * ITEMS_PER_BATCH : (b + 1) * ITEMS_PER_BATCH]
         with session_scope(engine) as s:
-            s.add(t.Batch(id=f"b-race-{b:02d}", options={}, options_key=f"race-{b}", backend="offline",
-                          hypothesis_ids=items, settings={}, status="pending", total=len(items),
-                          created_at=now, updated_at=now))
+            s.add(
+                t.Batch(
+                    id=f"b-race-{b:02d}",
+                    options={},
+                    options_key=f"race-{b}",
+                    backend="offline",
+                    hypothesis_ids=items,
+                    settings={},
+                    status="pending",
+                    total=len(items),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             s.flush()
             for ordinal, hid in enumerate(items):
-                s.add(t.BatchItem(batch_id=f"b-race-{b:02d}", hypothesis_id=hid, ordinal=ordinal,
-                                  reasons={}, updated_at=now))
+                s.add(
+                    t.BatchItem(
+                        batch_id=f"b-race-{b:02d}", hypothesis_id=hid, ordinal=ordinal, reasons={}, updated_at=now
+                    )
+                )
     assert ensure_queue_schema(load_settings(database_url=pg_url))
     return pg_url
 
@@ -115,28 +129,41 @@ def test_two_processes_enqueueing_each_batch_at_once_make_one_run_and_one_job_pe
     total = N_BATCHES * ITEMS_PER_BATCH
     runs = _rows(engine, "SELECT batch_id, hypothesis_id, count(*) FROM runs GROUP BY 1, 2")
     assert len(runs) == total and {n for *_, n in runs} == {1}
-    jobs = _rows(engine, "SELECT args->>'batch_id', args->>'hypothesis_id', args->>'run_id' "
-                         "FROM procrastinate_jobs WHERE task_name = 'debate_hypothesis'")
+    jobs = _rows(
+        engine,
+        "SELECT args->>'batch_id', args->>'hypothesis_id', args->>'run_id' "
+        "FROM procrastinate_jobs WHERE task_name = 'debate_hypothesis'",
+    )
     assert len(jobs) == total
     items = _rows(engine, "SELECT batch_id, hypothesis_id, run_id FROM batch_items")
     # Each item's run is the run its one job debates.
     assert sorted(tuple(j) for j in jobs) == sorted(tuple(i) for i in items)
 
     # Two workers drain the queue: one finished debate per item, every batch done.
-    env = {**cli_env, "DEBATE_DATABASE_URL": race_db, "DEBATE_BACKEND": "offline",
-           "DEBATE_QUEUE__SCHEDULE": "", "DEBATE_QUEUE__HEARTBEAT_S": "0.5"}
+    env = {
+        **cli_env,
+        "DEBATE_DATABASE_URL": race_db,
+        "DEBATE_BACKEND": "offline",
+        "DEBATE_QUEUE__SCHEDULE": "",
+        "DEBATE_QUEUE__HEARTBEAT_S": "0.5",
+    }
     workers = [worker_process(env, f"drain{i}", tmp_path / f"drain{i}.err", concurrency=8) for i in range(2)]
     try:
         deadline = time.monotonic() + 90
-        while _rows(engine, "SELECT count(*) FROM procrastinate_jobs "
-                            "WHERE task_name = 'debate_hypothesis' AND status <> 'succeeded'")[0][0]:
+        while _rows(
+            engine,
+            "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'debate_hypothesis' AND status <> 'succeeded'",
+        )[0][0]:
             assert time.monotonic() < deadline, (tmp_path / "drain0.err").read_text(errors="replace")[-2000:]
             assert all(w.poll() is None for w in workers), "a worker exited"
             time.sleep(0.2)
     finally:
         stop_processes(workers)
-    done = _rows(engine, "SELECT r.batch_id, r.hypothesis_id, r.status, count(tu.id) FROM runs r "
-                         "LEFT JOIN turns tu ON tu.run_id = r.id GROUP BY r.id")
+    done = _rows(
+        engine,
+        "SELECT r.batch_id, r.hypothesis_id, r.status, count(tu.id) FROM runs r "
+        "LEFT JOIN turns tu ON tu.run_id = r.id GROUP BY r.id",
+    )
     assert len(done) == total
     assert {status for _, _, status, _ in done} == {"done"} and min(n for *_, n in done) > 0
     batches = _rows(engine, "SELECT status, done FROM batches")

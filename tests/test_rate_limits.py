@@ -35,11 +35,19 @@ EDGE_S = 0.1
 
 def _rescore(engine, db_url: str, base_url: str, *, concurrency: int, **openai: object):  # type: ignore[no-untyped-def]
     settings = load_settings(
-        database_url=db_url, debate={"rounds": 1, "judges": 2},
+        database_url=db_url,
+        debate={"rounds": 1, "judges": 2},
         openai={"base_url": base_url, "api_key": "k", "timeout_s": 10.0, **openai},
     )
-    opts = normalize_options(backend="openai", stale_after="0s", changed=False, prompt_changed=False, ids=None,
-                             limit=12, default_stale_after="30d")
+    opts = normalize_options(
+        backend="openai",
+        stale_after="0s",
+        changed=False,
+        prompt_changed=False,
+        ids=None,
+        limit=12,
+        default_stale_after="30d",
+    )
     batch, _ = open_or_create_batch(engine, settings, opts, concurrency=concurrency)
     assert batch is not None
     return asyncio.run(BatchRunner(engine, settings, batch.id, concurrency=concurrency).run())

@@ -254,9 +254,7 @@ def server() -> Iterator[FakeOpenAIServer]:
         yield srv
 
 
-def make_client(
-    server: FakeOpenAIServer, limiter: RateLimiter, **kwargs: object
-) -> OpenAIChatClient:
+def make_client(server: FakeOpenAIServer, limiter: RateLimiter, **kwargs: object) -> OpenAIChatClient:
     return OpenAIChatClient(
         EndpointConfig(base_url=server.base_url, model="fake", **kwargs),  # type: ignore[arg-type]
         limiter=limiter,

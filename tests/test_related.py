@@ -41,8 +41,13 @@ def wiki_page(
     """A small page in the wiki export format."""
     lines = ["📗 Cite This Artifact", title, title, "Overview"]
     if targets:
-        lines += ['<table class="infobox infobox-therapeutic">',
-                  "<tr>", '<td class="label">Target</td>', "<td>Approach</td>", "</tr>"]
+        lines += [
+            '<table class="infobox infobox-therapeutic">',
+            "<tr>",
+            '<td class="label">Target</td>',
+            "<td>Approach</td>",
+            "</tr>",
+        ]
         for g in targets:
             lines += ["<tr>", f'<td class="label">{g}</td>', "<td>Small molecule</td>", "</tr>"]
         lines.append("</table>")
@@ -70,18 +75,36 @@ def add_hyp(engine, title: str, **kw) -> str:  # type: ignore[no-untyped-def]
         return row.id
 
 
-def add_run(engine, hyp_id: str, *, status: str = "done", score: float | None = None,  # type: ignore[no-untyped-def]
-            flagged: bool = False, at: datetime = T0) -> str:
+def add_run(
+    engine,
+    hyp_id: str,
+    *,
+    status: str = "done",
+    score: float | None = None,  # type: ignore[no-untyped-def]
+    flagged: bool = False,
+    at: datetime = T0,
+) -> str:
     run_id = f"r-{uuid4().hex[:12]}"
     done = status == "done"
     with session_scope(engine) as s:
-        s.execute(insert(t.Run).values(
-            id=run_id, hypothesis_id=hyp_id, status=status, backend="offline", models={}, config={},
-            prompt_hashes={}, created_at=at, finished_at=at + timedelta(seconds=30) if done else None,
-            score=score, agreement=0.8 if score is not None else None,
-            interval_lo=score - 0.05 if score is not None else None,
-            interval_hi=score + 0.05 if score is not None else None, flagged=flagged,
-        ))
+        s.execute(
+            insert(t.Run).values(
+                id=run_id,
+                hypothesis_id=hyp_id,
+                status=status,
+                backend="offline",
+                models={},
+                config={},
+                prompt_hashes={},
+                created_at=at,
+                finished_at=at + timedelta(seconds=30) if done else None,
+                score=score,
+                agreement=0.8 if score is not None else None,
+                interval_lo=score - 0.05 if score is not None else None,
+                interval_hi=score + 0.05 if score is not None else None,
+                flagged=flagged,
+            )
+        )
     return run_id
 
 
@@ -102,13 +125,21 @@ def span(shown: str, color: str) -> str:
 
 
 def test_shared_gene_and_linked_page_count_but_nothing_shared_does_not(engine, tmp_path: Path) -> None:
-    ingest(engine, tmp_path, {
-        "alpha.txt": wiki_page("therapeutics-alpha", "Alpha Kinase Strategies", targets=("LRRK2",),
-                               body=("Kinase inhibitors are studied in several trials.",),
-                               links=(("Beta page", "/entities/beta"),)),
-        "beta.txt": wiki_page("entities-beta", "Beta Enzyme", targets=("GBA1",)),
-        "gamma.txt": wiki_page("entities-gamma", "Gamma Protein", targets=("SNCA",)),
-    })
+    ingest(
+        engine,
+        tmp_path,
+        {
+            "alpha.txt": wiki_page(
+                "therapeutics-alpha",
+                "Alpha Kinase Strategies",
+                targets=("LRRK2",),
+                body=("Kinase inhibitors are studied in several trials.",),
+                links=(("Beta page", "/entities/beta"),),
+            ),
+            "beta.txt": wiki_page("entities-beta", "Beta Enzyme", targets=("GBA1",)),
+            "gamma.txt": wiki_page("entities-gamma", "Gamma Protein", targets=("SNCA",)),
+        },
+    )
     gene = add_hyp(engine, "Kinase brake", targets=["LRRK2"], prior_score=0.6)
     via_link = add_hyp(engine, "Enzyme boost", targets=["GBA1"], prior_score=0.55)
     unrelated = add_hyp(engine, "Amyloid sweep", targets=["APP"], prior_score=0.9)
@@ -124,16 +155,22 @@ def test_shared_gene_and_linked_page_count_but_nothing_shared_does_not(engine, t
 
 
 def test_mechanism_and_disease_abbreviation_relate(engine, tmp_path: Path) -> None:
-    ingest(engine, tmp_path, {
-        "als.txt": wiki_page("therapeutics-als-care", "ALS Care Overview",
-                             body=("- Mechanism: Sodium channel blocker; reduces glutamate release",),
-                             links=(("Excitotoxicity", "/mechanisms/excitotoxicity"),)),
-    })
+    ingest(
+        engine,
+        tmp_path,
+        {
+            "als.txt": wiki_page(
+                "therapeutics-als-care",
+                "ALS Care Overview",
+                body=("- Mechanism: Sodium channel blocker; reduces glutamate release",),
+                links=(("Excitotoxicity", "/mechanisms/excitotoxicity"),),
+            ),
+        },
+    )
     mech = add_hyp(engine, "Glutamate shield", mechanisms=["glutamate excitotoxicity"], prior_score=0.5)
     fact = add_hyp(engine, "Channel calm", mechanisms=["sodium channel blocker"], prior_score=0.5)
     disease = add_hyp(engine, "Motor rescue", diseases=["amyotrophic lateral sclerosis"], prior_score=0.5)
-    other = add_hyp(engine, "Dopamine lift", diseases=["Parkinson's disease"], mechanisms=["dopamine"],
-                    prior_score=0.9)
+    other = add_hyp(engine, "Dopamine lift", diseases=["Parkinson's disease"], mechanisms=["dopamine"], prior_score=0.9)
     rl = related(engine, "therapeutics-als-care")
     by_id = {i.id: i for i in rl.items}
     assert set(by_id) == {mech, fact, disease}
@@ -168,21 +205,38 @@ def test_a_debate_citing_the_page_relates_a_hypothesis(engine, tmp_path: Path) -
     h = add_hyp(engine, "Cited idea", prior_score=0.5)
     run_id = add_run(engine, h, score=0.7)
     with session_scope(engine) as s:
-        s.execute(insert(t.Evidence).values(run_id=run_id, eid="E1", rank=1, page_slug="entities-a",
-                                            page_hash="x", heading_path=[], text="...", score=1.0, facts=[]))
+        s.execute(
+            insert(t.Evidence).values(
+                run_id=run_id,
+                eid="E1",
+                rank=1,
+                page_slug="entities-a",
+                page_hash="x",
+                heading_path=[],
+                text="...",
+                score=1.0,
+                facts=[],
+            )
+        )
     (item,) = related(engine, "entities-a").items
     assert (item.id, item.reasons, item.score) == (h, ["cited"], 0.7)
 
 
 def test_index_follows_new_and_edited_hypotheses(engine, tmp_path: Path) -> None:
-    ingest(engine, tmp_path, {"m.txt": wiki_page("entities-m", "Mito Page",
-                                                 links=(("Mitophagy", "/mechanisms/mitophagy"),))})
+    ingest(
+        engine,
+        tmp_path,
+        {"m.txt": wiki_page("entities-m", "Mito Page", links=(("Mitophagy", "/mechanisms/mitophagy"),))},
+    )
     assert related(engine, "entities-m").items == []
     h = add_hyp(engine, "Mito clean", mechanisms=["mitophagy"], prior_score=0.5)
     assert ids(related(engine, "entities-m")) == [h]
     with session_scope(engine) as s:
-        hyps.add(s, HypothesisIn(id=h, title="Mito clean", mechanisms=["glycolysis"], prior_score=0.5,
-                                 source="test"), update=True)
+        hyps.add(
+            s,
+            HypothesisIn(id=h, title="Mito clean", mechanisms=["glycolysis"], prior_score=0.5, source="test"),
+            update=True,
+        )
     assert related(engine, "entities-m").items == []
 
 
@@ -192,8 +246,11 @@ def test_index_follows_edited_target_genes(engine, tmp_path: Path) -> None:
     [item] = related(engine, "entities-g").items
     assert item.id == h and item.reasons == ["gene:grn"]  # matched case-insensitively, named as written
     with session_scope(engine) as s:
-        hyps.add(s, HypothesisIn(id=h, title="Progranulin up", targets=["TARDBP"], prior_score=0.5,
-                                 source="test"), update=True)
+        hyps.add(
+            s,
+            HypothesisIn(id=h, title="Progranulin up", targets=["TARDBP"], prior_score=0.5, source="test"),
+            update=True,
+        )
     assert related(engine, "entities-g").items == []
 
 
@@ -208,13 +265,15 @@ def test_rounding_colours_and_ties(engine, tmp_path: Path) -> None:
     d = add_hyp(engine, "Beta tie", targets=["SOD1"], prior_score=0.7)
     e = add_hyp(engine, "Alpha tie", targets=["SOD1"], prior_score=0.7)
     rl = related(engine, "entities-p")
-    assert rl.markdown == HEADER + "".join([
-        f"- [Alpha tie](/hypothesis/{e}) — {span('0.70', GREEN)} · Target: SOD1\n",
-        f"- [Beta tie](/hypothesis/{d}) — {span('0.70', GREEN)} · Target: SOD1\n",
-        f"- [Half up](/hypothesis/{a}) — {span('0.65', GREEN)} · Target: SOD1\n",
-        f"- [Just under](/hypothesis/{b}) — {span('0.45', YELLOW)} · Target: SOD1\n",
-        f"- [Low](/hypothesis/{c}) — {span('0.30', RED)} · Target: SOD1\n",
-    ])
+    assert rl.markdown == HEADER + "".join(
+        [
+            f"- [Alpha tie](/hypothesis/{e}) — {span('0.70', GREEN)} · Target: SOD1\n",
+            f"- [Beta tie](/hypothesis/{d}) — {span('0.70', GREEN)} · Target: SOD1\n",
+            f"- [Half up](/hypothesis/{a}) — {span('0.65', GREEN)} · Target: SOD1\n",
+            f"- [Just under](/hypothesis/{b}) — {span('0.45', YELLOW)} · Target: SOD1\n",
+            f"- [Low](/hypothesis/{c}) — {span('0.30', RED)} · Target: SOD1\n",
+        ]
+    )
     assert [(i.shown, i.color) for i in rl.items][2:] == [("0.65", GREEN), ("0.45", YELLOW), ("0.30", RED)]
 
 
@@ -225,8 +284,19 @@ def test_target_labels(engine, tmp_path: Path) -> None:
         "- [Synuclein Pair](/hypothesis/h-1234abcd) — "
         '<span style="color:#81c784;font-weight:600">0.72</span> · Target: SNCA, LAG3',
     )
-    ingest(engine, tmp_path, {"p.txt": wiki_page("entities-p", "Label Page", targets=("FUS",),
-                                                 links=(("Autophagy", "/mechanisms/autophagy"),), related=listed)})
+    ingest(
+        engine,
+        tmp_path,
+        {
+            "p.txt": wiki_page(
+                "entities-p",
+                "Label Page",
+                targets=("FUS",),
+                links=(("Autophagy", "/mechanisms/autophagy"),),
+                related=listed,
+            )
+        },
+    )
     one = add_hyp(engine, "One gene", targets=["FUS"], prior_score=0.6)
     two = add_hyp(engine, "Two genes", targets=["FUS", "TARDBP"], prior_score=0.59)
     three = add_hyp(engine, "Three genes", targets=["FUS", "TARDBP", "C9orf72"], prior_score=0.58)
@@ -261,21 +331,30 @@ def test_in_progress_lines_and_flags(engine, tmp_path: Path) -> None:
     add_run(engine, rescored, score=0.99, flagged=True, at=T0 + timedelta(hours=1))
 
     rl = related(engine, "entities-p")
-    assert rl.markdown == HEADER + "".join([
-        f"- [Queued with prior](/hypothesis/{with_prior}) — {span('0.61', YELLOW)} · Target: TREM2\n",
-        f"- [Flag keeps old](/hypothesis/{rescored}) — {span('0.55', YELLOW)} · Target: TREM2\n",
-        "- [Second analysis](/analysis/SDA-2) 🔄\n",
-        "- [First analysis](/analysis/SDA-1) 🔄\n",
-        f"- [Queued early](/hypothesis/{early}) 🔄\n",
-        f"- [Queued late](/hypothesis/{late}) 🔄\n",
-    ])
+    assert rl.markdown == HEADER + "".join(
+        [
+            f"- [Queued with prior](/hypothesis/{with_prior}) — {span('0.61', YELLOW)} · Target: TREM2\n",
+            f"- [Flag keeps old](/hypothesis/{rescored}) — {span('0.55', YELLOW)} · Target: TREM2\n",
+            "- [Second analysis](/analysis/SDA-2) 🔄\n",
+            "- [First analysis](/analysis/SDA-1) 🔄\n",
+            f"- [Queued early](/hypothesis/{early}) 🔄\n",
+            f"- [Queued late](/hypothesis/{late}) 🔄\n",
+        ]
+    )
     waiting = [i for i in rl.items if i.in_progress]
     assert all(i.score is None and i.shown is None and i.color is None for i in waiting)
 
 
 def test_limit_and_rank_then_display_by_score(engine, tmp_path: Path) -> None:
-    ingest(engine, tmp_path, {"p.txt": wiki_page("entities-p", "Rank Page", targets=("MAPT", "GRN"),
-                                                 links=(("Autophagy", "/mechanisms/autophagy"),))})
+    ingest(
+        engine,
+        tmp_path,
+        {
+            "p.txt": wiki_page(
+                "entities-p", "Rank Page", targets=("MAPT", "GRN"), links=(("Autophagy", "/mechanisms/autophagy"),)
+            )
+        },
+    )
     both = add_hyp(engine, "Both genes", targets=["MAPT", "GRN"], prior_score=0.40)  # 1.2 × 0.9 = 1.08
     one = add_hyp(engine, "One gene", targets=["MAPT"], prior_score=0.50)  # 0.6 × 1.0 = 0.60
     weak = add_hyp(engine, "Weak but high", mechanisms=["autophagy"], prior_score=0.95)  # 0.3 × 1.45 = 0.435
@@ -286,19 +365,34 @@ def test_limit_and_rank_then_display_by_score(engine, tmp_path: Path) -> None:
 
 
 def test_pruned_ranking_equals_exhaustive(engine, tmp_path: Path) -> None:
-    ingest(engine, tmp_path, {
-        "p.txt": wiki_page("entities-p", "Busy Page", targets=("APOE", "CLU"),
-                           links=(("Neuroinflammation", "/mechanisms/neuroinflammation"), ("Q", "/entities/q"))),
-        "q.txt": wiki_page("entities-q", "Neighbour", targets=("BIN1",)),
-    })
+    ingest(
+        engine,
+        tmp_path,
+        {
+            "p.txt": wiki_page(
+                "entities-p",
+                "Busy Page",
+                targets=("APOE", "CLU"),
+                links=(("Neuroinflammation", "/mechanisms/neuroinflammation"), ("Q", "/entities/q")),
+            ),
+            "q.txt": wiki_page("entities-q", "Neighbour", targets=("BIN1",)),
+        },
+    )
     genes = ["APOE", "CLU", "BIN1", "PICALM"]
     for i in range(80):
-        add_hyp(engine, f"Idea {i:02d}", targets=[genes[i % 4]] if i % 5 else [],
-                mechanisms=["neuroinflammation"] if i % 3 == 0 else [],
-                diseases=["Alzheimer's disease"] if i % 7 == 0 else [],
-                prior_score=None if i % 11 == 0 else round((i * 37 % 100) / 100, 2))
+        add_hyp(
+            engine,
+            f"Idea {i:02d}",
+            targets=[genes[i % 4]] if i % 5 else [],
+            mechanisms=["neuroinflammation"] if i % 3 == 0 else [],
+            diseases=["Alzheimer's disease"] if i % 7 == 0 else [],
+            prior_score=None if i % 11 == 0 else round((i * 37 % 100) / 100, 2),
+        )
     for limit in (3, 10):
-        pruned, full = related(engine, "entities-p", limit=limit), related(engine, "entities-p", limit=limit, prune=False)
+        pruned, full = (
+            related(engine, "entities-p", limit=limit),
+            related(engine, "entities-p", limit=limit, prune=False),
+        )
         assert pruned == full
 
 
@@ -312,9 +406,18 @@ def test_json_model_and_html(engine, tmp_path: Path) -> None:
     data = json.loads(rl.model_dump_json())
     assert set(data) == {"slug", "title", "limit", "items", "markdown"}
     assert data["items"][0] == {
-        "kind": "hypothesis", "id": h, "title": "Odd <b>title</b> & more", "path": f"/hypothesis/{h}",
-        "score": 0.66, "shown": "0.66", "color": GREEN, "target_label": "SOD1", "targets": ["SOD1"],
-        "in_progress": False, "relatedness": 0.6, "reasons": ["gene:SOD1"],
+        "kind": "hypothesis",
+        "id": h,
+        "title": "Odd <b>title</b> & more",
+        "path": f"/hypothesis/{h}",
+        "score": 0.66,
+        "shown": "0.66",
+        "color": GREEN,
+        "target_label": "SOD1",
+        "targets": ["SOD1"],
+        "in_progress": False,
+        "relatedness": 0.6,
+        "reasons": ["gene:SOD1"],
     }
     page = render_html(rl)
     assert page.startswith('<section class="related-hypotheses">')
@@ -348,8 +451,15 @@ def test_title_abbreviation_expands(text: str) -> None:
 
 
 def test_a_full_list_shows_only_pending_debates_as_related_as_its_lines(engine, tmp_path: Path) -> None:
-    ingest(engine, tmp_path, {"p.txt": wiki_page("entities-p", "Floor Page", targets=("GRN",),
-                                                 links=(("Diseases", "/diseases/frontotemporal-dementia"),))})
+    ingest(
+        engine,
+        tmp_path,
+        {
+            "p.txt": wiki_page(
+                "entities-p", "Floor Page", targets=("GRN",), links=(("Diseases", "/diseases/frontotemporal-dementia"),)
+            )
+        },
+    )
     for i in range(2):
         add_hyp(engine, f"Scored {i}", targets=["GRN"], prior_score=0.5 + i / 10)
     close = add_hyp(engine, "Pending close", targets=["GRN"])

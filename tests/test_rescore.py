@@ -41,15 +41,31 @@ PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 
 
 def _opts(**kw):  # type: ignore[no-untyped-def]
-    base = dict(backend="offline", stale_after=None, changed=False, prompt_changed=False, ids=None, limit=None,
-                default_stale_after="30d")
+    base = dict(
+        backend="offline",
+        stale_after=None,
+        changed=False,
+        prompt_changed=False,
+        ids=None,
+        limit=None,
+        default_stale_after="30d",
+    )
     return normalize_options(**(base | kw))
 
 
-def _facts(hid: str, *, age_days: float | None, prior: bool = False,  # type: ignore[no-untyped-def]
-           pages=(), hashes=None) -> HypothesisFacts:
-    last = None if age_days is None else LastRun(f"r-{hid}", NOW - timedelta(days=age_days), "offline",
-                                                 hashes or {"offline": "v1"})
+def _facts(
+    hid: str,
+    *,
+    age_days: float | None,
+    prior: bool = False,  # type: ignore[no-untyped-def]
+    pages=(),
+    hashes=None,
+) -> HypothesisFacts:
+    last = (
+        None
+        if age_days is None
+        else LastRun(f"r-{hid}", NOW - timedelta(days=age_days), "offline", hashes or {"offline": "v1"})
+    )
     return HypothesisFacts(hid, prior, last, tuple(pages))
 
 
@@ -57,8 +73,13 @@ def _facts(hid: str, *, age_days: float | None, prior: bool = False,  # type: ig
 
 
 def test_stale_selects_old_scores_priors_and_unscored_most_urgent_first() -> None:
-    facts = [_facts("h-fresh", age_days=2), _facts("h-old", age_days=40), _facts("h-older", age_days=90),
-             _facts("h-prior", age_days=None, prior=True), _facts("h-new", age_days=None)]
+    facts = [
+        _facts("h-fresh", age_days=2),
+        _facts("h-old", age_days=40),
+        _facts("h-older", age_days=90),
+        _facts("h-prior", age_days=None, prior=True),
+        _facts("h-new", age_days=None),
+    ]
     picked = choose(facts, _opts(), NOW, {"offline": "v1"})
     assert [p.id for p in picked] == ["h-new", "h-prior", "h-older", "h-old"]
     assert [p.reasons.stale for p in picked] == ["never scored", "prior only", "90d", "40d"]
@@ -68,8 +89,11 @@ def test_stale_selects_old_scores_priors_and_unscored_most_urgent_first() -> Non
 
 def test_criteria_are_ored_and_the_default_staleness_only_applies_alone() -> None:
     page = PageFact("entities-sod1", "cited", NOW - timedelta(days=1))
-    facts = [_facts("h-a", age_days=5, pages=[page]), _facts("h-b", age_days=40),
-             _facts("h-c", age_days=5, hashes={"offline": "v0"})]
+    facts = [
+        _facts("h-a", age_days=5, pages=[page]),
+        _facts("h-b", age_days=40),
+        _facts("h-c", age_days=5, hashes={"offline": "v0"}),
+    ]
     assert _opts(changed=True).stale_after_s is None
     assert [p.id for p in choose(facts, _opts(changed=True), NOW, {"offline": "v1"})] == ["h-a"]
     both = choose(facts, _opts(changed=True, prompt_changed=True), NOW, {"offline": "v1"})
@@ -80,11 +104,13 @@ def test_criteria_are_ored_and_the_default_staleness_only_applies_alone() -> Non
 
 
 def test_changed_pages_are_those_edited_after_the_last_run_or_gone_or_different() -> None:
-    pages = [PageFact("edited", "cited", NOW - timedelta(days=1)),
-             PageFact("untouched", "cited", NOW - timedelta(days=30)),
-             PageFact("gone", "cited", None),
-             PageFact("snapshot-differs", "cited", NOW - timedelta(days=30), snapshot_differs=True),
-             PageFact("lists-it", "listed", NOW - timedelta(days=2))]
+    pages = [
+        PageFact("edited", "cited", NOW - timedelta(days=1)),
+        PageFact("untouched", "cited", NOW - timedelta(days=30)),
+        PageFact("gone", "cited", None),
+        PageFact("snapshot-differs", "cited", NOW - timedelta(days=30), snapshot_differs=True),
+        PageFact("lists-it", "listed", NOW - timedelta(days=2)),
+    ]
     [picked] = choose([_facts("h-a", age_days=10, pages=pages)], _opts(changed=True), NOW, {})
     assert picked.reasons.pages == ["edited", "gone", "lists-it", "snapshot-differs"]
     # Without a finished run there is nothing to have changed since.
@@ -140,8 +166,13 @@ def _batch(engine, settings, *, concurrency=4, budget=None, **kw) -> BatchSummar
 
 def _runs_per_hypothesis(engine, batch_id: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
     with session_scope(engine) as s:
-        return dict(s.execute(select(t.Run.hypothesis_id, func.count()).where(t.Run.batch_id == batch_id)
-                              .group_by(t.Run.hypothesis_id)).all())
+        return dict(
+            s.execute(
+                select(t.Run.hypothesis_id, func.count())
+                .where(t.Run.batch_id == batch_id)
+                .group_by(t.Run.hypothesis_id)
+            ).all()
+        )
 
 
 def test_changed_picks_only_hypotheses_of_the_edited_page(kb_engine, kb_copy, db_url):  # type: ignore[no-untyped-def]
@@ -160,8 +191,9 @@ def test_changed_picks_only_hypotheses_of_the_edited_page(kb_engine, kb_copy, db
     # The page fewest hypotheses depend on, so the selection is visibly narrow.
     slug = min((p for p in by_page if 0 < len(by_page[p])), key=lambda p: (len(by_page[p]), p))
     path = kb_copy / f"{slug}.txt"
-    path.write_text(path.read_text(encoding="utf-8").replace("\n", "\nA sentence added in an edit.\n", 1),
-                    encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("\n", "\nA sentence added in an edit.\n", 1), encoding="utf-8"
+    )
     report = ingest_paths(kb_engine, [kb_copy])
     assert report.changed == [slug]
 
@@ -185,12 +217,18 @@ def _hypothesis_ids(engine) -> set[str]:  # type: ignore[no-untyped-def]
         return set(s.execute(select(t.Hypothesis.id)).scalars())
 
 
-def _openai_settings(db_url: str, base_url: str, prompts_dir: Path | None = None,  # type: ignore[no-untyped-def]
-                     **rescore: object):
+def _openai_settings(
+    db_url: str,
+    base_url: str,
+    prompts_dir: Path | None = None,  # type: ignore[no-untyped-def]
+    **rescore: object,
+):
     return load_settings(
-        database_url=db_url, prompts_dir=str(prompts_dir) if prompts_dir else "",
+        database_url=db_url,
+        prompts_dir=str(prompts_dir) if prompts_dir else "",
         debate={"rounds": 1, "judges": 1},
-        openai={"base_url": base_url, "api_key": "k", "timeout_s": 5.0, "max_concurrency": 64}, rescore=rescore,
+        openai={"base_url": base_url, "api_key": "k", "timeout_s": 5.0, "max_concurrency": 64},
+        rescore=rescore,
     )
 
 
@@ -209,13 +247,18 @@ def test_prompt_changed_picks_runs_made_with_other_prompts(sample_engine, db_url
     with session_scope(sample_engine) as s:
         from debate.engine.backends import prompt_hashes
 
-        picked = select_hypotheses(s, _opts(backend="openai", prompt_changed=True), now=t.utcnow(),
-                                   current_prompts=prompt_hashes(new, "openai"))
+        picked = select_hypotheses(
+            s,
+            _opts(backend="openai", prompt_changed=True),
+            now=t.utcnow(),
+            current_prompts=prompt_hashes(new, "openai"),
+        )
         assert sorted(p.id for p in picked) == sorted(ids[:3])
         assert all(p.reasons.prompts == ["judge"] for p in picked)
         # Judged by the offline rules, every model-scored hypothesis used other "prompts".
-        offline = select_hypotheses(s, _opts(prompt_changed=True), now=t.utcnow(),
-                                    current_prompts=prompt_hashes(new, "offline"))
+        offline = select_hypotheses(
+            s, _opts(prompt_changed=True), now=t.utcnow(), current_prompts=prompt_hashes(new, "offline")
+        )
         assert sorted(p.id for p in offline) == sorted(ids)
 
 
@@ -229,8 +272,11 @@ def _scored(engine, settings, ids: list[str]) -> None:  # type: ignore[no-untype
 
 def _spent_in_order(engine, batch_id: str) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
     with session_scope(engine) as s:
-        rows = s.execute(select(t.Run.prompt_tokens, t.Run.completion_tokens, t.Run.cost_usd)
-                         .where(t.Run.batch_id == batch_id).order_by(t.Run.finished_at)).all()
+        rows = s.execute(
+            select(t.Run.prompt_tokens, t.Run.completion_tokens, t.Run.cost_usd)
+            .where(t.Run.batch_id == batch_id)
+            .order_by(t.Run.finished_at)
+        ).all()
     return [(p + c, cost) for p, c, cost in rows]
 
 
@@ -244,7 +290,8 @@ def test_budget_stops_new_debates_and_a_rerun_with_more_resumes_the_batch(sample
         budget = Budget(max_tokens_total=int(probe.tokens * 2.5))
         stopped = _batch(sample_engine, settings, concurrency=1, budget=budget, limit=8, **opts)
         assert stopped.status == "stopped" and stopped.stop_reason == (
-            f"token budget of {budget.max_tokens_total:,} reached")
+            f"token budget of {budget.max_tokens_total:,} reached"
+        )
         assert 0 < stopped.done < 8 and stopped.remaining == 8 - stopped.done
         # One at a time: each debate started under budget, and the last one reached it.
         spent = [tok for tok, _ in _spent_in_order(sample_engine, stopped.batch_id)]
@@ -264,8 +311,15 @@ def test_budget_stops_new_debates_and_a_rerun_with_more_resumes_the_batch(sample
 
         # A cost budget, priced from [openai.prices] (the fake server answers as gpt-4o-mini).
         max_cost = probe.cost_usd * 2.5
-        cost = _batch(sample_engine, settings, concurrency=1, budget=Budget(max_cost=max_cost), limit=8,
-                      backend="openai", stale_after="1s")
+        cost = _batch(
+            sample_engine,
+            settings,
+            concurrency=1,
+            budget=Budget(max_cost=max_cost),
+            limit=8,
+            backend="openai",
+            stale_after="1s",
+        )
         assert cost.status == "stopped" and cost.stop_reason and "cost budget" in cost.stop_reason
         costs = [c for _, c in _spent_in_order(sample_engine, cost.batch_id)]
         assert sum(costs[:-1]) < max_cost <= sum(costs)
@@ -281,8 +335,13 @@ def test_budgets_that_cannot_be_enforced_are_refused(sample_engine, db_url):  # 
 
 def test_unknown_ids_are_named(sample_engine):  # type: ignore[no-untyped-def]
     with session_scope(sample_engine) as s, pytest.raises(NotFoundError, match="h-00000000"):
-        select_hypotheses(s, _opts(ids=["h-9878fd9b", "h-00000000"]), now=t.utcnow(), current_prompts={},
-                          ids=["h-9878fd9b", "h-00000000"])
+        select_hypotheses(
+            s,
+            _opts(ids=["h-9878fd9b", "h-00000000"]),
+            now=t.utcnow(),
+            current_prompts={},
+            ids=["h-9878fd9b", "h-00000000"],
+        )
 
 
 def _cli(*args: str, db_url: str) -> dict:  # type: ignore[type-arg]

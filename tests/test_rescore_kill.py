@@ -29,12 +29,19 @@ def _state(db_url: str) -> dict[str, int]:
         turns = s.execute(select(func.count()).select_from(t.Turn)).scalar_one()
         # Runs mid-debate with at least two calls to go (only the proposer has answered), so
         # a kill decided now lands before they can finish.
-        one_turn = (select(t.Turn.run_id).join(t.Run, t.Run.id == t.Turn.run_id).where(t.Run.status == "running")
-                    .group_by(t.Turn.run_id).having(func.count() == 1).subquery())
+        one_turn = (
+            select(t.Turn.run_id)
+            .join(t.Run, t.Run.id == t.Turn.run_id)
+            .where(t.Run.status == "running")
+            .group_by(t.Turn.run_id)
+            .having(func.count() == 1)
+            .subquery()
+        )
         in_flight = s.execute(select(func.count()).select_from(one_turn)).scalar_one()
         # A score is only ever visible together with status done (one transaction).
-        partial = s.execute(select(func.count()).where(
-            (t.Run.score.is_not(None)) != (t.Run.status == "done"))).scalar_one()
+        partial = s.execute(
+            select(func.count()).where((t.Run.score.is_not(None)) != (t.Run.status == "done"))
+        ).scalar_one()
     assert partial == 0, "a score is visible on a run that is not done"
     return {"runs": sum(runs.values()), "done": runs.get("done", 0), "turns": turns, "in_flight": in_flight}
 
@@ -82,10 +89,25 @@ def _check_batch(db_url: str) -> str:
 @pytest.mark.slow
 def test_killed_model_batch_resumes_to_exactly_one_score_each(sample_engine, db_url, cli_env):  # type: ignore
     with FakeOpenAIServer(latency_s=0.25) as server:
-        env = {**cli_env, "DEBATE_OPENAI__BASE_URL": server.base_url, "DEBATE_OPENAI__API_KEY": "k",
-               "DEBATE_DEBATE__ROUNDS": "1", "DEBATE_DEBATE__JUDGES": "2"}
-        args = ["rescore", "--backend", "openai", "--stale-after", "0s", "--limit", str(LIMIT),
-                "--concurrency", "4", "--json"]
+        env = {
+            **cli_env,
+            "DEBATE_OPENAI__BASE_URL": server.base_url,
+            "DEBATE_OPENAI__API_KEY": "k",
+            "DEBATE_DEBATE__ROUNDS": "1",
+            "DEBATE_DEBATE__JUDGES": "2",
+        }
+        args = [
+            "rescore",
+            "--backend",
+            "openai",
+            "--stale-after",
+            "0s",
+            "--limit",
+            str(LIMIT),
+            "--concurrency",
+            "4",
+            "--json",
+        ]
         cmd = [sys.executable, "-m", "debate", *args]
         # Kill points, in order: runs claimed but nothing answered yet; mid-debate with turns
         # of several runs written; half the batch done and a run of the rest mid-debate. Each
@@ -115,8 +137,7 @@ def test_killed_two_process_offline_batch_restarts_cleanly(sample_engine, db_url
     """Offline runs keep no checkpoint: a killed one restarts and reuses the turns already stored.
     The helper process dies with the first one, so the rerun is alone with the batch."""
     env = {**cli_env, "DEBATE_DEBATE__ROUNDS": "1", "DEBATE_DEBATE__JUDGES": "2"}
-    args = ["rescore", "--stale-after", "0s", "--limit", str(LIMIT), "--concurrency", "2", "--processes", "2",
-            "--json"]
+    args = ["rescore", "--stale-after", "0s", "--limit", str(LIMIT), "--concurrency", "2", "--processes", "2", "--json"]
     _kill_when([sys.executable, "-m", "debate", *args], env, db_url, lambda s: s["done"] >= 3)
     summary = json.loads(run_cli(*args, env=env).stdout)
     assert summary["status"] == "done" and summary["done"] == LIMIT

@@ -53,12 +53,18 @@ def _run_ids(db_url: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after_turns", [1, 3, 5], ids=["after-first-turn", "mid-debate", "between-judges-before-consensus"])
+@pytest.mark.parametrize(
+    "kill_after_turns", [1, 3, 5], ids=["after-first-turn", "mid-debate", "between-judges-before-consensus"]
+)
 def test_killed_run_resumes_without_repeating_finished_turns(sample_engine, db_url, cli_env, kill_after_turns):
     with FakeOpenAIServer(_staggered) as server:
         env = {**cli_env, "DEBATE_OPENAI__BASE_URL": server.base_url, "DEBATE_OPENAI__API_KEY": "k"}
-        proc = subprocess.Popen([sys.executable, "-m", "debate", "run", SOD1, "--backend", "openai", "-q"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "debate", "run", SOD1, "--backend", "openai", "-q"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while len(_saved_turns(db_url)) < kill_after_turns:
             assert proc.poll() is None, "the debate ended before it could be killed"
@@ -127,8 +133,9 @@ async def test_concurrent_checkpoint_writes_share_commits_and_are_committed_befo
         # A failed transaction fails every write in it, and the next writes go through again.
         await conn.execute("ALTER TABLE writes RENAME TO writes_away")
         cfg = {"configurable": {"thread_id": "bad", "checkpoint_ns": "", "checkpoint_id": "x"}}
-        results = await asyncio.gather(*(saver.aput_writes(cfg, [("round", 1)], task_id=f"b{i}") for i in range(3)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(saver.aput_writes(cfg, [("round", 1)], task_id=f"b{i}") for i in range(3)), return_exceptions=True
+        )
         assert all(isinstance(r, sqlite3.OperationalError) for r in results)
         await conn.execute("ALTER TABLE writes_away RENAME TO writes")
         await saver.aput_writes(cfg, [("round", 1)], task_id="after")
@@ -142,8 +149,12 @@ def test_run_killed_during_its_first_model_call_retrieves_again_and_keeps_one_sn
     # the run is stored but its status, and the resumed run retrieves and stores the snapshot.
     with FakeOpenAIServer(_staggered) as server:
         env = {**cli_env, "DEBATE_OPENAI__BASE_URL": server.base_url, "DEBATE_OPENAI__API_KEY": "k"}
-        proc = subprocess.Popen([sys.executable, "-m", "debate", "run", SOD1, "--backend", "openai", "-q"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "debate", "run", SOD1, "--backend", "openai", "-q"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while server.request_count < 1:  # the first proposer call is in flight (it answers after 0.3 s)
             assert proc.poll() is None and time.monotonic() < deadline
@@ -162,12 +173,15 @@ def test_run_killed_during_its_first_model_call_retrieves_again_and_keeps_one_sn
         assert len(_saved_turns(db_url)) == EXPECTED_TURNS
         assert server.request_count == 1 + EXPECTED_TURNS  # the call in flight at the kill, asked again
         with session_scope(ensure_schema(db_url)) as s:
-            eids = list(s.execute(select(t.Evidence.eid).where(t.Evidence.run_id == run_id)
-                                  .order_by(t.Evidence.rank)).scalars())
+            eids = list(
+                s.execute(select(t.Evidence.eid).where(t.Evidence.run_id == run_id).order_by(t.Evidence.rank)).scalars()
+            )
             assert eids == [f"E{i}" for i in range(1, len(eids) + 1)] and len(eids) >= 3
             run = s.get(t.Run, run_id)
             assert run is not None and run.status == "done" and run.retrieved_at is not None
-            first = s.execute(select(t.Evidence.text).where(t.Evidence.run_id == run_id, t.Evidence.eid == "E1")).scalar_one()
+            first = s.execute(
+                select(t.Evidence.text).where(t.Evidence.run_id == run_id, t.Evidence.eid == "E1")
+            ).scalar_one()
         # The model was shown the snapshot that is stored.
         resumed_proposer = [r for r in server.requests if _turn_of(r.body) == "proposer"][1]
         assert first.split("\n")[0] in resumed_proposer.body["messages"][-1]["content"]

@@ -8,10 +8,7 @@ from conftest import SEED_NAME
 from debate.kb.parse import ParsedPage, parse_page
 from debate.kb.rewrite import replace_related_section
 
-HEADER = (
-    "Related Hypotheses\n"
-    "From the [SciDEX Exchange](/exchange) — scored by multi-agent debate\n"
-)
+HEADER = "Related Hypotheses\nFrom the [SciDEX Exchange](/exchange) — scored by multi-agent debate\n"
 LINE_A = "- [SOD1 knockdown](/hypothesis/h-0123abcd) — <span>0.70</span> · Target: SOD1\n"
 LINE_B = "- [FUS granules](/hypothesis/h-4567cdef) 🔄\n"
 
@@ -23,9 +20,7 @@ def rendered_block(parsed: ParsedPage) -> str:
 
 
 class TestSeed:
-    def test_unchanged_section_round_trips_byte_for_byte(
-        self, seed_text: str, seed: ParsedPage
-    ) -> None:
+    def test_unchanged_section_round_trips_byte_for_byte(self, seed_text: str, seed: ParsedPage) -> None:
         block = rendered_block(seed)
         start, end = seed.related_span
         assert block == seed_text[start:end]
@@ -44,9 +39,7 @@ class TestSeed:
         assert reparsed.related[0].score == 0.81
         assert reparsed.metadata == seed.metadata
 
-    def test_shorter_list_keeps_the_rest_of_the_page(
-        self, seed_text: str, seed: ParsedPage
-    ) -> None:
+    def test_shorter_list_keeps_the_rest_of_the_page(self, seed_text: str, seed: ParsedPage) -> None:
         out = replace_related_section(seed_text, seed, HEADER + LINE_A + LINE_B)
         start, end = seed.related_span
         assert out.startswith(seed_text[:start])
@@ -70,7 +63,8 @@ class TestInsertion:
         out = replace_related_section(text, parsed, HEADER + LINE_A)
         assert out == (
             "Tofersen\nOverview\n- Status: approved\n"
-            + HEADER + LINE_A
+            + HEADER
+            + LINE_A
             + "▸Metadata\n| slug | therapeutics-tofersen |\nNo provenance edges found"
         )
         reparsed = parse_page(out, source_name="t.txt")
@@ -98,9 +92,7 @@ class TestLineEndings:
         parsed = parse_page(text, source_name="t.txt")
         assert replace_related_section(text, parsed, HEADER + LINE_A) == text
         out = replace_related_section(text, parsed, HEADER + LINE_A + LINE_B)
-        assert out == text.replace(
-            LINE_A.replace("\n", "\r\n"), (LINE_A + LINE_B).replace("\n", "\r\n")
-        )
+        assert out == text.replace(LINE_A.replace("\n", "\r\n"), (LINE_A + LINE_B).replace("\n", "\r\n"))
         assert "\n" not in out.replace("\r\n", "")
 
     def test_block_ending_the_file_without_newline_round_trips(self) -> None:

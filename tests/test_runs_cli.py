@@ -17,8 +17,13 @@ def test_run_prints_progress_per_turn_and_a_score_table(sample_engine, cli_env):
 
 
 def test_unknown_ids_are_one_line_errors(sample_engine, cli_env):
-    for args in (("run", "h-deadbeef"), ("transcript", "r-nope"), ("runs", "show", "r-nope"),
-                 ("review", "r-nope", "--flag"), ("hypotheses", "show", "h-00000000")):
+    for args in (
+        ("run", "h-deadbeef"),
+        ("transcript", "r-nope"),
+        ("runs", "show", "r-nope"),
+        ("review", "r-nope", "--flag"),
+        ("hypotheses", "show", "h-00000000"),
+    ):
         proc = run_cli(*args, env=cli_env, check=False)
         assert proc.returncode == 2, args
         assert proc.stderr.strip().splitlines()[-1].startswith("error: "), args

@@ -32,19 +32,39 @@ def add_hyp(engine, title: str, **kw) -> str:  # type: ignore[no-untyped-def]
         return row.id
 
 
-def add_run(engine, hyp_id: str, *, status: str = "done", score: float | None = None,  # type: ignore[no-untyped-def]
-            flagged: bool = False, at: datetime = T0, batch: str | None = None) -> str:
+def add_run(
+    engine,
+    hyp_id: str,
+    *,
+    status: str = "done",
+    score: float | None = None,  # type: ignore[no-untyped-def]
+    flagged: bool = False,
+    at: datetime = T0,
+    batch: str | None = None,
+) -> str:
     run_id = f"r-{uuid4().hex[:12]}"
     finished = at + timedelta(seconds=30) if status in ("done", "failed") else None
     with session_scope(engine) as s:
-        s.execute(insert(t.Run).values(
-            id=run_id, hypothesis_id=hyp_id, status=status, backend="offline", models={}, config={},
-            prompt_hashes={}, created_at=at, finished_at=finished, score=score,
-            agreement=0.8 if score is not None else None,
-            interval_lo=score - 0.1 if score is not None else None,
-            interval_hi=score + 0.1 if score is not None else None,
-            flagged=flagged, trigger="test", batch_id=batch,
-        ))
+        s.execute(
+            insert(t.Run).values(
+                id=run_id,
+                hypothesis_id=hyp_id,
+                status=status,
+                backend="offline",
+                models={},
+                config={},
+                prompt_hashes={},
+                created_at=at,
+                finished_at=finished,
+                score=score,
+                agreement=0.8 if score is not None else None,
+                interval_lo=score - 0.1 if score is not None else None,
+                interval_hi=score + 0.1 if score is not None else None,
+                flagged=flagged,
+                trigger="test",
+                batch_id=batch,
+            )
+        )
     return run_id
 
 
@@ -56,7 +76,14 @@ def rows(engine, **kw) -> dict[str, ScoreRow]:  # type: ignore[no-untyped-def]
 def test_prior_until_a_debate_here_scores_it(engine) -> None:
     h = add_hyp(engine, "Prior only", prior_score=0.69)
     r = rows(engine)[h]
-    assert (r.status, r.score, r.prior, r.shown_score, r.last_run, r.scored_at) == ("prior", None, 0.69, 0.69, None, None)
+    assert (r.status, r.score, r.prior, r.shown_score, r.last_run, r.scored_at) == (
+        "prior",
+        None,
+        0.69,
+        0.69,
+        None,
+        None,
+    )
     run = add_run(engine, h, score=0.9)
     r = rows(engine)[h]
     assert (r.status, r.score, r.shown_score, r.last_run, r.flagged) == ("scored", 0.9, 0.9, run, False)
@@ -126,8 +153,14 @@ def test_cheap_shown_scores_follow_the_same_rule(engine) -> None:
     assert cheap == {h: (r.shown_score, r.status in ("queued", "running")) for h, r in full.items()}
     assert full[ids[5]].shown_score is None and full[ids[6]].shown_score == 0.4
     # Only hypotheses with a done or pending run appear; the rest show their prior.
-    assert from_runs == {ids[0]: (0.8, False), ids[1]: (None, False), ids[2]: (0.2, False),
-                         ids[3]: (None, True), ids[4]: (None, True), ids[6]: (0.4, False)}
+    assert from_runs == {
+        ids[0]: (0.8, False),
+        ids[1]: (None, False),
+        ids[2]: (0.2, False),
+        ids[3]: (None, True),
+        ids[4]: (None, True),
+        ids[6]: (0.4, False),
+    }
 
 
 def test_history_and_changed_since(engine) -> None:
@@ -137,8 +170,10 @@ def test_history_and_changed_since(engine) -> None:
     add_run(engine, h, status="queued", at=T0 + timedelta(days=2))
     with session_scope(engine) as s:
         hist = score_history(s, h)
-        assert [(x.run_id, x.score, x.flagged, x.batch) for x in hist] == [(old, 0.4, False, "b-1"),
-                                                                          (new, 0.6, True, None)]
+        assert [(x.run_id, x.score, x.flagged, x.batch) for x in hist] == [
+            (old, 0.4, False, "b-1"),
+            (new, 0.6, True, None),
+        ]
         assert changed_hypotheses(s, T0 + timedelta(days=3)) == set()
         assert changed_hypotheses(s, T0 + timedelta(hours=12)) == {h}
 

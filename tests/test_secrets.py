@@ -72,8 +72,12 @@ def test_serve_start_up_output_hides_the_password(pg_url, cli_env, tmp_path) -> 
     env = {**cli_env, "DEBATE_DATABASE_URL": _with_password(pg_url)}
     log = tmp_path / "serve.err"
     with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "debate", "serve", "--port", str(_free_port())], env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "debate", "serve", "--port", str(_free_port())],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         deadline = time.monotonic() + 30
         while "reviewer UI" not in log.read_text(errors="replace") and time.monotonic() < deadline:

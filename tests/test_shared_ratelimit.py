@@ -89,8 +89,10 @@ def test_two_processes_windows_admit_at_most_n_together_and_use_the_budget(db: s
     key = "http://endpoint.test/v1"
     windows = [DatabaseWindow(db, key, rpm=n, tpm=None, window_s=WINDOW_S, prune_every=0) for _ in range(2)]
     starts: list[list[float]] = [[], []]
-    limiters = [RateLimiter(None, n, None, window_s=WINDOW_S, shared=w, on_start=s.append)
-                for w, s in zip(windows, starts, strict=True)]
+    limiters = [
+        RateLimiter(None, n, None, window_s=WINDOW_S, shared=w, on_start=s.append)
+        for w, s in zip(windows, starts, strict=True)
+    ]
 
     async def demand(limiter: RateLimiter, until: float) -> None:
         while time.monotonic() < until:
@@ -116,8 +118,10 @@ def test_two_processes_windows_admit_at_most_n_together_and_use_the_budget(db: s
     # The rows the processes counted: one per request, n at most in any window of the server clock.
     engine = ensure_schema(db)
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT extract(epoch FROM t)::float8 AS start, tokens FROM rate_window "
-                                 "WHERE endpoint = :k"), {"k": key}).all()
+        rows = conn.execute(
+            text("SELECT extract(epoch FROM t)::float8 AS start, tokens FROM rate_window WHERE endpoint = :k"),
+            {"k": key},
+        ).all()
     assert len(rows) == len(together)
     assert {r.tokens for r in rows} == {50}
     assert max_in_window([r.start for r in rows], WINDOW_S) <= n
@@ -132,8 +136,12 @@ def server_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.mark.slow
-def test_two_workers_send_at_most_rpm_requests_together(db: str, cli_env: dict[str, str], server_process,  # type: ignore[no-untyped-def]
-                                                         tmp_path: Path) -> None:
+def test_two_workers_send_at_most_rpm_requests_together(
+    db: str,
+    cli_env: dict[str, str],
+    server_process,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
     from debate.jobs.batches import open_or_create_batch
     from debate.jobs.queue import build_app, enqueue_batch, ensure_queue_schema
     from debate.jobs.selection import normalize_options
@@ -143,8 +151,15 @@ def test_two_workers_send_at_most_rpm_requests_together(db: str, cli_env: dict[s
     settings = load_settings(database_url=db, backend="openai", debate={"rounds": 1, "judges": 2})
     ensure_queue_schema(settings)
     engine = ensure_schema(db)
-    opts = normalize_options(backend="openai", stale_after="0s", changed=False, prompt_changed=False, ids=None,
-                             limit=None, default_stale_after="30d")
+    opts = normalize_options(
+        backend="openai",
+        stale_after="0s",
+        changed=False,
+        prompt_changed=False,
+        ids=None,
+        limit=None,
+        default_stale_after="30d",
+    )
     batch, created = open_or_create_batch(engine, settings, opts)
     assert created and batch is not None
 
@@ -154,33 +169,46 @@ def test_two_workers_send_at_most_rpm_requests_together(db: str, cli_env: dict[s
             return len((await enqueue_batch(qa, engine, settings, batch.id)).queued)
 
     assert asyncio.run(put()) == batch.total
-    env = {**cli_env, "DEBATE_DATABASE_URL": db, "DEBATE_BACKEND": "openai",
-           "DEBATE_OPENAI__BASE_URL": base_url, "DEBATE_OPENAI__API_KEY": "k",
-           "DEBATE_OPENAI__RPM": str(n), "DEBATE_OPENAI__RATE_WINDOW_S": str(WINDOW_S),
-           "DEBATE_QUEUE__SCHEDULE": ""}
+    env = {
+        **cli_env,
+        "DEBATE_DATABASE_URL": db,
+        "DEBATE_BACKEND": "openai",
+        "DEBATE_OPENAI__BASE_URL": base_url,
+        "DEBATE_OPENAI__API_KEY": "k",
+        "DEBATE_OPENAI__RPM": str(n),
+        "DEBATE_OPENAI__RATE_WINDOW_S": str(WINDOW_S),
+        "DEBATE_QUEUE__SCHEDULE": "",
+    }
     names = ("left", "right")
     workers = [worker_process(env, name, tmp_path / f"{name}.err", concurrency=4) for name in names]
 
     def jobs() -> list:  # type: ignore[type-arg]
         with engine.connect() as conn:
-            return conn.execute(text("SELECT status, worker_id FROM procrastinate_jobs "
-                                     "WHERE task_name = 'debate_hypothesis'")).all()
+            return conn.execute(
+                text("SELECT status, worker_id FROM procrastinate_jobs WHERE task_name = 'debate_hypothesis'")
+            ).all()
 
     busy: set[int] = set()  # workers seen holding a job (finished jobs lose their worker id on exit)
     try:
         deadline = time.monotonic() + 50
         while sum(j.status in ("succeeded", "failed") for j in jobs()) < batch.total:
             busy |= {j.worker_id for j in jobs() if j.status == "doing" and j.worker_id is not None}
-            failed = [(tmp_path / f"{name}.err").read_text()[-2000:]
-                      for name, w in zip(names, workers, strict=True) if w.poll() is not None]
+            failed = [
+                (tmp_path / f"{name}.err").read_text()[-2000:]
+                for name, w in zip(names, workers, strict=True)
+                if w.poll() is not None
+            ]
             assert not failed, f"a worker exited: {failed}"
             assert time.monotonic() < deadline, f"batch not done in time: {jobs()}"
             time.sleep(0.2)
     finally:
         stop_processes(workers)
     with engine.connect() as conn:
-        errors = conn.execute(text("SELECT error FROM runs WHERE batch_id = :b AND status <> 'done'"),
-                              {"b": batch.id}).scalars().all()
+        errors = (
+            conn.execute(text("SELECT error FROM runs WHERE batch_id = :b AND status <> 'done'"), {"b": batch.id})
+            .scalars()
+            .all()
+        )
     assert not errors and all(j.status == "succeeded" for j in jobs()), errors
     times = sorted(json.loads(line)["t"] for line in log.read_text().splitlines())
     per_debate = 1 * 2 + 2  # proposer and critic, two judges

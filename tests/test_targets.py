@@ -64,11 +64,33 @@ def add_hyp(engine, title: str, targets: list[str]) -> str:  # type: ignore[no-u
 def add_run_with_evidence(engine, hyp_id: str, slugs: list[str], status: str = "done") -> str:  # type: ignore[no-untyped-def]
     run_id = f"r-{uuid4().hex[:12]}"
     with session_scope(engine) as s:
-        s.execute(insert(t.Run).values(id=run_id, hypothesis_id=hyp_id, status=status, backend="offline",
-                                       models={}, config={}, prompt_hashes={}, score=0.7, created_at=utcnow()))
+        s.execute(
+            insert(t.Run).values(
+                id=run_id,
+                hypothesis_id=hyp_id,
+                status=status,
+                backend="offline",
+                models={},
+                config={},
+                prompt_hashes={},
+                score=0.7,
+                created_at=utcnow(),
+            )
+        )
         for i, slug in enumerate(slugs):
-            s.execute(insert(t.Evidence).values(run_id=run_id, eid=f"E{i + 1}", rank=i + 1, page_slug=slug,
-                                                page_hash="x", heading_path=[], text="...", score=1.0, facts=[]))
+            s.execute(
+                insert(t.Evidence).values(
+                    run_id=run_id,
+                    eid=f"E{i + 1}",
+                    rank=i + 1,
+                    page_slug=slug,
+                    page_hash="x",
+                    heading_path=[],
+                    text="...",
+                    score=1.0,
+                    facts=[],
+                )
+            )
     return run_id
 
 
@@ -98,7 +120,10 @@ def test_debate_evidence_adds_a_link_with_its_run(kb) -> None:  # type: ignore[n
     with session_scope(kb) as s:
         by_slug = {p.slug: p for p in gene_links(s, "C9orf72").pages}
         per_target = hypothesis_links(s, h)
-    assert (by_slug["entities-repeat-notes"].sources, by_slug["entities-repeat-notes"].runs) == (["fact", "debate"], [run])
+    assert (by_slug["entities-repeat-notes"].sources, by_slug["entities-repeat-notes"].runs) == (
+        ["fact", "debate"],
+        [run],
+    )
     assert by_slug["entities-motor-targets"].runs == []
     assert [x.gene for x in per_target] == ["C9orf72", "SOD1"]  # the hypothesis's order
     assert [p.slug for p in per_target[1].pages] == ["entities-motor-targets"]

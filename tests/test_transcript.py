@@ -40,97 +40,242 @@ def _dims(value: float) -> dict[str, float]:
     return {d: value for d in DIMENSIONS}
 
 
-def _turn(round_: int, role: str, seat: int, parsed: dict[str, Any], *, label: str = "model",
-          citations: list[dict[str, Any]] | None = None, meta: dict[str, Any] | None = None,
-          overall: float | None = None, raw: str | None = None) -> Turn:
+def _turn(
+    round_: int,
+    role: str,
+    seat: int,
+    parsed: dict[str, Any],
+    *,
+    label: str = "model",
+    citations: list[dict[str, Any]] | None = None,
+    meta: dict[str, Any] | None = None,
+    overall: float | None = None,
+    raw: str | None = None,
+) -> Turn:
     return Turn(
-        run_id=RUN, round=round_, role=role, seat=seat, backend="openai", label=label,
-        model="gpt-test" if label == "model" else "heuristic", prompt_name=role, prompt_version="1",
+        run_id=RUN,
+        round=round_,
+        role=role,
+        seat=seat,
+        backend="openai",
+        label=label,
+        model="gpt-test" if label == "model" else "heuristic",
+        prompt_name=role,
+        prompt_version="1",
         prompt_hash=f"hash-{role}-0123456789",
-        messages=[{"role": "system", "content": f"You are the {role}."},
-                  {"role": "user", "content": "Debate the hypothesis."}],
-        raw_reply=raw if raw is not None else str(parsed), parsed=parsed, citations=citations or [],
-        overall=overall, meta=meta or {}, prompt_tokens=100 + seat, completion_tokens=40,
-        cost_usd=0.001, latency_ms=250.0, created_at=T0 + timedelta(minutes=round_),
+        messages=[
+            {"role": "system", "content": f"You are the {role}."},
+            {"role": "user", "content": "Debate the hypothesis."},
+        ],
+        raw_reply=raw if raw is not None else str(parsed),
+        parsed=parsed,
+        citations=citations or [],
+        overall=overall,
+        meta=meta or {},
+        prompt_tokens=100 + seat,
+        completion_tokens=40,
+        cost_usd=0.001,
+        latency_ms=250.0,
+        created_at=T0 + timedelta(minutes=round_),
     )
 
 
 def _attempt(round_: int, role: str, seat: int, n: int, kind: str, outcome: str, **kw: Any) -> Attempt:
     return Attempt(
-        run_id=RUN, round=round_, role=role, seat=seat, n=n, kind=kind, outcome=outcome, model="gpt-test",
-        latency_ms=kw.pop("latency_ms", 100.0), started_at=T0, **kw,
+        run_id=RUN,
+        round=round_,
+        role=role,
+        seat=seat,
+        n=n,
+        kind=kind,
+        outcome=outcome,
+        model="gpt-test",
+        latency_ms=kw.pop("latency_ms", 100.0),
+        started_at=T0,
+        **kw,
     )
 
 
 def _seed(url: str, *, label: str = "model", flagged: bool = False, score: float = 0.715) -> Engine:
     engine = ensure_schema(url)
     with session_scope(engine) as s:
-        s.add(Hypothesis(
-            id=HYP, title="TREM2 agonism for Alzheimer's", title_key="trem2 agonism for alzheimer s",
-            statement="Activating TREM2 boosts microglial clearance.", diseases=["Alzheimer's disease"],
-            targets=["TREM2"], mechanisms=["neuroinflammation"], source="test", created_at=T0, updated_at=T0,
-        ))
+        s.add(
+            Hypothesis(
+                id=HYP,
+                title="TREM2 agonism for Alzheimer's",
+                title_key="trem2 agonism for alzheimer s",
+                statement="Activating TREM2 boosts microglial clearance.",
+                diseases=["Alzheimer's disease"],
+                targets=["TREM2"],
+                mechanisms=["neuroinflammation"],
+                source="test",
+                created_at=T0,
+                updated_at=T0,
+            )
+        )
         s.flush()
-        s.add(Run(
-            id=RUN, hypothesis_id=HYP, status="done", backend="openai",
-            models={"proposer": "gpt-test", "critic": "gpt-test", "judge": "gpt-test"},
-            config={"rounds": 2, "judges": 3}, prompt_hashes={"proposer": "hash-proposer-0123456789"},
-            kb_hash="kb-abc", trigger="cli", rounds_done=2, created_at=T0, started_at=T0,
-            retrieved_at=T0 + timedelta(seconds=2),
-            finished_at=T0 + timedelta(minutes=5), prompt_tokens=900, completion_tokens=300, cost_usd=0.012,
-            score=score, interval_lo=0.6, interval_hi=0.8, interval_method="range", agreement=0.42,
-            n_judges=3, review_status="flagged" if flagged else "approved", flagged=flagged,
-        ))
+        s.add(
+            Run(
+                id=RUN,
+                hypothesis_id=HYP,
+                status="done",
+                backend="openai",
+                models={"proposer": "gpt-test", "critic": "gpt-test", "judge": "gpt-test"},
+                config={"rounds": 2, "judges": 3},
+                prompt_hashes={"proposer": "hash-proposer-0123456789"},
+                kb_hash="kb-abc",
+                trigger="cli",
+                rounds_done=2,
+                created_at=T0,
+                started_at=T0,
+                retrieved_at=T0 + timedelta(seconds=2),
+                finished_at=T0 + timedelta(minutes=5),
+                prompt_tokens=900,
+                completion_tokens=300,
+                cost_usd=0.012,
+                score=score,
+                interval_lo=0.6,
+                interval_hi=0.8,
+                interval_method="range",
+                agreement=0.42,
+                n_judges=3,
+                review_status="flagged" if flagged else "approved",
+                flagged=flagged,
+            )
+        )
         s.flush()
-        s.add_all([
-            Evidence(run_id=RUN, eid="E1", rank=1, page_slug="entities-trem2", page_hash="ph1",
-                     heading_path=["TREM2", "Function"], text="TREM2 is a microglial receptor.", score=0.9,
-                     facts=[{"key": "gene", "value": "TREM2"}]),
-            Evidence(run_id=RUN, eid="E2", rank=2, page_slug="mechanisms-neuroinflammation", page_hash="ph2",
-                     heading_path=["Neuroinflammation"], text=f"Microglia respond to injury. {SCRIPT}",
-                     score=0.7, facts=[]),
-        ])
+        s.add_all(
+            [
+                Evidence(
+                    run_id=RUN,
+                    eid="E1",
+                    rank=1,
+                    page_slug="entities-trem2",
+                    page_hash="ph1",
+                    heading_path=["TREM2", "Function"],
+                    text="TREM2 is a microglial receptor.",
+                    score=0.9,
+                    facts=[{"key": "gene", "value": "TREM2"}],
+                ),
+                Evidence(
+                    run_id=RUN,
+                    eid="E2",
+                    rank=2,
+                    page_slug="mechanisms-neuroinflammation",
+                    page_hash="ph2",
+                    heading_path=["Neuroinflammation"],
+                    text=f"Microglia respond to injury. {SCRIPT}",
+                    score=0.7,
+                    facts=[],
+                ),
+            ]
+        )
         # Inserted out of order: the transcript must sort them.
         judge_seats = [2, 0, 1]
         for seat in judge_seats:
-            s.add(_turn(3, "judge", seat,
-                        {"scores": _dims(0.6 + 0.05 * seat), "confidence": 0.8,
-                         "rationale": f"Judge {seat} finds E1 persuasive."},
-                        label=label, overall=0.6 + 0.05 * seat,
-                        meta={"persona": f"persona {seat}", "emphasis": ["safety"], "critic_first": seat % 2 == 1}))
-        s.add(_turn(2, "critic", 0, {"argument": CRITIC_2, "claims": [{"text": "Endpoint missed.",
-                                                                       "evidence_ids": ["E2"]}],
-                                     "concede": False},
-                    label=label, citations=[{"eid": "E2", "valid": True, "claim": 0}],
-                    raw=f'{{"argument": "{CRITIC_2}"}}'))
-        s.add(_turn(1, "proposer", 0, {"argument": PROPOSER_1, "claims": [{"text": "Phagocytosis improves.",
-                                                                           "evidence_ids": ["E1"]}]},
-                    label=label, citations=[{"eid": "E1", "valid": True, "claim": 0}]))
-        s.add(_turn(1, "critic", 0, {"argument": CRITIC_1, "claims": [{"text": "Tau may worsen.",
-                                                                       "evidence_ids": ["E1", "E9"]}],
-                                     "concede": False},
-                    label=label, citations=[{"eid": "E1", "valid": True, "claim": 0},
-                                            {"eid": "E9", "valid": False, "claim": 0}]))
-        s.add(_turn(2, "proposer", 0, {"argument": PROPOSER_2, "claims": [{"text": "Target engaged.",
-                                                                           "evidence_ids": ["E1", "E2"]}]},
-                    label=label, citations=[{"eid": "E1", "valid": True, "claim": 0},
-                                            {"eid": "E2", "valid": True, "claim": 0}]))
-        s.add_all([
-            # Round 1 proposer: a failed transport call, a re-ask after a bad reply, then success.
-            _attempt(1, "proposer", 0, 1, "first", "http_error", http_status=503, error="service unavailable"),
-            _attempt(1, "proposer", 0, 2, "transport_retry", "invalid_reply", raw_reply="not json",
-                     error="reply is not JSON", prompt_tokens=100, completion_tokens=5),
-            _attempt(1, "proposer", 0, 3, "reask", "ok", raw_reply="{}", prompt_tokens=120, completion_tokens=40,
-                     cost_usd=0.001),
-            _attempt(1, "critic", 0, 1, "first", "ok", prompt_tokens=110, completion_tokens=40),
-            _attempt(3, "judge", 1, 1, "first", "timeout", error="read timed out"),
-            _attempt(3, "judge", 1, 2, "transport_retry", "ok", prompt_tokens=101, completion_tokens=40),
-            # A call whose turn was never written.
-            _attempt(3, "judge", 7, 1, "first", "connection_error", error="refused"),
-        ])
+            s.add(
+                _turn(
+                    3,
+                    "judge",
+                    seat,
+                    {
+                        "scores": _dims(0.6 + 0.05 * seat),
+                        "confidence": 0.8,
+                        "rationale": f"Judge {seat} finds E1 persuasive.",
+                    },
+                    label=label,
+                    overall=0.6 + 0.05 * seat,
+                    meta={"persona": f"persona {seat}", "emphasis": ["safety"], "critic_first": seat % 2 == 1},
+                )
+            )
+        s.add(
+            _turn(
+                2,
+                "critic",
+                0,
+                {
+                    "argument": CRITIC_2,
+                    "claims": [{"text": "Endpoint missed.", "evidence_ids": ["E2"]}],
+                    "concede": False,
+                },
+                label=label,
+                citations=[{"eid": "E2", "valid": True, "claim": 0}],
+                raw=f'{{"argument": "{CRITIC_2}"}}',
+            )
+        )
+        s.add(
+            _turn(
+                1,
+                "proposer",
+                0,
+                {"argument": PROPOSER_1, "claims": [{"text": "Phagocytosis improves.", "evidence_ids": ["E1"]}]},
+                label=label,
+                citations=[{"eid": "E1", "valid": True, "claim": 0}],
+            )
+        )
+        s.add(
+            _turn(
+                1,
+                "critic",
+                0,
+                {
+                    "argument": CRITIC_1,
+                    "claims": [{"text": "Tau may worsen.", "evidence_ids": ["E1", "E9"]}],
+                    "concede": False,
+                },
+                label=label,
+                citations=[{"eid": "E1", "valid": True, "claim": 0}, {"eid": "E9", "valid": False, "claim": 0}],
+            )
+        )
+        s.add(
+            _turn(
+                2,
+                "proposer",
+                0,
+                {"argument": PROPOSER_2, "claims": [{"text": "Target engaged.", "evidence_ids": ["E1", "E2"]}]},
+                label=label,
+                citations=[{"eid": "E1", "valid": True, "claim": 0}, {"eid": "E2", "valid": True, "claim": 0}],
+            )
+        )
+        s.add_all(
+            [
+                # Round 1 proposer: a failed transport call, a re-ask after a bad reply, then success.
+                _attempt(1, "proposer", 0, 1, "first", "http_error", http_status=503, error="service unavailable"),
+                _attempt(
+                    1,
+                    "proposer",
+                    0,
+                    2,
+                    "transport_retry",
+                    "invalid_reply",
+                    raw_reply="not json",
+                    error="reply is not JSON",
+                    prompt_tokens=100,
+                    completion_tokens=5,
+                ),
+                _attempt(
+                    1,
+                    "proposer",
+                    0,
+                    3,
+                    "reask",
+                    "ok",
+                    raw_reply="{}",
+                    prompt_tokens=120,
+                    completion_tokens=40,
+                    cost_usd=0.001,
+                ),
+                _attempt(1, "critic", 0, 1, "first", "ok", prompt_tokens=110, completion_tokens=40),
+                _attempt(3, "judge", 1, 1, "first", "timeout", error="read timed out"),
+                _attempt(3, "judge", 1, 2, "transport_retry", "ok", prompt_tokens=101, completion_tokens=40),
+                # A call whose turn was never written.
+                _attempt(3, "judge", 7, 1, "first", "connection_error", error="refused"),
+            ]
+        )
         s.add(Review(run_id=RUN, action="comment", by="alice", note="looks fine", at=T0 + timedelta(hours=1)))
-        s.add(Review(run_id=RUN, action="flag" if flagged else "approve", by="bob", note=None,
-                     at=T0 + timedelta(hours=2)))
+        s.add(
+            Review(run_id=RUN, action="flag" if flagged else "approve", by="bob", note=None, at=T0 + timedelta(hours=2))
+        )
     return engine
 
 
@@ -181,7 +326,9 @@ def test_structure(transcript: Transcript) -> None:
 
     # Attempts hang off the turn they were made for, keyed by (round, role, seat).
     assert [(a.n, a.kind, a.outcome) for a in r1.proposer.attempts] == [
-        (1, "first", "http_error"), (2, "transport_retry", "invalid_reply"), (3, "reask", "ok"),
+        (1, "first", "http_error"),
+        (2, "transport_retry", "invalid_reply"),
+        (3, "reask", "ok"),
     ]
     assert r1.proposer.attempts[0].http_status == 503
     assert r1.proposer.attempts[1].raw_reply == "not json"
@@ -223,10 +370,28 @@ def test_a_few_queries_not_one_per_turn(engine: Engine) -> None:
 
 def test_text(transcript: Transcript) -> None:
     out = render(transcript, "text")
-    for needle in (PROPOSER_1, CRITIC_1, PROPOSER_2, "[E1]", f"[E9 {INVALID_MARK}]", "=== Round 1 ===",
-                   "=== Round 2 ===", "entities-trem2", "TREM2 › Function", "TREM2 is a microglial receptor.",
-                   "mechanistic_plausibility", "0.65", "0.70", "confidence", "score 0.72", "approved",
-                   "http_error", "HTTP 503", "reask", "persona 2"):
+    for needle in (
+        PROPOSER_1,
+        CRITIC_1,
+        PROPOSER_2,
+        "[E1]",
+        f"[E9 {INVALID_MARK}]",
+        "=== Round 1 ===",
+        "=== Round 2 ===",
+        "entities-trem2",
+        "TREM2 › Function",
+        "TREM2 is a microglial receptor.",
+        "mechanistic_plausibility",
+        "0.65",
+        "0.70",
+        "confidence",
+        "score 0.72",
+        "approved",
+        "http_error",
+        "HTTP 503",
+        "reask",
+        "persona 2",
+    ):
         assert needle in out, needle
     assert out.index("Round 1") < out.index("Round 2")
     assert HEURISTIC_LABEL not in out
@@ -235,9 +400,19 @@ def test_text(transcript: Transcript) -> None:
 
 def test_markdown(transcript: Transcript) -> None:
     out = render(transcript, "md")
-    for needle in ("## Round 1", "### Proposer", PROPOSER_1, "[E1]", f"[E9 {INVALID_MARK}]",
-                   "| dimension | judge 0 | judge 1 | judge 2 |", "| overall | 0.60 | 0.65 | 0.70 |",
-                   "## Consensus", "score 0.72", "## Evidence", "`entities-trem2`"):
+    for needle in (
+        "## Round 1",
+        "### Proposer",
+        PROPOSER_1,
+        "[E1]",
+        f"[E9 {INVALID_MARK}]",
+        "| dimension | judge 0 | judge 1 | judge 2 |",
+        "| overall | 0.60 | 0.65 | 0.70 |",
+        "## Consensus",
+        "score 0.72",
+        "## Evidence",
+        "`entities-trem2`",
+    ):
         assert needle in out, needle
     # Model and KB text cannot inject HTML into a Markdown viewer.
     assert SCRIPT not in out and SCRIPT_ESCAPED in out
@@ -255,9 +430,23 @@ def test_html(transcript: Transcript) -> None:
     out = render(transcript, "html")
     assert out.startswith("<!DOCTYPE html>") and "</html>" in out
     assert "<style>" in out and "<link" not in out and "src=" not in out
-    for needle in (PROPOSER_1, CRITIC_1, 'href="#ev-E1"', f"E9 {INVALID_MARK}", 'id="ev-E1"',
-                   "entities-trem2", "judge 2", "0.65", "0.72", "E1 persuasive", "http_error", "reask",
-                   "Attempts (3)", "Messages sent (2)", "You are the proposer."):
+    for needle in (
+        PROPOSER_1,
+        CRITIC_1,
+        'href="#ev-E1"',
+        f"E9 {INVALID_MARK}",
+        'id="ev-E1"',
+        "entities-trem2",
+        "judge 2",
+        "0.65",
+        "0.72",
+        "E1 persuasive",
+        "http_error",
+        "reask",
+        "Attempts (3)",
+        "Messages sent (2)",
+        "You are the proposer.",
+    ):
         assert needle in out, needle
     assert out.count('class="round"') == 2
 

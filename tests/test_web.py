@@ -38,8 +38,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         # Untrusted text everywhere a reviewer reads: KB evidence, a model reply, a cited id.
         ev = s.execute(select(t.Evidence).where(t.Evidence.run_id == run_id, t.Evidence.eid == "E1")).scalar_one()
         ev.text = f"KB chunk {EVIL}"
-        turn = s.execute(select(t.Turn).where(t.Turn.run_id == run_id, t.Turn.role == "proposer",
-                                              t.Turn.round == 1)).scalar_one()
+        turn = s.execute(
+            select(t.Turn).where(t.Turn.run_id == run_id, t.Turn.role == "proposer", t.Turn.round == 1)
+        ).scalar_one()
         parsed = dict(turn.parsed)
         parsed["argument"] = f"Model says {EVIL}"
         claims = [dict(c) for c in parsed["claims"]]
@@ -90,8 +91,7 @@ def test_untrusted_text_is_escaped_everywhere(client: TestClient, db: tuple[str,
     assert f"BACE1 {escaped}" in client.get("/hypotheses/h-1c05c34d").text
 
 
-def test_transcript_shows_rounds_judges_evidence_and_invalid_citations(client: TestClient,
-                                                                       db: tuple[str, str]) -> None:
+def test_transcript_shows_rounds_judges_evidence_and_invalid_citations(client: TestClient, db: tuple[str, str]) -> None:
     html = client.get(f"/runs/{db[1]}").text
     assert "Round 1" in html and 'class="turn proposer"' in html and 'class="turn critic"' in html
     assert 'id="judge-scores"' in html and "mechanistic plausibility" in html and "Judge 0" in html
@@ -168,8 +168,9 @@ def test_review_form_refusals(client: TestClient, db: tuple[str, str]) -> None:
     token = form_token(client.get(f"/runs/{run_id}").text)
     assert client.post(f"/runs/{run_id}/review", data={"action": "flag"}).status_code == 403  # no form token
     assert client.post(f"/runs/{run_id}/review", data={"action": "flag", "csrf": "forged"}).status_code == 403
-    r = client.post(f"/runs/{run_id}/review", data={"action": "flag", "csrf": token},
-                    headers={"Origin": "https://evil.example"})
+    r = client.post(
+        f"/runs/{run_id}/review", data={"action": "flag", "csrf": token}, headers={"Origin": "https://evil.example"}
+    )
     assert r.status_code == 403
     r = client.post(f"/runs/{run_id}/review", data={"action": "comment", "note": " ", "csrf": token})
     assert r.status_code == 422 and "a comment needs a note" in r.text

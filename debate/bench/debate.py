@@ -81,7 +81,7 @@ def _prepare(root: Path, n_hypotheses: int) -> tuple[Settings, Any, list[str]]:
     rows = []
     for i in range(n_hypotheses):
         h = dict(base[i % len(base)])
-        h["id"] = f"h-{0xb0000000 + i:08x}"
+        h["id"] = f"h-{0xB0000000 + i:08x}"
         h["title"] = f"{h['title']} (bench copy {i})"
         rows.append(h)
     f = root / "hyps.yaml"
@@ -108,8 +108,11 @@ async def _floor_per_debate(settings: Settings, n: int, first: int = 0) -> list[
         graph = _floor_graph(settings.debate.rounds, settings.debate.judges).compile(checkpointer=saver)
         for i in range(first, first + n):
             t0 = time.perf_counter()
-            await graph.ainvoke({"run_id": f"floor-{i}", "round": 1, "judged": []},
-                                {"configurable": {"thread_id": f"floor-{i}"}}, durability="sync")
+            await graph.ainvoke(
+                {"run_id": f"floor-{i}", "round": 1, "judged": []},
+                {"configurable": {"thread_id": f"floor-{i}"}},
+                durability="sync",
+            )
             times.append(time.perf_counter() - t0)
     return times
 
@@ -125,8 +128,9 @@ async def _throughput(settings: Settings, engine: Any, ids: list[str], concurren
     return len(run_ids) / elapsed, 1000 * cpu / len(run_ids)
 
 
-def run(debates: int = 60, concurrency: tuple[int, ...] = (1, 8, 32, 64), latency_s: float = 1.0,
-        echo=print) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def run(
+    debates: int = 60, concurrency: tuple[int, ...] = (1, 8, 32, 64), latency_s: float = 1.0, echo=print
+) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -140,40 +144,60 @@ def run(debates: int = 60, concurrency: tuple[int, ...] = (1, 8, 32, 64), latenc
         block = max(1, min(10, debates))
         for start in range(0, debates, block):
             n = min(block, debates - start)
-            engine_times += asyncio.run(_engine_per_debate(settings, engine, ids[start:start + n]))
+            engine_times += asyncio.run(_engine_per_debate(settings, engine, ids[start : start + n]))
             floor_times += asyncio.run(_floor_per_debate(settings, n, first=start))
         e_ms = statistics.median(engine_times) * 1000
         f_ms = statistics.median(floor_times) * 1000
         result["engine_ms_per_debate"] = round(e_ms, 1)
         result["floor_ms_per_debate"] = round(f_ms, 1)
         result["engine_over_floor"] = round(e_ms / f_ms, 2)
-        echo(f"per debate (median of {debates}, alternating blocks of {block}): engine {e_ms:.1f} ms, bare LangGraph floor {f_ms:.1f} ms, "
-             f"ratio {e_ms / f_ms:.2f} (target ≤ 2.0)")
+        echo(
+            f"per debate (median of {debates}, alternating blocks of {block}): engine {e_ms:.1f} ms, bare LangGraph floor {f_ms:.1f} ms, "
+            f"ratio {e_ms / f_ms:.2f} (target ≤ 2.0)"
+        )
         result["throughput"] = _levels(settings, engine, ids[debates:], concurrency, latency_s, echo)
         engine.dispose()
     return result
 
 
-def _levels(settings: Settings, engine: Any, ids: list[str], concurrency: tuple[int, ...], latency_s: float,
-            echo) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _levels(
+    settings: Settings, engine: Any, ids: list[str], concurrency: tuple[int, ...], latency_s: float, echo
+) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Debates/s at each concurrency level with a slow model over HTTP (none: nothing to run)."""
     levels: list[dict[str, Any]] = []
     if not concurrency:
         return levels
     offset = 0
     with fake_server_process(latency_s) as base_url:
-        s2 = settings.model_copy(update={"openai": settings.openai.model_copy(update={
-            "base_url": base_url, "api_key": None,
-            # Room for every judge of every debate in flight: the model, not the limiter, is measured.
-            "max_concurrency": max(concurrency) * settings.debate.judges})})
+        s2 = settings.model_copy(
+            update={
+                "openai": settings.openai.model_copy(
+                    update={
+                        "base_url": base_url,
+                        "api_key": None,
+                        # Room for every judge of every debate in flight: the model, not the limiter, is measured.
+                        "max_concurrency": max(concurrency) * settings.debate.judges,
+                    }
+                )
+            }
+        )
         for c in concurrency:
             n = max(3 * c, 4)
-            rate, cpu_ms = asyncio.run(_throughput(s2, engine, ids[offset:offset + n], c))
+            rate, cpu_ms = asyncio.run(_throughput(s2, engine, ids[offset : offset + n], c))
             offset += n
             ideal = c / (SEQUENTIAL_CALLS * latency_s)
-            levels.append({"concurrency": c, "debates": n, "debates_per_s": round(rate, 3),
-                           "ideal_per_s": round(ideal, 3), "pct_of_ideal": round(100 * rate / ideal, 1),
-                           "cpu_ms_per_debate": round(cpu_ms, 1)})
-            echo(f"concurrency {c:>3}: {rate:6.2f} debates/s, ideal {ideal:6.2f}, "
-                 f"{100 * rate / ideal:5.1f}% of ideal, {cpu_ms:5.1f} ms CPU per debate")
+            levels.append(
+                {
+                    "concurrency": c,
+                    "debates": n,
+                    "debates_per_s": round(rate, 3),
+                    "ideal_per_s": round(ideal, 3),
+                    "pct_of_ideal": round(100 * rate / ideal, 1),
+                    "cpu_ms_per_debate": round(cpu_ms, 1),
+                }
+            )
+            echo(
+                f"concurrency {c:>3}: {rate:6.2f} debates/s, ideal {ideal:6.2f}, "
+                f"{100 * rate / ideal:5.1f}% of ideal, {cpu_ms:5.1f} ms CPU per debate"
+            )
     return levels

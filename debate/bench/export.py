@@ -39,19 +39,50 @@ CXCL CYP DNAJ EGF EPHA FGF FOXO GABR GJB GRIA GRIN HDAC HSPA ITGA KCNJ KIF KLF L
 NDUF NOTCH PARP PDE PIK3 PLIN PPAR PRKC PSMA RAB RPL SCN SEMA SLC SMAD SNAP SOX STAT TGFB TLR TNF
 TRPM UBE USP VAMP WNT ZNF""".split()
 MECHANISMS = [
-    "autophagy", "excitotoxicity", "neuroinflammation", "protein aggregation", "oxidative stress",
-    "mitochondrial dysfunction", "lysosomal function", "synaptic plasticity", "axonal transport",
-    "RNA processing", "stress granule dynamics", "proteasome function", "calcium homeostasis",
-    "lipid metabolism", "microglial activation", "astrocyte reactivity", "myelination",
-    "neurotrophic signaling", "apoptosis", "DNA damage response", "ER stress", "gene silencing",
-    "kinase inhibition", "chaperone activity", "blood-brain barrier integrity", "insulin signaling",
-    "complement activation", "tau phosphorylation", "amyloid production", "iron homeostasis",
+    "autophagy",
+    "excitotoxicity",
+    "neuroinflammation",
+    "protein aggregation",
+    "oxidative stress",
+    "mitochondrial dysfunction",
+    "lysosomal function",
+    "synaptic plasticity",
+    "axonal transport",
+    "RNA processing",
+    "stress granule dynamics",
+    "proteasome function",
+    "calcium homeostasis",
+    "lipid metabolism",
+    "microglial activation",
+    "astrocyte reactivity",
+    "myelination",
+    "neurotrophic signaling",
+    "apoptosis",
+    "DNA damage response",
+    "ER stress",
+    "gene silencing",
+    "kinase inhibition",
+    "chaperone activity",
+    "blood-brain barrier integrity",
+    "insulin signaling",
+    "complement activation",
+    "tau phosphorylation",
+    "amyloid production",
+    "iron homeostasis",
 ]
 DISEASES = [
-    "amyotrophic lateral sclerosis", "Alzheimer's disease", "Parkinson's disease",
-    "frontotemporal dementia", "Huntington's disease", "multiple sclerosis",
-    "spinal muscular atrophy", "multiple system atrophy", "progressive supranuclear palsy",
-    "dementia with Lewy bodies", "motor neuron disease", "stroke",
+    "amyotrophic lateral sclerosis",
+    "Alzheimer's disease",
+    "Parkinson's disease",
+    "frontotemporal dementia",
+    "Huntington's disease",
+    "multiple sclerosis",
+    "spinal muscular atrophy",
+    "multiple system atrophy",
+    "progressive supranuclear palsy",
+    "dementia with Lewy bodies",
+    "motor neuron disease",
+    "stroke",
 ]
 ABBREV = {"amyotrophic lateral sclerosis": "ALS", "Alzheimer's disease": "AD", "Parkinson's disease": "PD"}
 FILLER = [
@@ -116,7 +147,10 @@ def _page_text(i: int, n_pages: int, genes: list[str], hyps: list[dict[str, Any]
     )
     filler = " ".join(FILLER[(i + j) % len(FILLER)] for j in range(3))
     lines = [
-        "📗 Cite This Artifact", title, title, "Overview",
+        "📗 Cite This Artifact",
+        title,
+        title,
+        "Overview",
         '<table class="infobox infobox-therapeutic">',
         f'<tr>\n<th class="infobox-header" colspan="2">{title}</th>\n</tr>',
         '<tr>\n<td class="label">Target</td>\n<td>Approach</td>\n</tr>',
@@ -137,15 +171,16 @@ def _page_text(i: int, n_pages: int, genes: list[str], hyps: list[dict[str, Any]
         f"- [PubMed: {title}](https://pubmed.ncbi.nlm.nih.gov/?term=bench+{i})",
     ]
     if i % 10 < 3:
-        lines += ["Related Hypotheses",
-                  "From the [SciDEX Exchange](/exchange) — scored by multi-agent debate"]
+        lines += ["Related Hypotheses", "From the [SciDEX Exchange](/exchange) — scored by multi-agent debate"]
         listed = [hyps[(i * 97 + j * 4099) % len(hyps)] for j in range(12)]
         listed = [h for h in listed if h["prior_score"] is not None][:8]
         listed.sort(key=lambda h: -h["prior_score"])
         for h in listed:
             label = h["target_label"] or join_target_label(h["targets"])
-            lines.append(f"- [{h['title']}](/hypothesis/{h['id']}) — "
-                         f'<span style="color:#81c784;font-weight:600">{h["prior_score"]:.2f}</span> · Target: {label}')
+            lines.append(
+                f"- [{h['title']}](/hypothesis/{h['id']}) — "
+                f'<span style="color:#81c784;font-weight:600">{h["prior_score"]:.2f}</span> · Target: {label}'
+            )
         lines += [f"- [Analysis {i}-{j}](/analysis/SDA-bench-{i}-{j}) 🔄" for j in range(2)]
     lines += [
         "▸Metadata",
@@ -171,10 +206,15 @@ def generate(url: str, kb_dir: Path, pages: int, hypotheses: int) -> dict[str, f
     t0 = time.perf_counter()
     hyps = [_hypothesis(i, genes) for i in range(hypotheses)]
     _bulk(engine, t.Hypothesis, [dict(h, created_at=now, updated_at=now) for h in hyps])
-    _bulk(engine, t.HypothesisTarget, [
-        dict(hypothesis_id=h["id"], gene_key=g.upper(), gene=g, ordinal=j)
-        for h in hyps for j, g in enumerate(h["targets"])
-    ])
+    _bulk(
+        engine,
+        t.HypothesisTarget,
+        [
+            dict(hypothesis_id=h["id"], gene_key=g.upper(), gene=g, ordinal=j)
+            for h in hyps
+            for j, g in enumerate(h["targets"])
+        ],
+    )
     hyp_s = time.perf_counter() - t0
 
     kb_dir.mkdir(parents=True, exist_ok=True)
@@ -194,20 +234,42 @@ def generate(url: str, kb_dir: Path, pages: int, hypotheses: int) -> dict[str, f
         at = now - timedelta(hours=n_runs - k)
         score = round(((k * 104729) % 1000) / 1000, 3) if done else None
         run_id = f"r-bench-{k:07d}"
-        runs.append(dict(
-            id=run_id, hypothesis_id=h["id"], status=status, backend="offline", models={}, config={},
-            prompt_hashes={}, trigger="bench", created_at=at, started_at=at if status != "queued" else None,
-            finished_at=at + timedelta(minutes=1) if done else None, score=score,
-            interval_lo=max(0.0, score - 0.1) if done else None, interval_hi=min(1.0, score + 0.1) if done else None,
-            agreement=0.7 if done else None, flagged=done and k % 40 == 3,
-            review_status="flagged" if done and k % 40 == 3 else "unreviewed",
-        ))
+        runs.append(
+            dict(
+                id=run_id,
+                hypothesis_id=h["id"],
+                status=status,
+                backend="offline",
+                models={},
+                config={},
+                prompt_hashes={},
+                trigger="bench",
+                created_at=at,
+                started_at=at if status != "queued" else None,
+                finished_at=at + timedelta(minutes=1) if done else None,
+                score=score,
+                interval_lo=max(0.0, score - 0.1) if done else None,
+                interval_hi=min(1.0, score + 0.1) if done else None,
+                agreement=0.7 if done else None,
+                flagged=done and k % 40 == 3,
+                review_status="flagged" if done and k % 40 == 3 else "unreviewed",
+            )
+        )
         if done:
             for e in range(4):
-                evidence.append(dict(
-                    run_id=run_id, eid=f"E{e + 1}", rank=e + 1, page_slug=_slug((k * 13 + e * 101) % pages, pages),
-                    page_hash="bench", heading_path=[], text="bench evidence", score=1.0, facts=[],
-                ))
+                evidence.append(
+                    dict(
+                        run_id=run_id,
+                        eid=f"E{e + 1}",
+                        rank=e + 1,
+                        page_slug=_slug((k * 13 + e * 101) % pages, pages),
+                        page_hash="bench",
+                        heading_path=[],
+                        text="bench evidence",
+                        score=1.0,
+                        facts=[],
+                    )
+                )
     _bulk(engine, t.Run, runs)
     _bulk(engine, t.Evidence, evidence)
     return {"insert_hypotheses_s": round(hyp_s, 2), "ingest_s": round(ingest_s, 2)}

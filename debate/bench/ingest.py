@@ -57,8 +57,12 @@ def run(pages: int = 10_000, queries: int = 200, workdir: Path | None = None, ec
         "search_p95_ms": round(percentile(latencies, 95), 2),
         "search_mean_hits": round(statistics.mean(hits), 2),
     }
-    echo(f"ingest: {pages} pages in {result['ingest_s']} s = {result['ingest_pages_per_s']} pages/s, "
-         f"{result['ingest_cpu_s']} s CPU (target: 10k pages < 120 s)")
-    echo(f"search: p50 {result['search_p50_ms']} ms, p95 {result['search_p95_ms']} ms over {queries} queries "
-         f"(target p95 < 50 ms); mean hits {result['search_mean_hits']}")
+    echo(
+        f"ingest: {pages} pages in {result['ingest_s']} s = {result['ingest_pages_per_s']} pages/s, "
+        f"{result['ingest_cpu_s']} s CPU (target: 10k pages < 120 s)"
+    )
+    echo(
+        f"search: p50 {result['search_p50_ms']} ms, p95 {result['search_p95_ms']} ms over {queries} queries "
+        f"(target p95 < 50 ms); mean hits {result['search_mean_hits']}"
+    )
     return result

@@ -29,8 +29,16 @@ GRN TMEM106B OPTN TBK1 VCP UBQLN2 SQSTM1 CHCHD10 KIF5A NEK1 ANXA11 MATR3 HNRNPA1
 GDNF PINK1 PRKN PARK7 VPS35 ATP13A2 SMPD1 CTSD CTSB LAMP1 LAMP2 ULK1 BECN1 ATG5 ATG7 SIRT1 SIRT3 NFE2L2
 KEAP1 HMOX1 IL1B IL6 TNF CX3CR1 P2RY12 CSF1R TYROBP CD33 MS4A6A ABCA7 BIN1 CLU PICALM SORL1 ADAM10 BACE1""".split()
 
-STATUSES = ("FDA-approved ({y})", "Phase 3 ongoing", "Phase 2 completed ({y})", "Phase 3 failed ({y})",
-            "Discontinued ({y})", "Preclinical", "Phase 1 ({y})", "Halted for safety ({y})")
+STATUSES = (
+    "FDA-approved ({y})",
+    "Phase 3 ongoing",
+    "Phase 2 completed ({y})",
+    "Phase 3 failed ({y})",
+    "Discontinued ({y})",
+    "Preclinical",
+    "Phase 1 ({y})",
+    "Halted for safety ({y})",
+)
 TYPES = ("entities", "mechanisms", "therapeutics", "diseases", "biomarkers")
 
 
@@ -50,20 +58,35 @@ def make_page(i: int, *, n_pages: int, seed: int = 7, related: list[tuple[str, s
     kind = slug.split("-", 1)[0]
     title = f"{rng.choice(WORDS).capitalize()} {rng.choice(WORDS)} strategies {i}"
     genes = rng.sample(GENES, 4)
-    lines = ["📗 Cite This Artifact", title, title, "Overview",
-             f'<table class="infobox infobox-{kind[:-1]}">', "<tr>",
-             f'<th class="infobox-header" colspan="2">{title}</th>', "</tr>",
-             "<tr>", '<td class="label">Target</td>', "<td>Approach</td>", "</tr>"]
+    lines = [
+        "📗 Cite This Artifact",
+        title,
+        title,
+        "Overview",
+        f'<table class="infobox infobox-{kind[:-1]}">',
+        "<tr>",
+        f'<th class="infobox-header" colspan="2">{title}</th>',
+        "</tr>",
+        "<tr>",
+        '<td class="label">Target</td>',
+        "<td>Approach</td>",
+        "</tr>",
+    ]
     for g in genes:
         lines += ["<tr>", f'<td class="label">{g}</td>', f"<td>{rng.choice(WORDS)} {rng.choice(WORDS)}</td>", "</tr>"]
     lines += ["<tr>", '<td class="label">Trial</td>', "<td>Intervention</td>", "</tr>"]
     for _ in range(3):
-        lines += ["<tr>", f'<td class="label">NCT0{rng.randrange(1000000, 9999999)}</td>',
-                  f"<td>{rng.choice(WORDS).capitalize()}</td>", "</tr>"]
+        lines += [
+            "<tr>",
+            f'<td class="label">NCT0{rng.randrange(1000000, 9999999)}</td>',
+            f"<td>{rng.choice(WORDS).capitalize()}</td>",
+            "</tr>",
+        ]
     lines.append("</table>")
     link = lambda: f"[{rng.choice(WORDS)}](/{page_slug(rng.randrange(n_pages)).replace('-', '/', 1)})"  # noqa: E731
-    lines.append(" ".join(_sentence(rng, rng.randint(12, 20)) for _ in range(5))
-                 + f" {link()} [@ref{rng.randrange(9999)}]")
+    lines.append(
+        " ".join(_sentence(rng, rng.randint(12, 20)) for _ in range(5)) + f" {link()} [@ref{rng.randrange(9999)}]"
+    )
     for _ in range(8):
         lines.append(f"{rng.choice(WORDS).capitalize()} {rng.choice(WORDS)} approaches")
         for _ in range(2):
@@ -79,11 +102,19 @@ def make_page(i: int, *, n_pages: int, seed: int = 7, related: list[tuple[str, s
     if related:
         lines += ["Related Hypotheses", "From the [SciDEX Exchange](/exchange) — scored by multi-agent debate"]
         for hid, htitle, score, label in related:
-            lines.append(f'- [{htitle}](/hypothesis/{hid}) — <span style="color:#81c784;font-weight:600">'
-                         f"{score:.2f}</span> · Target: {label}")
-    lines += ["▸Metadata", f"| slug | {slug} |", f"| entity_type | {kind[:-1]} |",
-              f"| wiki_page_id | wp-{rng.getrandbits(48):012x} |", "| source_table | wiki_pages |",
-              "| _schema_version | 1 |", "No provenance edges found"]
+            lines.append(
+                f'- [{htitle}](/hypothesis/{hid}) — <span style="color:#81c784;font-weight:600">'
+                f"{score:.2f}</span> · Target: {label}"
+            )
+    lines += [
+        "▸Metadata",
+        f"| slug | {slug} |",
+        f"| entity_type | {kind[:-1]} |",
+        f"| wiki_page_id | wp-{rng.getrandbits(48):012x} |",
+        "| source_table | wiki_pages |",
+        "| _schema_version | 1 |",
+        "No provenance edges found",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -69,9 +69,23 @@ def _populate(url: str, n: int) -> Engine:
     for i in range(n):
         b = base[i % len(base)]
         hid = f"h-{i:08x}"
-        rows.append(dict(id=hid, title=f"{b.title} ({i})", title_key=f"{b.title_key} {i}", statement=b.statement,
-                         diseases=b.diseases, targets=b.targets, target_label=None, mechanisms=b.mechanisms,
-                         source="bench", prior_score=None, prior_source=None, created_at=now, updated_at=now))
+        rows.append(
+            dict(
+                id=hid,
+                title=f"{b.title} ({i})",
+                title_key=f"{b.title_key} {i}",
+                statement=b.statement,
+                diseases=b.diseases,
+                targets=b.targets,
+                target_label=None,
+                mechanisms=b.mechanisms,
+                source="bench",
+                prior_score=None,
+                prior_source=None,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         targets += [dict(hypothesis_id=hid, gene_key=g.casefold(), gene=g, ordinal=j) for j, g in enumerate(b.targets)]
     with session_scope(engine) as s:
         for i in range(0, n, 5000):
@@ -100,8 +114,15 @@ def _rescore(engine: Engine, settings: Any, *, concurrency: int, processes: int 
     from debate.jobs.runner import BatchRunner
     from debate.jobs.selection import normalize_options
 
-    opts = normalize_options(backend=settings.backend, stale_after="0s", changed=False, prompt_changed=False,
-                             ids=None, limit=None, default_stale_after="30d")
+    opts = normalize_options(
+        backend=settings.backend,
+        stale_after="0s",
+        changed=False,
+        prompt_changed=False,
+        ids=None,
+        limit=None,
+        default_stale_after="30d",
+    )
     batch, _ = open_or_create_batch(engine, settings, opts, concurrency=concurrency)
     assert batch is not None
     runner = BatchRunner(engine, settings, batch.id, concurrency=concurrency, processes=processes)
@@ -110,17 +131,25 @@ def _rescore(engine: Engine, settings: Any, *, concurrency: int, processes: int 
     return time.perf_counter() - started, summary
 
 
-def model_level(concurrency: int, *, latency_s: float, n: int, base_url: str, max_concurrency: int,
-                processes: int = 1) -> dict[str, Any]:
+def model_level(
+    concurrency: int, *, latency_s: float, n: int, base_url: str, max_concurrency: int, processes: int = 1
+) -> dict[str, Any]:
     """One concurrency level (split over ``processes``): hypotheses per minute beside the ideal."""
     from debate.core.config import load_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp:
         url, engine = _database(Path(tmp), n)
         settings = load_settings(
-            database_url=url, backend="openai",
-            openai={"base_url": base_url, "api_key": "bench", "timeout_s": 120.0, "max_concurrency": max_concurrency,
-                    "rpm": 0, "tpm": 0},
+            database_url=url,
+            backend="openai",
+            openai={
+                "base_url": base_url,
+                "api_key": "bench",
+                "timeout_s": 120.0,
+                "max_concurrency": max_concurrency,
+                "rpm": 0,
+                "tpm": 0,
+            },
         )
         cpu0 = time.process_time()
         elapsed, summary = _rescore(engine, settings, concurrency=concurrency // processes, processes=processes)
@@ -128,11 +157,19 @@ def model_level(concurrency: int, *, latency_s: float, n: int, base_url: str, ma
         engine.dispose()
     per_min = summary.done / elapsed * 60
     ideal = concurrency / (SEQUENTIAL_CALLS * latency_s) * 60
-    return {"concurrency": concurrency, "processes": processes, "hypotheses": n, "done": summary.done,
-            "failed": summary.failed, "elapsed_s": round(elapsed, 2), "per_minute": round(per_min, 1),
-            "ideal_per_minute": round(ideal, 1), "pct_of_ideal": round(100 * per_min / ideal, 1),
-            # This process only: with helpers, their CPU is not in it.
-            "cpu_ms_per_debate": round(1000 * cpu / max(1, summary.done), 1) if processes == 1 else None}
+    return {
+        "concurrency": concurrency,
+        "processes": processes,
+        "hypotheses": n,
+        "done": summary.done,
+        "failed": summary.failed,
+        "elapsed_s": round(elapsed, 2),
+        "per_minute": round(per_min, 1),
+        "ideal_per_minute": round(ideal, 1),
+        "pct_of_ideal": round(100 * per_min / ideal, 1),
+        # This process only: with helpers, their CPU is not in it.
+        "cpu_ms_per_debate": round(1000 * cpu / max(1, summary.done), 1) if processes == 1 else None,
+    }
 
 
 def _warm_up(base_url: str, *, max_concurrency: int) -> None:
@@ -141,9 +178,11 @@ def _warm_up(base_url: str, *, max_concurrency: int) -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-rescore-warm-") as tmp:
         url, engine = _database(Path(tmp), 2)
-        settings = load_settings(database_url=url, backend="openai",
-                                 openai={"base_url": base_url, "api_key": "bench", "rpm": 0, "tpm": 0,
-                                         "max_concurrency": max_concurrency})
+        settings = load_settings(
+            database_url=url,
+            backend="openai",
+            openai={"base_url": base_url, "api_key": "bench", "rpm": 0, "tpm": 0, "max_concurrency": max_concurrency},
+        )
         _rescore(engine, settings, concurrency=2)
         engine.dispose()
 
@@ -157,8 +196,14 @@ def offline_level(n: int, processes: int, concurrency: int = 8) -> dict[str, Any
         settings = load_settings(database_url=url, backend="offline")
         elapsed, summary = _rescore(engine, settings, concurrency=concurrency, processes=processes)
         engine.dispose()
-    return {"hypotheses": n, "processes": processes, "done": summary.done, "failed": summary.failed,
-            "elapsed_s": round(elapsed, 2), "per_second": round(summary.done / elapsed, 1)}
+    return {
+        "hypotheses": n,
+        "processes": processes,
+        "done": summary.done,
+        "failed": summary.failed,
+        "elapsed_s": round(elapsed, 2),
+        "per_second": round(summary.done / elapsed, 1),
+    }
 
 
 # ---------------------------------------------------------------- queue workers on PostgreSQL
@@ -204,23 +249,35 @@ def _poll(what: str, cond: Callable[[], bool], timeout_s: float, procs: Sequence
         time.sleep(0.2)
 
 
-_BATCH_JOBS = ("FROM procrastinate_jobs j WHERE j.task_name = 'debate_hypothesis' "
-               "AND j.args->>'batch_id' IS NOT DISTINCT FROM :b")
+_BATCH_JOBS = (
+    "FROM procrastinate_jobs j WHERE j.task_name = 'debate_hypothesis' AND j.args->>'batch_id' IS NOT DISTINCT FROM :b"
+)
 
 
 def _finished(engine: Engine, batch_id: str | None) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text(f"SELECT count(*) {_BATCH_JOBS} AND j.status IN ('succeeded', 'failed')"),
-                                {"b": batch_id}).scalar_one())
+        return int(
+            conn.execute(
+                text(f"SELECT count(*) {_BATCH_JOBS} AND j.status IN ('succeeded', 'failed')"), {"b": batch_id}
+            ).scalar_one()
+        )
 
 
 def _worker_env(url: str, base_url: str, per_worker: int) -> dict[str, str]:
     """The environment of a bench ``debate worker``: this database, the fake model, no limits."""
-    return {**os.environ, "DEBATE_DATABASE_URL": url, "DEBATE_BACKEND": "openai",
-            "DEBATE_OPENAI__BASE_URL": base_url, "DEBATE_OPENAI__API_KEY": "bench", "DEBATE_OPENAI__TIMEOUT_S": "120", "DEBATE_OPENAI__RPM": "0",
-            "DEBATE_OPENAI__TPM": "0", "DEBATE_QUEUE__SCHEDULE": "",
-            # Each worker's limiter is its own: lift its cap (a debate sends up to 3 requests at once).
-            "DEBATE_OPENAI__MAX_CONCURRENCY": str(3 * per_worker)}
+    return {
+        **os.environ,
+        "DEBATE_DATABASE_URL": url,
+        "DEBATE_BACKEND": "openai",
+        "DEBATE_OPENAI__BASE_URL": base_url,
+        "DEBATE_OPENAI__API_KEY": "bench",
+        "DEBATE_OPENAI__TIMEOUT_S": "120",
+        "DEBATE_OPENAI__RPM": "0",
+        "DEBATE_OPENAI__TPM": "0",
+        "DEBATE_QUEUE__SCHEDULE": "",
+        # Each worker's limiter is its own: lift its cap (a debate sends up to 3 requests at once).
+        "DEBATE_OPENAI__MAX_CONCURRENCY": str(3 * per_worker),
+    }
 
 
 def _job_spans(engine: Engine, batch_id: str) -> tuple[Row[Any], Any]:
@@ -230,23 +287,30 @@ def _job_spans(engine: Engine, batch_id: str) -> tuple[Row[Any], Any]:
     """
     with engine.connect() as conn:
         # Per job: its first start and its end (a retried job counts once, start to finish).
-        row = conn.execute(text(
-            "WITH span AS (SELECT j.id, j.status, "
-            "min(e.at) FILTER (WHERE e.type = 'started') AS started, "
-            "max(e.at) FILTER (WHERE e.type IN ('succeeded', 'failed')) AS ended "
-            f"{_BATCH_JOBS.replace('j WHERE', 'j JOIN procrastinate_events e ON e.job_id = j.id WHERE')} "
-            "GROUP BY j.id, j.status) "
-            "SELECT min(started) AS first, max(ended) AS last, "
-            "count(*) FILTER (WHERE status = 'succeeded') AS done, "
-            "count(*) FILTER (WHERE status = 'failed') AS failed, "
-            "sum(extract(epoch FROM ended - started)) AS busy_s FROM span"), {"b": batch_id}).one()
-        call_ms = conn.execute(text("SELECT avg(a.latency_ms) FROM attempts a JOIN runs r ON r.id = a.run_id "
-                                    "WHERE r.batch_id = :b"), {"b": batch_id}).scalar_one()
+        row = conn.execute(
+            text(
+                "WITH span AS (SELECT j.id, j.status, "
+                "min(e.at) FILTER (WHERE e.type = 'started') AS started, "
+                "max(e.at) FILTER (WHERE e.type IN ('succeeded', 'failed')) AS ended "
+                f"{_BATCH_JOBS.replace('j WHERE', 'j JOIN procrastinate_events e ON e.job_id = j.id WHERE')} "
+                "GROUP BY j.id, j.status) "
+                "SELECT min(started) AS first, max(ended) AS last, "
+                "count(*) FILTER (WHERE status = 'succeeded') AS done, "
+                "count(*) FILTER (WHERE status = 'failed') AS failed, "
+                "sum(extract(epoch FROM ended - started)) AS busy_s FROM span"
+            ),
+            {"b": batch_id},
+        ).one()
+        call_ms = conn.execute(
+            text("SELECT avg(a.latency_ms) FROM attempts a JOIN runs r ON r.id = a.run_id WHERE r.batch_id = :b"),
+            {"b": batch_id},
+        ).scalar_one()
     return row, call_ms
 
 
-def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, base_url: str, pg_url: str,
-                timeout_s: float = 900.0) -> dict[str, Any]:
+def queue_level(
+    concurrency: int, workers: int, *, latency_s: float, n: int, base_url: str, pg_url: str, timeout_s: float = 900.0
+) -> dict[str, Any]:
     """``n`` hypotheses as one batch on the queue, worked by ``workers`` ``debate worker`` processes
     of ``concurrency ÷ workers`` debates each; timed from the first job's start to the last job's end."""
     from debate.core.config import load_settings
@@ -281,8 +345,15 @@ def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, bas
             # A few debates first, so the workers' first-job set-up (clients, saver) is not charged.
             asyncio.run(put(warm, None))
             _poll("the warm-up debates", lambda: _finished(engine, None) == len(warm), timeout_s, procs)
-            opts = normalize_options(backend="openai", stale_after="0s", changed=False, prompt_changed=False,
-                                     ids=ids, limit=None, default_stale_after="30d")
+            opts = normalize_options(
+                backend="openai",
+                stale_after="0s",
+                changed=False,
+                prompt_changed=False,
+                ids=ids,
+                limit=None,
+                default_stale_after="30d",
+            )
             batch, _ = open_or_create_batch(engine, settings, opts, ids=ids)
             assert batch is not None and batch.total == n
             cpu0 = sum(_cpu_s(p.pid) for p in procs)
@@ -300,48 +371,73 @@ def queue_level(concurrency: int, workers: int, *, latency_s: float, n: int, bas
     per_min = row.done / elapsed * 60
     busy = float(row.busy_s)
     ideal = concurrency / (SEQUENTIAL_CALLS * latency_s) * 60
-    return {"concurrency": concurrency, "workers": workers, "hypotheses": n, "done": row.done, "failed": row.failed,
-            "elapsed_s": round(elapsed, 2), "per_minute": round(per_min, 1), "ideal_per_minute": round(ideal, 1),
-            "pct_of_ideal": round(100 * per_min / ideal, 1),
-            # Where a shortfall comes from: debates slower than 5 calls (per-debate overhead), or
-            # fewer in flight than the concurrency (jobs not handed out fast enough).
-            "mean_debate_s": round(busy / max(1, row.done + row.failed), 2),
-            "mean_call_s": round(float(call_ms or 0) / 1000, 3),  # as the client saw it
-            "mean_in_flight": round(busy / elapsed, 1),
-            "worker_cpu_ms_per_debate": round(1000 * cpu / max(1, row.done), 1)}
+    return {
+        "concurrency": concurrency,
+        "workers": workers,
+        "hypotheses": n,
+        "done": row.done,
+        "failed": row.failed,
+        "elapsed_s": round(elapsed, 2),
+        "per_minute": round(per_min, 1),
+        "ideal_per_minute": round(ideal, 1),
+        "pct_of_ideal": round(100 * per_min / ideal, 1),
+        # Where a shortfall comes from: debates slower than 5 calls (per-debate overhead), or
+        # fewer in flight than the concurrency (jobs not handed out fast enough).
+        "mean_debate_s": round(busy / max(1, row.done + row.failed), 2),
+        "mean_call_s": round(float(call_ms or 0) / 1000, 3),  # as the client saw it
+        "mean_in_flight": round(busy / elapsed, 1),
+        "worker_cpu_ms_per_debate": round(1000 * cpu / max(1, row.done), 1),
+    }
 
 
 def run_workers(
-    concurrency: Sequence[int] = (64, 256), workers: Sequence[int] = (1, 2), *, pg_url: str, latency_s: float = 1.0,
-    n_per_level: int | None = None, echo: Echo = print,
+    concurrency: Sequence[int] = (64, 256),
+    workers: Sequence[int] = (1, 2),
+    *,
+    pg_url: str,
+    latency_s: float = 1.0,
+    n_per_level: int | None = None,
+    echo: Echo = print,
 ) -> list[dict[str, Any]]:
     """Each concurrency level worked by each number of ``debate worker`` processes, on PostgreSQL.
 
     Each (level, workers) gets a fresh database beside ``pg_url`` holding ``n_per_level``
     (default 3 × concurrency) hypotheses; the fake model server runs in its own process.
     """
-    echo(f"rescore on the PostgreSQL queue with a {latency_s:g} s never-conceding fake model (server in a process); "
-         f"ideal = concurrency / ({SEQUENTIAL_CALLS} x {latency_s:g} s)")
-    echo(f"{'concurrency':>11} {'workers':>7} {'hypotheses':>10} {'elapsed s':>9} {'per min':>8} {'ideal':>8} "
-         f"{'% ideal':>8} {'debate s':>8} {'call s':>6} {'in flight':>9} {'worker cpu ms/debate':>20}")
+    echo(
+        f"rescore on the PostgreSQL queue with a {latency_s:g} s never-conceding fake model (server in a process); "
+        f"ideal = concurrency / ({SEQUENTIAL_CALLS} x {latency_s:g} s)"
+    )
+    echo(
+        f"{'concurrency':>11} {'workers':>7} {'hypotheses':>10} {'elapsed s':>9} {'per min':>8} {'ideal':>8} "
+        f"{'% ideal':>8} {'debate s':>8} {'call s':>6} {'in flight':>9} {'worker cpu ms/debate':>20}"
+    )
     rows: list[dict[str, Any]] = []
     with _server(latency_s, "process") as base_url:
         for c in concurrency:
             for w in workers:
                 row = queue_level(c, w, latency_s=latency_s, n=n_per_level or 3 * c, base_url=base_url, pg_url=pg_url)
                 rows.append(row)
-                echo(f"{c:>11} {w:>7} {row['hypotheses']:>10} {row['elapsed_s']:>9.1f} {row['per_minute']:>8.1f} "
-                     f"{row['ideal_per_minute']:>8.1f} {row['pct_of_ideal']:>7.1f}% "
-                     f"{row['mean_debate_s']:>8.2f} {row['mean_call_s']:>6.2f} "
-                     f"{row['mean_in_flight']:>9.1f} {row['worker_cpu_ms_per_debate']:>20.1f}"
-                     + (f"  ({row['failed']} failed)" if row["failed"] else ""))
+                echo(
+                    f"{c:>11} {w:>7} {row['hypotheses']:>10} {row['elapsed_s']:>9.1f} {row['per_minute']:>8.1f} "
+                    f"{row['ideal_per_minute']:>8.1f} {row['pct_of_ideal']:>7.1f}% "
+                    f"{row['mean_debate_s']:>8.2f} {row['mean_call_s']:>6.2f} "
+                    f"{row['mean_in_flight']:>9.1f} {row['worker_cpu_ms_per_debate']:>20.1f}"
+                    + (f"  ({row['failed']} failed)" if row["failed"] else "")
+                )
     return rows
 
 
 def run(
-    concurrency: Sequence[int] = (1, 8, 32, 64), latency_s: float = 1.0, n_per_level: int | None = None,
-    offline_n: int = 10_000, processes: Sequence[int] = (1, 2), *, model_processes: Sequence[int] = (1,),
-    server: Literal["process", "thread"] = "process", echo: Echo = print,
+    concurrency: Sequence[int] = (1, 8, 32, 64),
+    latency_s: float = 1.0,
+    n_per_level: int | None = None,
+    offline_n: int = 10_000,
+    processes: Sequence[int] = (1, 2),
+    *,
+    model_processes: Sequence[int] = (1,),
+    server: Literal["process", "thread"] = "process",
+    echo: Echo = print,
 ) -> dict[str, Any]:
     """Measure and print; returns ``{"model": [...per level], "offline": [...per process count], ...}``.
 
@@ -349,13 +445,23 @@ def run(
     ``model_processes`` (the concurrency split evenly over the processes; levels below 8 debates
     per process extra are skipped). ``offline_n=0`` or ``processes=()`` skips offline.
     """
-    result: dict[str, Any] = {"latency_s": latency_s, "sequential_calls": SEQUENTIAL_CALLS, "server": server,
-                              "cpus": os.cpu_count(), "model": [], "offline": []}
+    result: dict[str, Any] = {
+        "latency_s": latency_s,
+        "sequential_calls": SEQUENTIAL_CALLS,
+        "server": server,
+        "cpus": os.cpu_count(),
+        "model": [],
+        "offline": [],
+    }
     if concurrency:
-        echo(f"rescore with a {latency_s:g} s never-conceding fake model (server in a {server}); "
-             f"ideal = concurrency / ({SEQUENTIAL_CALLS} x {latency_s:g} s)")
-        echo(f"{'concurrency':>11} {'processes':>9} {'hypotheses':>10} {'elapsed s':>9} {'per min':>8} "
-             f"{'ideal':>8} {'% ideal':>8} {'cpu ms/debate':>13}")
+        echo(
+            f"rescore with a {latency_s:g} s never-conceding fake model (server in a {server}); "
+            f"ideal = concurrency / ({SEQUENTIAL_CALLS} x {latency_s:g} s)"
+        )
+        echo(
+            f"{'concurrency':>11} {'processes':>9} {'hypotheses':>10} {'elapsed s':>9} {'per min':>8} "
+            f"{'ideal':>8} {'% ideal':>8} {'cpu ms/debate':>13}"
+        )
         with _server(latency_s, server) as base_url:
             # The endpoint's limiter is per process and made on first use: lift its cap here.
             _warm_up(base_url, max_concurrency=3 * max(concurrency))
@@ -363,20 +469,30 @@ def run(
                 for p in model_processes:
                     if p > 1 and c < 8 * p:
                         continue
-                    row = model_level(c, latency_s=latency_s, n=n_per_level or 3 * c, base_url=base_url,
-                                      max_concurrency=3 * max(concurrency), processes=p)
+                    row = model_level(
+                        c,
+                        latency_s=latency_s,
+                        n=n_per_level or 3 * c,
+                        base_url=base_url,
+                        max_concurrency=3 * max(concurrency),
+                        processes=p,
+                    )
                     result["model"].append(row)
                     cpu = row["cpu_ms_per_debate"]
-                    echo(f"{c:>11} {p:>9} {row['hypotheses']:>10} {row['elapsed_s']:>9.1f} {row['per_minute']:>8.1f} "
-                         f"{row['ideal_per_minute']:>8.1f} {row['pct_of_ideal']:>7.1f}% "
-                         f"{'' if cpu is None else f'{cpu:.1f}':>13}")
+                    echo(
+                        f"{c:>11} {p:>9} {row['hypotheses']:>10} {row['elapsed_s']:>9.1f} {row['per_minute']:>8.1f} "
+                        f"{row['ideal_per_minute']:>8.1f} {row['pct_of_ideal']:>7.1f}% "
+                        f"{'' if cpu is None else f'{cpu:.1f}':>13}"
+                    )
     if offline_n and processes:
         echo(f"offline backend, {offline_n:,} hypotheses over the bundled sample KB")
         for p in processes:
             row = offline_level(offline_n, p)
             result["offline"].append(row)
-            echo(f"  {p} process{'es' if p > 1 else ''}: {row['per_second']:.1f} hypotheses/s "
-                 f"({row['elapsed_s']:.1f} s, {row['failed']} failed)")
+            echo(
+                f"  {p} process{'es' if p > 1 else ''}: {row['per_second']:.1f} hypotheses/s "
+                f"({row['elapsed_s']:.1f} s, {row['failed']} failed)"
+            )
     return result
 
 

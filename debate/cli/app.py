@@ -66,7 +66,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     database_url: Annotated[
-        str | None, typer.Option("--database-url", "--db", help="Database URL (default: DEBATE_DATABASE_URL or config).")
+        str | None,
+        typer.Option("--database-url", "--db", help="Database URL (default: DEBATE_DATABASE_URL or config)."),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")

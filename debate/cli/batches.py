@@ -46,8 +46,17 @@ def list_batches(
         return
     table = Table("batch", "status", "created", "total", "done", "failed", "tokens", "cost", "options")
     for b, i in zip(rows, items, strict=True):
-        table.add_row(b.id, b.status, (i["created_at"] or "")[:19], str(b.total), str(b.done), str(b.failed),
-                      tokens(i["tokens"]), money(b.cost_usd), _describe(b.options))
+        table.add_row(
+            b.id,
+            b.status,
+            (i["created_at"] or "")[:19],
+            str(b.total),
+            str(b.done),
+            str(b.failed),
+            tokens(i["tokens"]),
+            money(b.cost_usd),
+            _describe(b.options),
+        )
     out.print(table)
 
 
@@ -65,25 +74,42 @@ def show_batch(
         b = get_batch(s, batch_id)
         counts = batch_counts(s, batch_id)
         spend = batch_spend(s, batch_id)
-        rows = s.execute(
-            select(t.BatchItem.hypothesis_id, t.BatchItem.run_id, t.Run.status, t.Run.score, t.BatchItem.reasons)
-            .outerjoin(t.Run, t.Run.id == t.BatchItem.run_id)
-            .where(t.BatchItem.batch_id == batch_id).order_by(t.BatchItem.ordinal)
-        ).all() if items else []
+        rows = (
+            s.execute(
+                select(t.BatchItem.hypothesis_id, t.BatchItem.run_id, t.Run.status, t.Run.score, t.BatchItem.reasons)
+                .outerjoin(t.Run, t.Run.id == t.BatchItem.run_id)
+                .where(t.BatchItem.batch_id == batch_id)
+                .order_by(t.BatchItem.ordinal)
+            ).all()
+            if items
+            else []
+        )
     data = _batch_dict(b) | {
-        "settings": b.settings, "counts": counts, "spend": spend.model_dump(),
+        "settings": b.settings,
+        "counts": counts,
+        "spend": spend.model_dump(),
     }
     if items:
-        data["items"] = [{"hypothesis_id": h, "run_id": r, "status": st or "pending", "score": sc,
-                          "reasons": Reasons.model_validate(re or {}).model_dump()} for h, r, st, sc, re in rows]
+        data["items"] = [
+            {
+                "hypothesis_id": h,
+                "run_id": r,
+                "status": st or "pending",
+                "score": sc,
+                "reasons": Reasons.model_validate(re or {}).model_dump(),
+            }
+            for h, r, st, sc, re in rows
+        ]
     if as_json:
         emit_json(data)
         return
     for k in ("id", "status", "stop_reason", "backend", "created_at", "started_at", "finished_at", "owner"):
         out.print(f"{k:>12}: {data.get(k)}", markup=False)
     out.print(f"{'options':>12}: {_describe(b.options)}", markup=False)
-    out.print(f"{'progress':>12}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" of {b.total}",
-              markup=False)
+    out.print(
+        f"{'progress':>12}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" of {b.total}",
+        markup=False,
+    )
     if spend.calls and spend.unknown_tokens == spend.calls:
         spent = f"{spend.calls} calls, none reported usage"
     else:
@@ -95,9 +121,13 @@ def show_batch(
     if items:
         table = Table("hypothesis", "run", "status", "score", "why")
         for i in data["items"]:
-            table.add_row(i["hypothesis_id"], i["run_id"] or "—", i["status"],
-                          f"{i['score']:.3f}" if i["score"] is not None else "—",
-                          Reasons.model_validate(i["reasons"]).summary())
+            table.add_row(
+                i["hypothesis_id"],
+                i["run_id"] or "—",
+                i["status"],
+                f"{i['score']:.3f}" if i["score"] is not None else "—",
+                Reasons.model_validate(i["reasons"]).summary(),
+            )
         out.print(table)
 
 
@@ -113,8 +143,20 @@ def _describe(options: dict) -> str:  # type: ignore[type-arg]
 def _batch_dict(b: t.Batch) -> dict[str, Any]:
     tokens = None if b.prompt_tokens is None else b.prompt_tokens + (b.completion_tokens or 0)
     return {
-        "id": b.id, "status": b.status, "stop_reason": b.stop_reason, "backend": b.backend, "options": b.options,
-        "options_key": b.options_key, "total": b.total, "done": b.done, "failed": b.failed,
-        "tokens": tokens, "cost_usd": b.cost_usd, "unknown_usage": b.unknown_usage, "owner": b.owner,
-        "created_at": iso(b.created_at), "started_at": iso(b.started_at), "finished_at": iso(b.finished_at),
+        "id": b.id,
+        "status": b.status,
+        "stop_reason": b.stop_reason,
+        "backend": b.backend,
+        "options": b.options,
+        "options_key": b.options_key,
+        "total": b.total,
+        "done": b.done,
+        "failed": b.failed,
+        "tokens": tokens,
+        "cost_usd": b.cost_usd,
+        "unknown_usage": b.unknown_usage,
+        "owner": b.owner,
+        "created_at": iso(b.created_at),
+        "started_at": iso(b.started_at),
+        "finished_at": iso(b.finished_at),
     }

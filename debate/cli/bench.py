@@ -38,8 +38,12 @@ def bench_ingest(
 @bench_app.command("debate")
 def bench_debate(
     debates: Annotated[int, typer.Option(min=1, help="Debates for the per-debate wall time (each side).")] = 60,
-    levels: Annotated[str, typer.Option(
-        help="Concurrency levels for the 1 s model, comma-separated (\"\" runs only the engine ÷ floor part).")] = "1,8,32,64",
+    levels: Annotated[
+        str,
+        typer.Option(
+            help='Concurrency levels for the 1 s model, comma-separated ("" runs only the engine ÷ floor part).'
+        ),
+    ] = "1,8,32,64",
     latency: Annotated[float, typer.Option(help="Fake model latency in seconds.")] = 1.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -47,8 +51,9 @@ def bench_debate(
     from debate.bench.debate import run
 
     conc = _ints(levels, "--levels")
-    _report(run(debates=debates, concurrency=conc, latency_s=latency,
-                echo=(lambda *_: None) if as_json else print), as_json)
+    _report(
+        run(debates=debates, concurrency=conc, latency_s=latency, echo=(lambda *_: None) if as_json else print), as_json
+    )
 
 
 @bench_app.command("export")
@@ -79,24 +84,38 @@ def _bench_postgres(database_url: str | None) -> str:
     candidates = [database_url, os.environ.get("DEBATE_TEST_POSTGRES_URL"), state.settings.database_url]
     url = next((u for u in candidates if u), "")
     if not url.startswith("postgresql"):
-        raise UserInputError("--workers needs PostgreSQL: pass --database-url postgresql+psycopg://user@host/db "
-                             "(or set DEBATE_TEST_POSTGRES_URL)")
+        raise UserInputError(
+            "--workers needs PostgreSQL: pass --database-url postgresql+psycopg://user@host/db "
+            "(or set DEBATE_TEST_POSTGRES_URL)"
+        )
     return url
 
 
 @bench_app.command("rescore")
 def bench_rescore(
-    levels: Annotated[str | None, typer.Option(
-        help="Concurrency levels for the 1 s model, comma-separated "
-             "(default 1,8,32,64; with --workers 64,256).")] = None,
+    levels: Annotated[
+        str | None,
+        typer.Option(
+            help="Concurrency levels for the 1 s model, comma-separated (default 1,8,32,64; with --workers 64,256)."
+        ),
+    ] = None,
     latency: Annotated[float, typer.Option(help="Fake model latency in seconds.")] = 1.0,
     offline: Annotated[int, typer.Option(help="Hypotheses for the offline rate (0 to skip).")] = 10_000,
     processes: Annotated[str, typer.Option(help="Process counts for the offline rate, comma-separated.")] = "1,2",
-    workers: Annotated[str | None, typer.Option(
-        help="Worker process counts, comma-separated: run the model levels on the PostgreSQL queue instead.")] = None,
-    database_url: Annotated[str | None, typer.Option(
-        "--database-url", help="PostgreSQL server for --workers (a database is created and dropped per level; "
-                               "default DEBATE_TEST_POSTGRES_URL, else DEBATE_DATABASE_URL).")] = None,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            help="Worker process counts, comma-separated: run the model levels on the PostgreSQL queue instead."
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="PostgreSQL server for --workers (a database is created and dropped per level; "
+            "default DEBATE_TEST_POSTGRES_URL, else DEBATE_DATABASE_URL).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rescoring throughput: hypotheses/min with a slow fake model beside the ideal, offline rate."""
@@ -105,13 +124,20 @@ def bench_rescore(
     echo = (lambda *_: None) if as_json else print
     if workers is None:
         # An empty --levels ("") skips the model levels; no --levels means the default ones.
-        result = run(concurrency=_ints("1,8,32,64" if levels is None else levels, "--levels"),
-                     latency_s=latency, offline_n=offline,
-                     processes=_ints(processes, "--processes"), echo=echo)
+        result = run(
+            concurrency=_ints("1,8,32,64" if levels is None else levels, "--levels"),
+            latency_s=latency,
+            offline_n=offline,
+            processes=_ints(processes, "--processes"),
+            echo=echo,
+        )
     else:
         # Every option checked before the first (minutes-long) part runs.
         pg_url = _bench_postgres(database_url)
-        queue_levels, worker_counts = _ints("64,256" if levels is None else levels, "--levels"), _ints(workers, "--workers")
+        queue_levels, worker_counts = (
+            _ints("64,256" if levels is None else levels, "--levels"),
+            _ints(workers, "--workers"),
+        )
         result = run(concurrency=(), offline_n=offline, processes=_ints(processes, "--processes"), echo=echo)
         result["queue"] = run_workers(queue_levels, worker_counts, pg_url=pg_url, latency_s=latency, echo=echo)
     _report(result, as_json)

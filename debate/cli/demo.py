@@ -41,8 +41,10 @@ def demo(
     engine = state.engine()
     report = ingest_paths(engine, [SAMPLE_KB])
     ids = import_file(engine, SAMPLE_HYPOTHESES)
-    out.print(f"KB: {report.pages_seen} pages ingested ({report.hypotheses_imported} hypotheses imported from "
-              f"their Related sections); {len(ids)} sample hypotheses loaded")
+    out.print(
+        f"KB: {report.pages_seen} pages ingested ({report.hypotheses_imported} hypotheses imported from "
+        f"their Related sections); {len(ids)} sample hypotheses loaded"
+    )
     run_ids = create_runs(engine, state.settings, ids, backend="offline", trigger="demo")
     outcomes = run_and_report(run_ids, "offline", concurrency=4, quiet=True)
     out.print(f"Debated {len(outcomes)} hypotheses offline (deterministic heuristic agents, no model):")

@@ -16,8 +16,7 @@ from debate.kb import hypotheses as hyps
 from debate.store.db import session_scope
 from debate.wiki.targets import hypothesis_links, target_links_text
 
-hyp_app = typer.Typer(help="Candidate therapeutic hypotheses: add, import, list, show, remove.",
-                      no_args_is_help=True)
+hyp_app = typer.Typer(help="Candidate therapeutic hypotheses: add, import, list, show, remove.", no_args_is_help=True)
 app.add_typer(hyp_app, name="hypotheses")
 
 
@@ -34,8 +33,15 @@ def add(
 ) -> None:
     """Add a hypothesis and print its id."""
     try:
-        hin = HypothesisIn(id=hyp_id, title=title, statement=statement, targets=target or [],
-                           diseases=disease or [], mechanisms=mechanism or [], source="cli")
+        hin = HypothesisIn(
+            id=hyp_id,
+            title=title,
+            statement=statement,
+            targets=target or [],
+            diseases=disease or [],
+            mechanisms=mechanism or [],
+            source="cli",
+        )
     except ValidationError as e:
         raise UserInputError(hyps._first_error(e)) from None
     with session_scope(state.engine(), immediate=True) as s:

@@ -20,8 +20,10 @@ def init() -> None:
     engine = get_engine(state.settings.database_url)
     ping(engine)
     applied = migrate(engine)
-    out.print(f"{redact(state.settings.database_url)}: schema {'upgraded to' if applied else 'already at'} "
-              f"{current_revision(engine)}")
+    out.print(
+        f"{redact(state.settings.database_url)}: schema {'upgraded to' if applied else 'already at'} "
+        f"{current_revision(engine)}"
+    )
 
 
 @app.command()
@@ -29,6 +31,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     """Version, database in use, and counts of pages, hypotheses and runs."""
     engine = state.engine()
     with session_scope(engine) as s:
+
         def n(table) -> int:  # type: ignore[no-untyped-def]
             return s.execute(select(func.count()).select_from(table)).scalar_one()
 

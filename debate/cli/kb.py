@@ -17,8 +17,9 @@ from debate.kb.search import search as kb_search
 from debate.store import tables as t
 from debate.store.db import session_scope
 
-kb_app = typer.Typer(help="The treatment knowledge base: ingest, list, show, search, remove pages.",
-                     no_args_is_help=True)
+kb_app = typer.Typer(
+    help="The treatment knowledge base: ingest, list, show, search, remove pages.", no_args_is_help=True
+)
 app.add_typer(kb_app, name="kb")
 
 
@@ -32,14 +33,23 @@ def ingest(
     announce_db()
     engine = state.engine()
     files_total = sum(1 for _ in kb_ingest.collect_files(paths))
-    with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=files_total < 50) as bar:
+    with Progress(
+        TextColumn("ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=files_total < 50,
+    ) as bar:
         task = bar.add_task("pages", total=files_total)
-        report = kb_ingest.ingest_paths(engine, paths, skip_bad=skip_bad,
-                                        progress=lambda n: bar.advance(task, n))
+        report = kb_ingest.ingest_paths(engine, paths, skip_bad=skip_bad, progress=lambda n: bar.advance(task, n))
     summary = {
-        "added": report.added, "changed": report.changed, "unchanged": report.unchanged,
-        "skipped": report.skipped, "hypotheses_imported": report.hypotheses_imported,
+        "added": report.added,
+        "changed": report.changed,
+        "unchanged": report.unchanged,
+        "skipped": report.skipped,
+        "hypotheses_imported": report.hypotheses_imported,
     }
     if as_json:
         emit_json(summary)
@@ -59,13 +69,24 @@ def list_pages(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
     """List ingested pages."""
     with session_scope(state.engine()) as s:
         rows = s.execute(
-            select(t.Page.slug, t.Page.title, t.Page.entity_type, t.Page.source_name, t.Page.changed_at,
-                   select(func.count()).where(t.Chunk.page_id == t.Page.id).scalar_subquery().label("chunks"))
-            .order_by(t.Page.slug)
+            select(
+                t.Page.slug,
+                t.Page.title,
+                t.Page.entity_type,
+                t.Page.source_name,
+                t.Page.changed_at,
+                select(func.count()).where(t.Chunk.page_id == t.Page.id).scalar_subquery().label("chunks"),
+            ).order_by(t.Page.slug)
         ).all()
     items = [
-        {"slug": r.slug, "title": r.title, "entity_type": r.entity_type, "source_name": r.source_name,
-         "chunks": r.chunks, "changed_at": t.as_utc(r.changed_at).isoformat()}  # type: ignore[union-attr]
+        {
+            "slug": r.slug,
+            "title": r.title,
+            "entity_type": r.entity_type,
+            "source_name": r.source_name,
+            "chunks": r.chunks,
+            "changed_at": t.as_utc(r.changed_at).isoformat(),
+        }  # type: ignore[union-attr]
         for r in rows
     ]
     if as_json:
@@ -88,25 +109,55 @@ def page_detail(slug: str) -> dict:
             return s.execute(select(table).where(table.page_id == page.id).order_by(*order)).scalars().all()
 
         return {
-            "slug": page.slug, "title": page.title, "entity_type": page.entity_type,
-            "source_name": page.source_name, "content_hash": page.content_hash,
-            "metadata": page.metadata_, "changed_at": t.as_utc(page.changed_at).isoformat(),  # type: ignore[union-attr]
+            "slug": page.slug,
+            "title": page.title,
+            "entity_type": page.entity_type,
+            "source_name": page.source_name,
+            "content_hash": page.content_hash,
+            "metadata": page.metadata_,
+            "changed_at": t.as_utc(page.changed_at).isoformat(),  # type: ignore[union-attr]
             "has_related_section": page.has_related_section,
-            "sections": [{"heading": x.heading, "heading_path": x.heading_path, "line": x.line}
-                         for x in rows(t.Section, t.Section.ordinal)],
-            "facts": [{"heading_path": x.heading_path, "key": x.key, "value": x.value, "line": x.line}
-                      for x in rows(t.Fact, t.Fact.id)],
-            "infobox": [{"table": x.table_name, "column": x.column_name, "label": x.label, "value": x.value}
-                        for x in rows(t.InfoboxRow, t.InfoboxRow.id)],
-            "links": [{"text": x.text, "path": x.path, "slug": x.target_slug, "external": x.external,
-                       "heading_path": x.heading_path} for x in rows(t.Link, t.Link.id)],
+            "sections": [
+                {"heading": x.heading, "heading_path": x.heading_path, "line": x.line}
+                for x in rows(t.Section, t.Section.ordinal)
+            ],
+            "facts": [
+                {"heading_path": x.heading_path, "key": x.key, "value": x.value, "line": x.line}
+                for x in rows(t.Fact, t.Fact.id)
+            ],
+            "infobox": [
+                {"table": x.table_name, "column": x.column_name, "label": x.label, "value": x.value}
+                for x in rows(t.InfoboxRow, t.InfoboxRow.id)
+            ],
+            "links": [
+                {
+                    "text": x.text,
+                    "path": x.path,
+                    "slug": x.target_slug,
+                    "external": x.external,
+                    "heading_path": x.heading_path,
+                }
+                for x in rows(t.Link, t.Link.id)
+            ],
             "citations": [x.key for x in rows(t.Citation, t.Citation.id)],
             "terms": [{"kind": x.kind, "term": x.term, "source": x.source} for x in rows(t.PageTerm, t.PageTerm.id)],
-            "chunks": [{"ordinal": x.ordinal, "heading_path": x.heading_path, "text": x.text}
-                       for x in rows(t.Chunk, t.Chunk.ordinal)],
-            "related": [{"kind": x.kind, "id": x.ref_id, "path": x.path, "title": x.title, "score": x.score,
-                         "target_label": x.target_label, "genes": x.genes, "in_progress": x.in_progress}
-                        for x in rows(t.RelatedEntry, t.RelatedEntry.ordinal)],
+            "chunks": [
+                {"ordinal": x.ordinal, "heading_path": x.heading_path, "text": x.text}
+                for x in rows(t.Chunk, t.Chunk.ordinal)
+            ],
+            "related": [
+                {
+                    "kind": x.kind,
+                    "id": x.ref_id,
+                    "path": x.path,
+                    "title": x.title,
+                    "score": x.score,
+                    "target_label": x.target_label,
+                    "genes": x.genes,
+                    "in_progress": x.in_progress,
+                }
+                for x in rows(t.RelatedEntry, t.RelatedEntry.ordinal)
+            ],
         }
 
 
@@ -121,9 +172,11 @@ def show(
         emit_json(d)
         return
     out.print(f"[bold]{d['title']}[/bold]  ({d['slug']}, {d['entity_type'] or 'no type'})")
-    out.print(f"sections {len(d['sections'])} · facts {len(d['facts'])} · infobox rows {len(d['infobox'])} · "
-              f"links {len(d['links'])} · citations {len(d['citations'])} · chunks {len(d['chunks'])} · "
-              f"related {len(d['related'])}")
+    out.print(
+        f"sections {len(d['sections'])} · facts {len(d['facts'])} · infobox rows {len(d['infobox'])} · "
+        f"links {len(d['links'])} · citations {len(d['citations'])} · chunks {len(d['chunks'])} · "
+        f"related {len(d['related'])}"
+    )
     genes = [x["term"] for x in d["terms"] if x["kind"] == "gene"]
     if genes:
         out.print("genes: " + ", ".join(genes))
@@ -141,8 +194,18 @@ def search(
     cfg = state.settings.search
     hits = kb_search(state.engine(), query, limit=limit or cfg.default_limit, min_hits=cfg.min_hits)
     if as_json:
-        emit_json([{"slug": h.slug, "heading_path": h.heading_path, "snippet": h.snippet,
-                    "score": round(h.score, 4), "mode": h.mode} for h in hits])
+        emit_json(
+            [
+                {
+                    "slug": h.slug,
+                    "heading_path": h.heading_path,
+                    "snippet": h.snippet,
+                    "score": round(h.score, 4),
+                    "mode": h.mode,
+                }
+                for h in hits
+            ]
+        )
         return
     if not hits:
         out.print("no matches")

@@ -25,9 +25,13 @@ def _settings():  # type: ignore[no-untyped-def]
 
 @app.command("worker")
 def worker(
-    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=1024,
-                                                   help="Debates at once (default: [queue] concurrency).")] = None,
-    queue: Annotated[list[str] | None, typer.Option("--queue", help="Queue to work (repeatable; default: [queue] name).")] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", min=1, max=1024, help="Debates at once (default: [queue] concurrency)."),
+    ] = None,
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", help="Queue to work (repeatable; default: [queue] name).")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Worker name in logs.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every job.")] = False,
 ) -> None:
@@ -86,7 +90,9 @@ def status(
         emit_json(st.model_dump())
         return
     table = Table("queue", "queued", "running", "failed", "stalled", "succeeded", "cancelled")
-    table.add_row(st.queue, *(str(x) for x in (st.queued, st.running, st.failed, st.stalled, st.succeeded, st.cancelled)))
+    table.add_row(
+        st.queue, *(str(x) for x in (st.queued, st.running, st.failed, st.stalled, st.succeeded, st.cancelled))
+    )
     out.print(table)
     if st.stalled:
         console.print(f"[yellow]{st.stalled} stalled job(s): a worker's stalled-job check will retry them[/yellow]")

@@ -32,29 +32,48 @@ def _eta(seconds: float | None) -> str:
 
 
 # The command's options, named so its signature reads as a list of what it takes.
-_StaleAfterOpt = Annotated[str | None, typer.Option(
-        "--stale-after", help="Scores older than this (0s, 12h, 30d, 2w); default [rescore] stale_after "
-                              "when no other criterion is given.")]
-_ChangedOpt = Annotated[bool, typer.Option(
-        "--changed", help="Hypotheses whose cited or listing KB pages changed since their last run.")]
-_PromptChangedOpt = Annotated[bool, typer.Option(
-        "--prompt-changed", help="Hypotheses whose last run used other prompts than the backend's now.")]
+_StaleAfterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stale-after",
+        help="Scores older than this (0s, 12h, 30d, 2w); default [rescore] stale_after "
+        "when no other criterion is given.",
+    ),
+]
+_ChangedOpt = Annotated[
+    bool, typer.Option("--changed", help="Hypotheses whose cited or listing KB pages changed since their last run.")
+]
+_PromptChangedOpt = Annotated[
+    bool, typer.Option("--prompt-changed", help="Hypotheses whose last run used other prompts than the backend's now.")
+]
 _IdsOpt = Annotated[Path | None, typer.Option("--ids", help="Only hypotheses listed in this file.")]
 _LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="At most N, most urgent first.")]
-_ConcurrencyOpt = Annotated[int | None, typer.Option(
-        "--concurrency", min=1, max=1024, help="Debates at once (default [rescore] concurrency).")]
+_ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", min=1, max=1024, help="Debates at once (default [rescore] concurrency).")
+]
 _BackendOpt = Annotated[Backend | None, typer.Option("--backend", help="offline or openai (default: config).")]
-_MaxTokensTotalOpt = Annotated[int | None, typer.Option(
-        "--max-tokens-total", min=0,
-        help="Stop starting debates once the batch spent this many tokens (0: none).")]
-_MaxCostOpt = Annotated[float | None, typer.Option(
-        "--max-cost", min=0, help="Stop starting debates once the batch spent this many USD (0: none).")]
-_ProcessesOpt = Annotated[int, typer.Option(
-        "--processes", min=1, max=64, help="Processes debating the batch (each with --concurrency debates).")]
+_MaxTokensTotalOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens-total", min=0, help="Stop starting debates once the batch spent this many tokens (0: none)."
+    ),
+]
+_MaxCostOpt = Annotated[
+    float | None,
+    typer.Option("--max-cost", min=0, help="Stop starting debates once the batch spent this many USD (0: none)."),
+]
+_ProcessesOpt = Annotated[
+    int,
+    typer.Option("--processes", min=1, max=64, help="Processes debating the batch (each with --concurrency debates)."),
+]
 _ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Resume this batch id (b-...).")]
 _DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be debated; change nothing.")]
-_EnqueueOpt = Annotated[bool, typer.Option(
-        "--enqueue", help="Put the batch on the task queue for `debate worker`s instead of running it (PostgreSQL).")]
+_EnqueueOpt = Annotated[
+    bool,
+    typer.Option(
+        "--enqueue", help="Put the batch on the task queue for `debate worker`s instead of running it (PostgreSQL)."
+    ),
+]
 _AsJsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary (no progress bar).")]
 _QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
@@ -104,9 +123,19 @@ def rescore(
             return
     else:
         opened = _select_and_open(
-            engine, settings, backend=backend, stale_after=stale_after, changed=changed,
-            prompt_changed=prompt_changed, ids=ids, limit=limit, concurrency=concurrency,
-            budget=override, dry_run=dry_run, as_json=as_json)
+            engine,
+            settings,
+            backend=backend,
+            stale_after=stale_after,
+            changed=changed,
+            prompt_changed=prompt_changed,
+            ids=ids,
+            limit=limit,
+            concurrency=concurrency,
+            budget=override,
+            dry_run=dry_run,
+            as_json=as_json,
+        )
         if opened is None:
             return
         batch_id, resumed = opened
@@ -116,27 +145,40 @@ def rescore(
     if enqueue:
         _enqueue(engine, settings, batch_id, as_json)
         return
-    summary = _run(engine, settings, batch_id, concurrency, override, processes=processes,
-                   show_progress=not (as_json or quiet))
+    summary = _run(
+        engine, settings, batch_id, concurrency, override, processes=processes, show_progress=not (as_json or quiet)
+    )
     _report(summary, as_json)
 
 
-def _budget_override(settings: Any, max_tokens_total: int | None,
-                     max_cost: float | None) -> Budget | None:
+def _budget_override(settings: Any, max_tokens_total: int | None, max_cost: float | None) -> Budget | None:
     """--max-tokens-total / --max-cost as a budget (an omitted one from config); None if neither."""
     from debate.jobs.batches import Budget
 
     if max_tokens_total is None and max_cost is None:
         return None
     r = settings.rescore
-    return Budget(max_tokens_total=r.max_tokens_total if max_tokens_total is None else max_tokens_total,
-                  max_cost=r.max_cost if max_cost is None else max_cost)
+    return Budget(
+        max_tokens_total=r.max_tokens_total if max_tokens_total is None else max_tokens_total,
+        max_cost=r.max_cost if max_cost is None else max_cost,
+    )
 
 
-def _select_and_open(engine: Any, settings: Any, *, backend: Backend | None,
-                     stale_after: str | None, changed: bool, prompt_changed: bool,
-                     ids: Path | None, limit: int | None, concurrency: int | None,
-                     budget: Budget | None, dry_run: bool, as_json: bool) -> tuple[str, bool] | None:
+def _select_and_open(
+    engine: Any,
+    settings: Any,
+    *,
+    backend: Backend | None,
+    stale_after: str | None,
+    changed: bool,
+    prompt_changed: bool,
+    ids: Path | None,
+    limit: int | None,
+    concurrency: int | None,
+    budget: Budget | None,
+    dry_run: bool,
+    as_json: bool,
+) -> tuple[str, bool] | None:
     """Select hypotheses and open (or reopen) their batch: ``(batch id, resumed)``.
 
     None when the command has nothing more to do: a dry run was shown, or nothing is stale.
@@ -146,14 +188,19 @@ def _select_and_open(engine: Any, settings: Any, *, backend: Backend | None,
 
     chosen = backend or settings.backend
     id_list = read_ids_file(ids) if ids else None
-    opts = normalize_options(backend=chosen, stale_after=stale_after, changed=changed,
-                             prompt_changed=prompt_changed, ids=id_list, limit=limit,
-                             default_stale_after=settings.rescore.stale_after)
+    opts = normalize_options(
+        backend=chosen,
+        stale_after=stale_after,
+        changed=changed,
+        prompt_changed=prompt_changed,
+        ids=id_list,
+        limit=limit,
+        default_stale_after=settings.rescore.stale_after,
+    )
     if dry_run:
         _dry_run(opts, id_list, as_json)
         return None
-    batch, created = open_or_create_batch(engine, settings, opts, ids=id_list, concurrency=concurrency,
-                                          budget=budget)
+    batch, created = open_or_create_batch(engine, settings, opts, ids=id_list, concurrency=concurrency, budget=budget)
     if batch is None:
         if as_json:
             emit_json({"batch_id": None, "status": "empty", "options": opts.model_dump(mode="json"), "total": 0})
@@ -194,40 +241,63 @@ def _enqueue(engine: Any, settings: Any, batch_id: str, as_json: bool) -> None:
     if as_json:
         emit_json(result.model_dump())
     else:
-        out.print(f"batch {batch_id}: queued {len(result.queued)} debate(s), "
-                  f"{len(result.skipped)} already queued; run `debate worker` to debate them")
+        out.print(
+            f"batch {batch_id}: queued {len(result.queued)} debate(s), "
+            f"{len(result.skipped)} already queued; run `debate worker` to debate them"
+        )
 
 
-def _run(engine: Any, settings: Any, batch_id: str, concurrency: int | None, budget: Any,
-         *, processes: int, show_progress: bool) -> BatchSummary:
+def _run(
+    engine: Any,
+    settings: Any,
+    batch_id: str,
+    concurrency: int | None,
+    budget: Any,
+    *,
+    processes: int,
+    show_progress: bool,
+) -> BatchSummary:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from debate.jobs.runner import BatchRunner
 
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
         TextColumn("{task.fields[done]} done · {task.fields[failed]} failed · {task.fields[left]} left"),
         TextColumn("{task.fields[rate]}/min · ETA {task.fields[eta]}"),
-        TextColumn("{task.fields[tokens]} tok · {task.fields[cost]}"), TimeElapsedColumn(),
-        console=console, disable=not show_progress, transient=False,
+        TextColumn("{task.fields[tokens]} tok · {task.fields[cost]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress,
+        transient=False,
     )
-    task = progress.add_task(batch_id, total=None, done=0, failed=0, left="?", rate="0.0", eta="—",
-                             tokens="0", cost="—")
+    task = progress.add_task(
+        batch_id, total=None, done=0, failed=0, left="?", rate="0.0", eta="—", tokens="0", cost="—"
+    )
 
     def update(p: BatchProgress) -> None:
         sp = p.spend
         known_calls = sp.calls - sp.unknown_tokens
         progress.update(
-            task, total=p.total, completed=p.done + p.failed, done=p.done, failed=p.failed, left=p.remaining,
-            rate=f"{p.per_minute:.1f}", eta=_eta(p.eta_s),
+            task,
+            total=p.total,
+            completed=p.done + p.failed,
+            done=p.done,
+            failed=p.failed,
+            left=p.remaining,
+            rate=f"{p.per_minute:.1f}",
+            eta=_eta(p.eta_s),
             tokens=tokens(sp.tokens) + ("" if not sp.unknown_tokens else f" (+{sp.unknown_tokens} calls unknown)")
-            if known_calls or not sp.calls else "—",
+            if known_calls or not sp.calls
+            else "—",
             cost=money(sp.cost_usd) if sp.calls - sp.unknown_cost else "—",
             description=f"{batch_id} (stopping: budget)" if p.stopping else batch_id,
         )
 
-    runner = BatchRunner(engine, settings, batch_id, concurrency=concurrency, budget=budget, on_progress=update,
-                         processes=processes)
+    runner = BatchRunner(
+        engine, settings, batch_id, concurrency=concurrency, budget=budget, on_progress=update, processes=processes
+    )
     with progress:
         summary = asyncio.run(runner.run())
     assert summary is not None
@@ -235,17 +305,24 @@ def _run(engine: Any, settings: Any, batch_id: str, concurrency: int | None, bud
 
 
 def _print_summary(s: BatchSummary) -> None:
-    line = (f"batch {s.batch_id}: {s.status} — {s.done} done, {s.failed} failed, {s.remaining} left "
-            f"({s.debated} debated now in {s.elapsed_s:.1f} s, {s.per_minute:.1f}/min)")
+    line = (
+        f"batch {s.batch_id}: {s.status} — {s.done} done, {s.failed} failed, {s.remaining} left "
+        f"({s.debated} debated now in {s.elapsed_s:.1f} s, {s.per_minute:.1f}/min)"
+    )
     out.print(line, markup=False)
     if s.tokens is not None or s.cost_usd is not None:
-        out.print(f"spent {tokens(s.tokens)} tokens, {money(s.cost_usd)}"
-                  + (f"; {s.unknown_usage} calls reported no usage (not counted)" if s.unknown_usage else ""),
-                  markup=False)
+        out.print(
+            f"spent {tokens(s.tokens)} tokens, {money(s.cost_usd)}"
+            + (f"; {s.unknown_usage} calls reported no usage (not counted)" if s.unknown_usage else ""),
+            markup=False,
+        )
     if s.stop_reason:
-        out.print(f"stopped: {s.stop_reason}; debates in flight finished, {s.remaining} not started. "
-                  f"Rerun the same command (or `debate rescore --resume {s.batch_id}`) to continue"
-                  + (" with a larger budget." if "budget" in s.stop_reason else "."), markup=False)
+        out.print(
+            f"stopped: {s.stop_reason}; debates in flight finished, {s.remaining} not started. "
+            f"Rerun the same command (or `debate rescore --resume {s.batch_id}`) to continue"
+            + (" with a larger budget." if "budget" in s.stop_reason else "."),
+            markup=False,
+        )
     for note in s.notes:
         out.print(f"note: {note}", markup=False)
     for e in s.errors[:5]:
@@ -274,14 +351,22 @@ def _dry_run(opts: Any, ids: list[str] | None, as_json: bool) -> None:
     with session_scope(state.engine()) as s:
         existing = find_open_batch(s, opts.key())
         if existing is None:
-            selected = select_hypotheses(s, opts, now=t.utcnow(), ids=ids,
-                                         current_prompts=prompt_hashes(state.settings, opts.backend))
+            selected = select_hypotheses(
+                s, opts, now=t.utcnow(), ids=ids, current_prompts=prompt_hashes(state.settings, opts.backend)
+            )
     if existing is not None:
         _show_open(existing.id, as_json)
         return
     if as_json:
-        emit_json({"batch_id": None, "resume": False, "options": opts.model_dump(mode="json"),
-                   "total": len(selected), "hypotheses": [x.model_dump() for x in selected]})
+        emit_json(
+            {
+                "batch_id": None,
+                "resume": False,
+                "options": opts.model_dump(mode="json"),
+                "total": len(selected),
+                "hypotheses": [x.model_dump() for x in selected],
+            }
+        )
         return
     out.print(f"would debate {len(selected)} hypotheses: {opts.describe()}", markup=False)
     if selected:

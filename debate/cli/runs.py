@@ -51,11 +51,22 @@ def run_and_report(run_ids: list[str], backend: str, *, concurrency: int = 1, qu
 def score_table(outcomes: list[RunOutcome]) -> Table:
     with session_scope(state.engine()) as s:
         runs = {r.id: r for r in s.execute(select(t.Run).where(t.Run.id.in_([o.run_id for o in outcomes]))).scalars()}
-        titles = dict(s.execute(select(t.Hypothesis.id, t.Hypothesis.title)
-                                .where(t.Hypothesis.id.in_([o.hypothesis_id for o in outcomes]))).all())
+        titles = dict(
+            s.execute(
+                select(t.Hypothesis.id, t.Hypothesis.title).where(
+                    t.Hypothesis.id.in_([o.hypothesis_id for o in outcomes])
+                )
+            ).all()
+        )
     table = Table()
-    for name, width in (("hypothesis", 10), ("score", 5), ("interval", 9), ("agreement", 9), ("run", 14),
-                        ("status", 6)):
+    for name, width in (
+        ("hypothesis", 10),
+        ("score", 5),
+        ("interval", 9),
+        ("agreement", 9),
+        ("run", 14),
+        ("status", 6),
+    ):
         table.add_column(name, no_wrap=True, min_width=width)
     table.add_column("title", overflow="fold")
     for o in outcomes:
@@ -65,7 +76,8 @@ def score_table(outcomes: list[RunOutcome]) -> Table:
             display_score(r.score) if r.score is not None else "—",
             f"{display_score(r.interval_lo)}–{display_score(r.interval_hi)}" if r.interval_lo is not None else "—",
             f"{r.agreement:.2f}" if r.agreement is not None else "—",
-            o.run_id, o.status if not o.error else f"{o.status}: {o.error}",
+            o.run_id,
+            o.status if not o.error else f"{o.status}: {o.error}",
             titles.get(o.hypothesis_id, ""),
         )
     return table
@@ -75,7 +87,9 @@ def score_table(outcomes: list[RunOutcome]) -> Table:
 def run(
     hypothesis_ids: Annotated[list[str] | None, typer.Argument(help="Hypothesis ids to debate.")] = None,
     backend: Annotated[Backend | None, typer.Option("--backend", help="offline (default) or openai.")] = None,
-    rounds: Annotated[int | None, typer.Option("--rounds", min=1, max=10, help="Proposer/critic rounds at most.")] = None,
+    rounds: Annotated[
+        int | None, typer.Option("--rounds", min=1, max=10, help="Proposer/critic rounds at most.")
+    ] = None,
     judges: Annotated[int | None, typer.Option("--judges", min=1, max=15, help="Judges on the panel.")] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Resume an unfinished run by its id.")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256, help="Debates at once.")] = 1,
@@ -125,10 +139,20 @@ def list_runs(
     with session_scope(state.engine()) as s:
         rows = s.execute(q).scalars().all()
     items = [
-        {"id": r.id, "hypothesis_id": r.hypothesis_id, "status": r.status, "backend": r.backend,
-         "score": r.score, "agreement": r.agreement, "flagged": r.flagged, "trigger": r.trigger,
-         "batch_id": r.batch_id, "created_at": t.as_utc(r.created_at).isoformat(),  # type: ignore[union-attr]
-         "finished_at": t.as_utc(r.finished_at).isoformat() if r.finished_at else None, "error": r.error}
+        {
+            "id": r.id,
+            "hypothesis_id": r.hypothesis_id,
+            "status": r.status,
+            "backend": r.backend,
+            "score": r.score,
+            "agreement": r.agreement,
+            "flagged": r.flagged,
+            "trigger": r.trigger,
+            "batch_id": r.batch_id,
+            "created_at": t.as_utc(r.created_at).isoformat(),  # type: ignore[union-attr]
+            "finished_at": t.as_utc(r.finished_at).isoformat() if r.finished_at else None,
+            "error": r.error,
+        }
         for r in rows
     ]
     if as_json:
@@ -136,9 +160,15 @@ def list_runs(
         return
     table = Table("run", "hypothesis", "status", "backend", "score", "flagged", "created")
     for i in items:
-        table.add_row(i["id"], i["hypothesis_id"], i["status"], i["backend"],
-                      display_score(i["score"]) if i["score"] is not None else "—",
-                      "yes" if i["flagged"] else "", i["created_at"][:19])
+        table.add_row(
+            i["id"],
+            i["hypothesis_id"],
+            i["status"],
+            i["backend"],
+            display_score(i["score"]) if i["score"] is not None else "—",
+            "yes" if i["flagged"] else "",
+            i["created_at"][:19],
+        )
     out.print(table)
 
 
@@ -158,9 +188,26 @@ def show_run(
     if as_json:
         emit_json(data)
         return
-    for k in ("id", "hypothesis_id", "status", "backend", "trigger", "rounds_done", "turns", "score", "interval_lo",
-              "interval_hi", "agreement", "prompt_tokens", "completion_tokens", "cost_usd", "review_status",
-              "error", "created_at", "finished_at"):
+    for k in (
+        "id",
+        "hypothesis_id",
+        "status",
+        "backend",
+        "trigger",
+        "rounds_done",
+        "turns",
+        "score",
+        "interval_lo",
+        "interval_hi",
+        "agreement",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "review_status",
+        "error",
+        "created_at",
+        "finished_at",
+    ):
         out.print(f"{k:>18}: {data.get(k)}", markup=False)
 
 

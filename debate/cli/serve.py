@@ -25,7 +25,8 @@ def serve(
     if reviewers:
         console.print(f"[dim]reviewers: {', '.join(reviewers)}[/dim]")
     else:
-        console.print("[yellow]writes disabled:[/yellow] set DEBATE_REVIEWER_TOKENS "
-                      "to a JSON object of reviewer name -> token")
+        console.print(
+            "[yellow]writes disabled:[/yellow] set DEBATE_REVIEWER_TOKENS to a JSON object of reviewer name -> token"
+        )
     console.print(f"reviewer UI: http://{host}:{port}/  ·  API docs: http://{host}:{port}/api/docs")
     uvicorn.run(application, host=host, port=port, log_level="info")

@@ -43,8 +43,16 @@ def scores(
             return
         table = Table("run", "finished", "status", "score", "agreement", "flagged", "trigger", "batch")
         for r in runs:
-            table.add_row(r.run_id, r.finished_at or "", r.status, _fmt(r.score), _fmt(r.agreement),
-                          "yes" if r.flagged else "", r.trigger, r.batch or "")
+            table.add_row(
+                r.run_id,
+                r.finished_at or "",
+                r.status,
+                _fmt(r.score),
+                _fmt(r.agreement),
+                "yes" if r.flagged else "",
+                r.trigger,
+                r.batch or "",
+            )
         out.print(table if runs else f"no finished runs for {history}")
         return
     if as_json:
@@ -54,8 +62,17 @@ def scores(
     for r in rows:
         interval = f"{r.interval[0]:.2f}–{r.interval[1]:.2f}" if r.interval else ""
         status = r.status + (" (flagged run)" if r.flagged else "")
-        table.add_row(r.id, r.title, _fmt(r.shown_score), status, _fmt(r.score), _fmt(r.prior),
-                      _fmt(r.agreement), interval, r.target_label or ", ".join(r.targets))
+        table.add_row(
+            r.id,
+            r.title,
+            _fmt(r.shown_score),
+            status,
+            _fmt(r.score),
+            _fmt(r.prior),
+            _fmt(r.agreement),
+            interval,
+            r.target_label or ", ".join(r.targets),
+        )
     out.print(table)
 
 
@@ -100,8 +117,11 @@ def export(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write pages, scores.json and related/ into.")],
     changed_since: Annotated[
         str | None,
-        typer.Option("--changed-since", metavar="ISO8601",
-                     help="Only pages changed, or whose hypotheses' debates finished, since then."),
+        typer.Option(
+            "--changed-since",
+            metavar="ISO8601",
+            help="Only pages changed, or whose hypotheses' debates finished, since then.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -113,8 +133,10 @@ def export(
     if as_json:
         emit_json(report.model_dump(mode="json"))
         return
-    out.print(f"exported {report.pages} of {report.pages_total} pages to {report.out}: "
-              f"{report.written} files written, {report.unchanged} unchanged ({report.seconds:.1f} s)")
+    out.print(
+        f"exported {report.pages} of {report.pages_total} pages to {report.out}: "
+        f"{report.written} files written, {report.unchanged} unchanged ({report.seconds:.1f} s)"
+    )
 
 
 @app.command()

@@ -68,7 +68,9 @@ _POSSESSIVE: dict[str, str] = {
 # Abbreviation -> the disease's full name as a match key ("ad" -> "alzheimer disease").
 ABBREVIATIONS: dict[str, str] = {
     a: " ".join(_words(next(n for n in names if not _is_abbreviation(n))))
-    for names in DISEASES for a in names if _is_abbreviation(a)
+    for names in DISEASES
+    for a in names
+    if _is_abbreviation(a)
 }
 _BY_FIRST = {names[0]: names for names in DISEASES}
 EVIDENCE_GROUPS: tuple[tuple[str, ...], ...] = tuple(

@@ -38,12 +38,18 @@ class JudgeSeat:
 
 
 PERSONAS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("a clinical pharmacologist who has run neurology trials",
-     ("safety", "feasibility", "druggability", "therapeutic_potential")),
-    ("a molecular neurobiologist focused on disease mechanisms",
-     ("mechanistic_plausibility", "novelty", "reproducibility")),
-    ("a translational skeptic who reviews evidence for funders",
-     ("evidence_strength", "data_availability", "competitive_landscape")),
+    (
+        "a clinical pharmacologist who has run neurology trials",
+        ("safety", "feasibility", "druggability", "therapeutic_potential"),
+    ),
+    (
+        "a molecular neurobiologist focused on disease mechanisms",
+        ("mechanistic_plausibility", "novelty", "reproducibility"),
+    ),
+    (
+        "a translational skeptic who reviews evidence for funders",
+        ("evidence_strength", "data_availability", "competitive_landscape"),
+    ),
 )
 
 

@@ -72,8 +72,14 @@ class ModelBackend:
 
     name = "openai"
 
-    def __init__(self, client: ChatClient, *, model: str, role_models: dict[str, str] | None = None,
-                 prompts_dir: Path = BUNDLED_DIR) -> None:
+    def __init__(
+        self,
+        client: ChatClient,
+        *,
+        model: str,
+        role_models: dict[str, str] | None = None,
+        prompts_dir: Path = BUNDLED_DIR,
+    ) -> None:
         self.client = client
         self.model = model
         self.role_models = role_models or {}
@@ -84,31 +90,56 @@ class ModelBackend:
         system, user = prompt.render(**values)
         messages = [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
         done = await self.client.complete(messages, schema, model=model)
-        return AgentResult(reply=done.parsed, raw=done.raw, messages=done.messages, attempts=done.attempts,
-                           model=done.model, label="model", prompt=prompt.ref)
+        return AgentResult(
+            reply=done.parsed,
+            raw=done.raw,
+            messages=done.messages,
+            attempts=done.attempts,
+            model=done.model,
+            label="model",
+            prompt=prompt.ref,
+        )
 
     async def propose(self, view: DebateView) -> AgentResult:
         return await self._ask(
-            "proposer", ProposerReply, self.role_models.get("proposer", self.model),
-            **hypothesis_vars(view.hypothesis), evidence=render_evidence(view.evidence),
-            history=render_history(view.turns), round=str(view.round), max_rounds=str(view.max_rounds),
+            "proposer",
+            ProposerReply,
+            self.role_models.get("proposer", self.model),
+            **hypothesis_vars(view.hypothesis),
+            evidence=render_evidence(view.evidence),
+            history=render_history(view.turns),
+            round=str(view.round),
+            max_rounds=str(view.max_rounds),
         )
 
     async def critique(self, view: DebateView) -> AgentResult:
         return await self._ask(
-            "critic", CriticReply, self.role_models.get("critic", self.model),
-            **hypothesis_vars(view.hypothesis), evidence=render_evidence(view.evidence),
-            history=render_history(view.turns), round=str(view.round), max_rounds=str(view.max_rounds),
+            "critic",
+            CriticReply,
+            self.role_models.get("critic", self.model),
+            **hypothesis_vars(view.hypothesis),
+            evidence=render_evidence(view.evidence),
+            history=render_history(view.turns),
+            round=str(view.round),
+            max_rounds=str(view.max_rounds),
         )
 
     async def judge(self, view: DebateView, seat: JudgeSeat) -> AgentResult:
         h = hypothesis_vars(view.hypothesis)
         rubric = "\n".join(f"  - {d}: {DIMENSION_DESCRIPTIONS[d]}" for d in DIMENSIONS)
         return await self._ask(
-            "judge", JudgeReply, seat.model or self.role_models.get("judge", self.model),
-            seat=str(seat.seat), persona=seat.persona, emphasis=", ".join(seat.emphasis).replace("_", " "),
-            rubric=rubric, hypothesis_id=h["hypothesis_id"], title=h["title"], statement=h["statement"],
-            targets=h["targets"], evidence=render_evidence(view.evidence),
+            "judge",
+            JudgeReply,
+            seat.model or self.role_models.get("judge", self.model),
+            seat=str(seat.seat),
+            persona=seat.persona,
+            emphasis=", ".join(seat.emphasis).replace("_", " "),
+            rubric=rubric,
+            hypothesis_id=h["hypothesis_id"],
+            title=h["title"],
+            statement=h["statement"],
+            targets=h["targets"],
+            evidence=render_evidence(view.evidence),
             order_note="critic shown first" if seat.critic_first else "proposer shown first",
             history=render_history(view.turns, critic_first=seat.critic_first),
         )

@@ -45,11 +45,18 @@ def build_backend(settings: Settings, name: str | None = None) -> tuple[Backend,
         cfg = endpoint_config(settings)
         o = settings.openai
         key = cfg.base_url or "default"
-        limiter = shared_limiter(key, o.max_concurrency, o.rpm or None, o.tpm or None,
-                                 window_s=o.rate_window_s, shared=shared_window(settings, key))
+        limiter = shared_limiter(
+            key,
+            o.max_concurrency,
+            o.rpm or None,
+            o.tpm or None,
+            window_s=o.rate_window_s,
+            shared=shared_window(settings, key),
+        )
         client = OpenAIChatClient(cfg, limiter=limiter)
-        backend = ModelBackend(client, model=o.model, role_models=dict(o.role_models),
-                               prompts_dir=prompts_dir(settings.prompts_dir))
+        backend = ModelBackend(
+            client, model=o.model, role_models=dict(o.role_models), prompts_dir=prompts_dir(settings.prompts_dir)
+        )
         return backend, client.aclose
     raise ConfigError(f"unknown backend {name!r} (expected offline or openai)")
 
@@ -67,8 +74,9 @@ def shared_window(settings: Settings, key: str) -> Callable[[], SharedWindow] | 
     def build() -> SharedWindow:
         from debate.llm.shared_window import DatabaseWindow
 
-        return DatabaseWindow(settings.database_url, key, rpm=o.rpm or None, tpm=o.tpm or None,
-                              window_s=o.rate_window_s)
+        return DatabaseWindow(
+            settings.database_url, key, rpm=o.rpm or None, tpm=o.tpm or None, window_s=o.rate_window_s
+        )
 
     return build
 
@@ -76,8 +84,11 @@ def shared_window(settings: Settings, key: str) -> Callable[[], SharedWindow] | 
 def backend_models(settings: Settings, name: str, n_judges: int) -> dict[str, object]:
     """Which model plays each role, as recorded on the run."""
     if name == "offline":
-        return {"proposer": "offline-heuristic-v1", "critic": "offline-heuristic-v1",
-                "judges": ["offline-heuristic-v1"] * n_judges}
+        return {
+            "proposer": "offline-heuristic-v1",
+            "critic": "offline-heuristic-v1",
+            "judges": ["offline-heuristic-v1"] * n_judges,
+        }
     o = settings.openai
     judges = o.judge_models or [o.role_models.get("judge", o.model)]
     return {

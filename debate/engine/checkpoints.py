@@ -60,15 +60,27 @@ class GroupCommitSqliteSaver(AsyncSqliteSaver):
         configurable = config["configurable"]
         type_, blob = self.serde.dumps_typed(checkpoint)
         meta = json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False)
-        await self._submit(_PUT_CHECKPOINT, [(
-            str(configurable["thread_id"]), configurable["checkpoint_ns"], checkpoint["id"],
-            configurable.get("checkpoint_id"), type_, blob, meta.encode("utf-8", "ignore"),
-        )])
-        return {"configurable": {
-            "thread_id": configurable["thread_id"],
-            "checkpoint_ns": configurable["checkpoint_ns"],
-            "checkpoint_id": checkpoint["id"],
-        }}
+        await self._submit(
+            _PUT_CHECKPOINT,
+            [
+                (
+                    str(configurable["thread_id"]),
+                    configurable["checkpoint_ns"],
+                    checkpoint["id"],
+                    configurable.get("checkpoint_id"),
+                    type_,
+                    blob,
+                    meta.encode("utf-8", "ignore"),
+                )
+            ],
+        )
+        return {
+            "configurable": {
+                "thread_id": configurable["thread_id"],
+                "checkpoint_ns": configurable["checkpoint_ns"],
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
 
     async def aput_writes(
         self,
@@ -82,12 +94,22 @@ class GroupCommitSqliteSaver(AsyncSqliteSaver):
         await self.setup()
         configurable = config["configurable"]
         query = _REPLACE_WRITES if all(w[0] in WRITES_IDX_MAP for w in writes) else _IGNORE_WRITES
-        await self._submit(query, [
-            (str(configurable["thread_id"]), str(configurable["checkpoint_ns"]),
-             str(configurable["checkpoint_id"]), task_id, task_path, WRITES_IDX_MAP.get(channel, idx),
-             channel, *self.serde.dumps_typed(value))
-            for idx, (channel, value) in enumerate(writes)
-        ])
+        await self._submit(
+            query,
+            [
+                (
+                    str(configurable["thread_id"]),
+                    str(configurable["checkpoint_ns"]),
+                    str(configurable["checkpoint_id"]),
+                    task_id,
+                    task_path,
+                    WRITES_IDX_MAP.get(channel, idx),
+                    channel,
+                    *self.serde.dumps_typed(value),
+                )
+                for idx, (channel, value) in enumerate(writes)
+            ],
+        )
 
     async def _submit(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Queue rows and wait until the transaction that holds them has committed."""

@@ -86,8 +86,11 @@ def _evidence(ctx: DebateContext) -> list[EvidenceItem]:
 
 def _view(ctx: DebateContext, round_: int) -> DebateView:
     return DebateView(
-        hypothesis=ctx.store.hypothesis(), evidence=_evidence(ctx),
-        turns=ctx.store.debate_turns(), round=round_, max_rounds=ctx.max_rounds,
+        hypothesis=ctx.store.hypothesis(),
+        evidence=_evidence(ctx),
+        turns=ctx.store.debate_turns(),
+        round=round_,
+        max_rounds=ctx.max_rounds,
     )
 
 
@@ -108,9 +111,13 @@ async def _debater_turn(ctx: DebateContext, round_: int, role: str) -> ProposerR
         raise
     reply = result.reply
     assert isinstance(reply, model)
-    store.write_turn((round_, role, 0), result, backend=ctx.backend.name,
-                     citations=check_citations(reply, view.evidence),
-                     rounds_done=round_ if role == "critic" else None)
+    store.write_turn(
+        (round_, role, 0),
+        result,
+        backend=ctx.backend.name,
+        citations=check_citations(reply, view.evidence),
+        rounds_done=round_ if role == "critic" else None,
+    )
     if ctx.on_turn:
         ctx.on_turn(store.run_id, round_, role, 0, reply.argument)
     return reply
@@ -183,9 +190,14 @@ async def judge_node(state: JudgeInput, runtime: Runtime[DebateContext]) -> dict
         reply = result.reply
         assert isinstance(reply, JudgeReply)
         overall = weighted_score(reply.scores.model_dump(), ctx.rubric)
-        store.write_turn(key, result, backend=ctx.backend.name, citations=[], overall=overall,
-                         meta={"persona": seat.persona, "emphasis": list(seat.emphasis),
-                               "critic_first": seat.critic_first})
+        store.write_turn(
+            key,
+            result,
+            backend=ctx.backend.name,
+            citations=[],
+            overall=overall,
+            meta={"persona": seat.persona, "emphasis": list(seat.emphasis), "critic_first": seat.critic_first},
+        )
         if ctx.on_turn:
             ctx.on_turn(store.run_id, state["round"], "judge", seat.seat, f"overall {overall:.3f}")
     return {"judged": [seat.seat]}
@@ -193,9 +205,7 @@ async def judge_node(state: JudgeInput, runtime: Runtime[DebateContext]) -> dict
 
 async def consensus_node(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
     ctx = runtime.context
-    judges = sorted(
-        (turn for (_, role, _), turn in ctx.store.turns().items() if role == "judge"), key=lambda t: t.seat
-    )
+    judges = sorted((turn for (_, role, _), turn in ctx.store.turns().items() if role == "judge"), key=lambda t: t.seat)
     c = consensus([j.overall for j in judges], [j.parsed["scores"] for j in judges])  # type: ignore[misc]
     return {"consensus": c.model_dump(mode="json")}
 

@@ -30,10 +30,7 @@ def evidence_queries(h: HypothesisOut) -> list[list[str]]:
 
 def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: int = 3) -> list[EvidenceItem]:
     """Evidence items E1..En for a hypothesis (empty when the KB has nothing on it)."""
-    per_query = [
-        search(conn, "", terms=q, limit=limit, min_hits=min_hits, snippets=False)
-        for q in evidence_queries(h)
-    ]
+    per_query = [search(conn, "", terms=q, limit=limit, min_hits=min_hits, snippets=False) for q in evidence_queries(h)]
     picked: list[SearchHit] = []
     seen: set[int] = set()
     for tier in zip_longest(*per_query):
@@ -51,8 +48,13 @@ def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: in
         facts.setdefault(chunk_id, []).append({"key": key, "value": value})
     return [
         EvidenceItem(
-            eid=f"E{i}", rank=i, page_slug=hit.slug, page_hash=hashes[hit.page_id],
-            heading_path=hit.heading_path, text=hit.text, score=round(hit.score, 6),
+            eid=f"E{i}",
+            rank=i,
+            page_slug=hit.slug,
+            page_hash=hashes[hit.page_id],
+            heading_path=hit.heading_path,
+            text=hit.text,
+            score=round(hit.score, 6),
             facts=facts.get(hit.chunk_id, []),
         )
         for i, hit in enumerate(picked, start=1)

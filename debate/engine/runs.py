@@ -41,8 +41,20 @@ _CHECKPOINT_LOCK = 0x64656262  # advisory lock key: one process sets the checkpo
 
 
 _RUN_FIELDS = ("id", "hypothesis_id", "status", "backend", "config", "started_at", "score")
-_HYP_FIELDS = ("id", "title", "statement", "diseases", "targets", "target_label", "mechanisms", "source",
-               "prior_score", "prior_source", "created_at", "updated_at")
+_HYP_FIELDS = (
+    "id",
+    "title",
+    "statement",
+    "diseases",
+    "targets",
+    "target_label",
+    "mechanisms",
+    "source",
+    "prior_score",
+    "prior_source",
+    "created_at",
+    "updated_at",
+)
 # A run starts with one read of it and its hypothesis and one update, on the driver's cursor.
 _START = Sql(
     f"SELECT {', '.join('r.' + f for f in _RUN_FIELDS)}, {', '.join('h.' + f for f in _HYP_FIELDS)} "
@@ -50,8 +62,10 @@ _START = Sql(
     tables=[t.Run.__table__, t.Hypothesis.__table__],  # type: ignore[attr-defined]
     results=_RUN_FIELDS + _HYP_FIELDS,
 )
-_MARK_RUNNING = Sql("UPDATE runs SET status = 'running', error = NULL, started_at = :started_at WHERE id = :id",
-                    tables=[t.Run.__table__])  # type: ignore[attr-defined]
+_MARK_RUNNING = Sql(
+    "UPDATE runs SET status = 'running', error = NULL, started_at = :started_at WHERE id = :id",
+    tables=[t.Run.__table__],
+)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,9 @@ def kb_hash(engine: Engine) -> str:
     return h.hexdigest()[:16]
 
 
-def run_config(settings: Settings, *, backend: str, rounds: int | None = None, judges: int | None = None) -> dict[str, Any]:
+def run_config(
+    settings: Settings, *, backend: str, rounds: int | None = None, judges: int | None = None
+) -> dict[str, Any]:
     """The debate settings a run records and executes with (defaults from ``settings.debate``)."""
     d = settings.debate
     rounds = rounds or d.rounds
@@ -99,15 +115,27 @@ def run_config(settings: Settings, *, backend: str, rounds: int | None = None, j
     if rounds < 1 or judges < 1:
         raise UserInputError("rounds and judges must be at least 1")
     return {
-        "rounds": rounds, "judges": judges, "evidence_limit": d.evidence_limit, "min_hits": settings.search.min_hits,
-        "stop_on_concede": d.stop_on_concede, "stop_on_repeat": d.stop_on_repeat, "rubric": settings.rubric,
+        "rounds": rounds,
+        "judges": judges,
+        "evidence_limit": d.evidence_limit,
+        "min_hits": settings.search.min_hits,
+        "stop_on_concede": d.stop_on_concede,
+        "stop_on_repeat": d.stop_on_repeat,
+        "rubric": settings.rubric,
         "backend": backend,
     }
 
 
 def create_runs(
-    engine: Engine, settings: Settings, hypothesis_ids: Sequence[str], *, backend: str,
-    rounds: int | None = None, judges: int | None = None, trigger: str = "cli", batch_id: str | None = None,
+    engine: Engine,
+    settings: Settings,
+    hypothesis_ids: Sequence[str],
+    *,
+    backend: str,
+    rounds: int | None = None,
+    judges: int | None = None,
+    trigger: str = "cli",
+    batch_id: str | None = None,
 ) -> list[str]:
     """Queue one run per hypothesis (all ids checked first; an unknown id names itself)."""
     config = run_config(settings, backend=backend, rounds=rounds, judges=judges)
@@ -124,9 +152,21 @@ def create_runs(
                 raise NotFoundError(f"unknown hypothesis id {hid!r}")
         for hid in hypothesis_ids:
             run_id = new_run_id()
-            s.add(t.Run(id=run_id, hypothesis_id=hid, status="queued", backend=backend, models=models,
-                        config=config, prompt_hashes=hashes, kb_hash=kb, trigger=trigger, batch_id=batch_id,
-                        created_at=now))
+            s.add(
+                t.Run(
+                    id=run_id,
+                    hypothesis_id=hid,
+                    status="queued",
+                    backend=backend,
+                    models=models,
+                    config=config,
+                    prompt_hashes=hashes,
+                    kb_hash=kb,
+                    trigger=trigger,
+                    batch_id=batch_id,
+                    created_at=now,
+                )
+            )
             ids.append(run_id)
     return ids
 
@@ -189,7 +229,10 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[Any]:
         # A pool, not one connection: concurrent runs' checkpoint writes queued on a single
         # connection cost ~0.3 s each at 64 debates in flight (measured), more than the model.
         async with AsyncConnectionPool(
-            target, min_size=1, max_size=8, open=False,
+            target,
+            min_size=1,
+            max_size=8,
+            open=False,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         ) as pool:
             saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
@@ -240,13 +283,19 @@ class Executor:
             return RunOutcome(run.id, run.hypothesis_id, "done", run.score)
         cfg_run = run.config
         ctx = DebateContext(
-            store=RunStore(self.engine, run_id, fresh=fresh, db=self.db, defer=run.backend == "offline",
-                           hypothesis=run.hypothesis),
+            store=RunStore(
+                self.engine, run_id, fresh=fresh, db=self.db, defer=run.backend == "offline", hypothesis=run.hypothesis
+            ),
             backend=self.backend,
-            seats=panel(cfg_run["judges"], list(self.settings.openai.judge_models) if run.backend == "openai" else None),
+            seats=panel(
+                cfg_run["judges"], list(self.settings.openai.judge_models) if run.backend == "openai" else None
+            ),
             rubric=self.settings.rubric_model.model_validate({"weights": cfg_run["rubric"]}),
-            max_rounds=cfg_run["rounds"], evidence_limit=cfg_run["evidence_limit"], min_hits=cfg_run["min_hits"],
-            stop_on_concede=cfg_run["stop_on_concede"], stop_on_repeat=cfg_run["stop_on_repeat"],
+            max_rounds=cfg_run["rounds"],
+            evidence_limit=cfg_run["evidence_limit"],
+            min_hits=cfg_run["min_hits"],
+            stop_on_concede=cfg_run["stop_on_concede"],
+            stop_on_repeat=cfg_run["stop_on_repeat"],
             on_turn=self.on_turn,
         )
         config = {"configurable": {"thread_id": run_id}}
@@ -281,8 +330,10 @@ class Executor:
             row = fetchall(conn, _START, {"id": run_id})
             if not row:
                 raise NotFoundError(f"unknown run id {run_id!r}")
-            run = _Started(*row[0][:len(_RUN_FIELDS)],
-                           hypothesis=to_out(SimpleNamespace(**dict(zip(_HYP_FIELDS, row[0][len(_RUN_FIELDS):], strict=True)))))
+            run = _Started(
+                *row[0][: len(_RUN_FIELDS)],
+                hypothesis=to_out(SimpleNamespace(**dict(zip(_HYP_FIELDS, row[0][len(_RUN_FIELDS) :], strict=True)))),
+            )
             if run.status == "cancelled":
                 raise UserInputError(f"run {run_id} was cancelled")
             if run.backend != self.backend_name:
@@ -294,11 +345,15 @@ class Executor:
 
     def _fail(self, run_id: str, message: str) -> None:
         with self.db.tx(write=True) as conn:
-            conn.execute(update(t.Run).where(t.Run.id == run_id, t.Run.status != "done")
-                         .values(status="failed", error=message[:2000], finished_at=utcnow()))
+            conn.execute(
+                update(t.Run)
+                .where(t.Run.id == run_id, t.Run.status != "done")
+                .values(status="failed", error=message[:2000], finished_at=utcnow())
+            )
 
-    async def execute_many(self, run_ids: Sequence[str], *, concurrency: int = 1,
-                           on_done: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
+    async def execute_many(
+        self, run_ids: Sequence[str], *, concurrency: int = 1, on_done: Callable[[RunOutcome], None] | None = None
+    ) -> list[RunOutcome]:
         """Execute runs concurrently (at most ``concurrency`` at once), in order of the result list."""
         gate = asyncio.Semaphore(max(1, concurrency))
 

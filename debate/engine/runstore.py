@@ -55,13 +55,45 @@ _RUN = t.Run.__table__  # type: ignore[attr-defined]
 _STORED_COLUMNS = [_TURN.c.round, _TURN.c.role, _TURN.c.seat, _TURN.c.parsed, _TURN.c.overall]
 _STATUS = text("SELECT status FROM runs WHERE id = :id")
 _TURN_COLUMNS = (
-    "run_id", "round", "role", "seat", "backend", "label", "model", "prompt_name", "prompt_version", "prompt_hash",
-    "messages", "raw_reply", "parsed", "citations", "overall", "meta", "prompt_tokens", "completion_tokens",
-    "cost_usd", "latency_ms", "created_at",
+    "run_id",
+    "round",
+    "role",
+    "seat",
+    "backend",
+    "label",
+    "model",
+    "prompt_name",
+    "prompt_version",
+    "prompt_hash",
+    "messages",
+    "raw_reply",
+    "parsed",
+    "citations",
+    "overall",
+    "meta",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_ms",
+    "created_at",
 )
 _ATTEMPT_COLUMNS = (
-    "run_id", "round", "role", "seat", "n", "kind", "outcome", "http_status", "error", "raw_reply", "model",
-    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "started_at",
+    "run_id",
+    "round",
+    "role",
+    "seat",
+    "n",
+    "kind",
+    "outcome",
+    "http_status",
+    "error",
+    "raw_reply",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_ms",
+    "started_at",
 )
 _EVIDENCE_COLUMNS = ("run_id", "eid", "rank", "page_slug", "page_hash", "heading_path", "text", "score", "facts")
 _INSERT_TURN = Sql.insert(_TURN, _TURN_COLUMNS)
@@ -112,9 +144,16 @@ class StoredTurn:
 class RunStore:
     """Reads and writes of one run, with the run's fixed inputs cached after first use."""
 
-    def __init__(self, engine: Engine, run_id: str, *, fresh: bool = False,
-                 db: HeldConnections | None = None, defer: bool = False,
-                 hypothesis: HypothesisOut | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        run_id: str,
+        *,
+        fresh: bool = False,
+        db: HeldConnections | None = None,
+        defer: bool = False,
+        hypothesis: HypothesisOut | None = None,
+    ) -> None:
         """``fresh``: the run has never started, so nothing of it is stored yet (skip the reads).
         ``db``: connections shared with other runs of the same executor.
         ``defer``: write turns with the completion too (only for a fresh run).
@@ -161,8 +200,16 @@ class RunStore:
                     select(_EVIDENCE).where(_EVIDENCE.c.run_id == self.run_id).order_by(_EVIDENCE.c.rank)
                 ).all()
             self._evidence = [
-                EvidenceItem(eid=r.eid, rank=r.rank, page_slug=r.page_slug, page_hash=r.page_hash,
-                             heading_path=list(r.heading_path), text=r.text, score=r.score, facts=list(r.facts))
+                EvidenceItem(
+                    eid=r.eid,
+                    rank=r.rank,
+                    page_slug=r.page_slug,
+                    page_hash=r.page_hash,
+                    heading_path=list(r.heading_path),
+                    text=r.text,
+                    score=r.score,
+                    facts=list(r.facts),
+                )
                 for r in rows
             ]
         return self._evidence
@@ -222,12 +269,31 @@ class RunStore:
         self._evidence, self._retrieved = items, True
 
     def _evidence_rows(self, items: list[EvidenceItem]) -> list[dict[str, Any]]:
-        return [dict(run_id=self.run_id, eid=e.eid, rank=e.rank, page_slug=e.page_slug, page_hash=e.page_hash,
-                     heading_path=e.heading_path, text=e.text, score=e.score, facts=e.facts) for e in items]
+        return [
+            dict(
+                run_id=self.run_id,
+                eid=e.eid,
+                rank=e.rank,
+                page_slug=e.page_slug,
+                page_hash=e.page_hash,
+                heading_path=e.heading_path,
+                text=e.text,
+                score=e.score,
+                facts=e.facts,
+            )
+            for e in items
+        ]
 
     def write_turn(
-        self, key: TurnKey, result: AgentResult, *, backend: str, citations: list[CitationCheck],
-        overall: float | None = None, meta: dict[str, Any] | None = None, rounds_done: int | None = None,
+        self,
+        key: TurnKey,
+        result: AgentResult,
+        *,
+        backend: str,
+        citations: list[CitationCheck],
+        overall: float | None = None,
+        meta: dict[str, Any] | None = None,
+        rounds_done: int | None = None,
     ) -> StoredTurn:
         """Write a turn and its attempts once; a duplicate execution keeps the first write.
 
@@ -238,13 +304,27 @@ class RunStore:
             return existing
         usage = _sum_usage(result.attempts)
         values = dict(
-            run_id=self.run_id, round=key[0], role=key[1], seat=key[2], backend=backend, label=result.label,
-            model=result.model, prompt_name=result.prompt.get("name", ""),
-            prompt_version=result.prompt.get("version", ""), prompt_hash=result.prompt.get("hash", ""),
-            messages=[m.model_dump() for m in result.messages], raw_reply=result.raw,
-            parsed=dump_reply(result.reply), citations=[c.model_dump() for c in citations],
-            overall=overall, meta=meta or {}, prompt_tokens=usage[0], completion_tokens=usage[1],
-            cost_usd=usage[2], latency_ms=sum(a.latency_ms for a in result.attempts), created_at=utcnow(),
+            run_id=self.run_id,
+            round=key[0],
+            role=key[1],
+            seat=key[2],
+            backend=backend,
+            label=result.label,
+            model=result.model,
+            prompt_name=result.prompt.get("name", ""),
+            prompt_version=result.prompt.get("version", ""),
+            prompt_hash=result.prompt.get("hash", ""),
+            messages=[m.model_dump() for m in result.messages],
+            raw_reply=result.raw,
+            parsed=dump_reply(result.reply),
+            citations=[c.model_dump() for c in citations],
+            overall=overall,
+            meta=meta or {},
+            prompt_tokens=usage[0],
+            completion_tokens=usage[1],
+            cost_usd=usage[2],
+            latency_ms=sum(a.latency_ms for a in result.attempts),
+            created_at=utcnow(),
         )
         if self._defer_turns and self._pending is not None:
             self._pending.turns.append(values)
@@ -288,8 +368,9 @@ class RunStore:
     def _insert_attempts(self, conn: Connection, key: TurnKey, attempts: list[AttemptRecord]) -> None:
         executemany(conn, _INSERT_ATTEMPT, self._attempt_rows(key, attempts, conn))
 
-    def _attempt_rows(self, key: TurnKey, attempts: list[AttemptRecord],
-                      conn: Connection | None = None) -> list[dict[str, Any]]:
+    def _attempt_rows(
+        self, key: TurnKey, attempts: list[AttemptRecord], conn: Connection | None = None
+    ) -> list[dict[str, Any]]:
         if not attempts:
             return []
         # Numbering continues after attempts recorded by an earlier, failed execution.
@@ -303,10 +384,24 @@ class RunStore:
         if self._usage is not None:
             self._usage += [(a.usage.prompt_tokens, a.usage.completion_tokens, a.cost_usd) for a in attempts]
         return [
-            dict(run_id=self.run_id, round=key[0], role=key[1], seat=key[2], n=base + i + 1, kind=a.kind,
-                 outcome=a.outcome, http_status=a.http_status, error=a.error, raw_reply=a.raw_reply, model=a.model,
-                 prompt_tokens=a.usage.prompt_tokens, completion_tokens=a.usage.completion_tokens,
-                 cost_usd=a.cost_usd, latency_ms=a.latency_ms, started_at=a.started_at)
+            dict(
+                run_id=self.run_id,
+                round=key[0],
+                role=key[1],
+                seat=key[2],
+                n=base + i + 1,
+                kind=a.kind,
+                outcome=a.outcome,
+                http_status=a.http_status,
+                error=a.error,
+                raw_reply=a.raw_reply,
+                model=a.model,
+                prompt_tokens=a.usage.prompt_tokens,
+                completion_tokens=a.usage.completion_tokens,
+                cost_usd=a.cost_usd,
+                latency_ms=a.latency_ms,
+                started_at=a.started_at,
+            )
             for i, a in enumerate(attempts)
         ]
 
@@ -320,20 +415,34 @@ class RunStore:
                 prompt, completion, cost = (sum(u[i] or 0 for u in self._usage) for i in range(3))
             else:
                 n, n_prompt, n_completion, n_cost, prompt, completion, cost = conn.execute(
-                    select(func.count(a.id), func.count(a.prompt_tokens), func.count(a.completion_tokens),
-                           func.count(a.cost_usd), func.sum(a.prompt_tokens), func.sum(a.completion_tokens),
-                           func.sum(a.cost_usd)).where(a.run_id == self.run_id)
+                    select(
+                        func.count(a.id),
+                        func.count(a.prompt_tokens),
+                        func.count(a.completion_tokens),
+                        func.count(a.cost_usd),
+                        func.sum(a.prompt_tokens),
+                        func.sum(a.completion_tokens),
+                        func.sum(a.cost_usd),
+                    ).where(a.run_id == self.run_id)
                 ).one()
             # Unknown usage on any attempt makes the total unknown, not an undercount.
-            marked = execute(conn, _FINISH, dict(
-                id=self.run_id,
-                prompt_tokens=prompt if n and n_prompt == n else None,
-                completion_tokens=completion if n and n_completion == n else None,
-                cost_usd=cost if n and n_cost == n else None,
-                score=c.score, interval_lo=c.interval[0], interval_hi=c.interval[1],
-                interval_method=c.interval_method, agreement=c.agreement, n_judges=c.n_judges,
-                finished_at=utcnow(),
-            ))
+            marked = execute(
+                conn,
+                _FINISH,
+                dict(
+                    id=self.run_id,
+                    prompt_tokens=prompt if n and n_prompt == n else None,
+                    completion_tokens=completion if n and n_completion == n else None,
+                    cost_usd=cost if n and n_cost == n else None,
+                    score=c.score,
+                    interval_lo=c.interval[0],
+                    interval_hi=c.interval[1],
+                    interval_method=c.interval_method,
+                    agreement=c.agreement,
+                    n_judges=c.n_judges,
+                    finished_at=utcnow(),
+                ),
+            )
         if marked:
             self.finished_score = c.score
 
@@ -359,8 +468,13 @@ class RunStore:
 
 
 def _stored(values: Any) -> StoredTurn:
-    return StoredTurn(round=values["round"], role=values["role"], seat=values["seat"], parsed=values["parsed"],
-                      overall=values["overall"])
+    return StoredTurn(
+        round=values["round"],
+        role=values["role"],
+        seat=values["seat"],
+        parsed=values["parsed"],
+        overall=values["overall"],
+    )
 
 
 def _sum_usage(attempts: list[AttemptRecord]) -> tuple[int | None, int | None, float | None]:

@@ -114,8 +114,10 @@ def settings_snapshot(settings: Settings, *, backend: str, concurrency: int, bud
     cfg = run_config(settings, backend=backend)
     o = settings.openai
     snap: dict[str, Any] = {
-        "run_config": cfg, "models": backend_models(settings, backend, cfg["judges"]),
-        "prompt_hashes": prompt_hashes(settings, backend), "concurrency": concurrency,
+        "run_config": cfg,
+        "models": backend_models(settings, backend, cfg["judges"]),
+        "prompt_hashes": prompt_hashes(settings, backend),
+        "concurrency": concurrency,
         "budget": budget.model_dump(),
     }
     if backend == "openai":
@@ -128,11 +130,13 @@ def split_limits(settings: Settings, processes: int) -> Settings:
     """Settings for one of ``processes`` processes sharing an endpoint: each gets an equal share of
     its limits (limiters are per process), so together they stay within them."""
     o = settings.openai
-    share = o.model_copy(update={
-        "max_concurrency": max(1, o.max_concurrency // processes),
-        "rpm": max(1, o.rpm // processes) if o.rpm else 0,
-        "tpm": max(1, o.tpm // processes) if o.tpm else 0,
-    })
+    share = o.model_copy(
+        update={
+            "max_concurrency": max(1, o.max_concurrency // processes),
+            "rpm": max(1, o.rpm // processes) if o.rpm else 0,
+            "tpm": max(1, o.tpm // processes) if o.tpm else 0,
+        }
+    )
     return settings.model_copy(update={"openai": share})
 
 
@@ -155,13 +159,18 @@ def check_budget(settings: Settings, backend: str, budget: Budget, judges: int) 
 def find_open_batch(session: Session, options_key: str) -> t.Batch | None:
     """The newest unfinished batch made with these options, if any."""
     return session.execute(
-        select(t.Batch).where(t.Batch.options_key == options_key, t.Batch.status.in_(OPEN))
-        .order_by(t.Batch.created_at.desc()).limit(1)
+        select(t.Batch)
+        .where(t.Batch.options_key == options_key, t.Batch.status.in_(OPEN))
+        .order_by(t.Batch.created_at.desc())
+        .limit(1)
     ).scalar_one_or_none()
 
 
 def create_batch(
-    engine: Engine, opts: SelectionOptions, selected: Sequence[Selected], snapshot: dict[str, Any],
+    engine: Engine,
+    opts: SelectionOptions,
+    selected: Sequence[Selected],
+    snapshot: dict[str, Any],
 ) -> tuple[t.Batch, bool]:
     """Store a new batch with its items, or return the open one with the same options.
 
@@ -173,24 +182,46 @@ def create_batch(
         if existing is not None:
             return existing, False
         batch = t.Batch(
-            id=new_batch_id(), options=opts.model_dump(mode="json"), options_key=opts.key(), backend=opts.backend,
-            hypothesis_ids=[x.id for x in selected], settings=snapshot, status="pending", total=len(selected),
-            created_at=now, updated_at=now,
+            id=new_batch_id(),
+            options=opts.model_dump(mode="json"),
+            options_key=opts.key(),
+            backend=opts.backend,
+            hypothesis_ids=[x.id for x in selected],
+            settings=snapshot,
+            status="pending",
+            total=len(selected),
+            created_at=now,
+            updated_at=now,
         )
         s.add(batch)
         s.flush()
         if selected:
-            s.execute(t.BatchItem.__table__.insert(), [  # type: ignore[attr-defined]  (Core: bulk speed)
-                dict(batch_id=batch.id, hypothesis_id=x.id, ordinal=i, reasons=x.reasons.model_dump(),
-                     run_id=None, status="pending", updated_at=now)
-                for i, x in enumerate(selected)
-            ])
+            s.execute(
+                t.BatchItem.__table__.insert(),
+                [  # type: ignore[attr-defined]  (Core: bulk speed)
+                    dict(
+                        batch_id=batch.id,
+                        hypothesis_id=x.id,
+                        ordinal=i,
+                        reasons=x.reasons.model_dump(),
+                        run_id=None,
+                        status="pending",
+                        updated_at=now,
+                    )
+                    for i, x in enumerate(selected)
+                ],
+            )
         return batch, True
 
 
 def open_or_create_batch(
-    engine: Engine, settings: Settings, opts: SelectionOptions, *, ids: Sequence[str] | None = None,
-    concurrency: int | None = None, budget: Budget | None = None,
+    engine: Engine,
+    settings: Settings,
+    opts: SelectionOptions,
+    *,
+    ids: Sequence[str] | None = None,
+    concurrency: int | None = None,
+    budget: Budget | None = None,
 ) -> tuple[t.Batch | None, bool]:
     """The unfinished batch made with ``opts``, else a new one holding today's selection.
 
@@ -204,8 +235,9 @@ def open_or_create_batch(
         existing = find_open_batch(s, opts.key())
         if existing is not None:
             return existing, False
-        selected = select_hypotheses(s, opts, now=utcnow(), current_prompts=prompt_hashes(settings, opts.backend),
-                                     ids=ids)
+        selected = select_hypotheses(
+            s, opts, now=utcnow(), current_prompts=prompt_hashes(settings, opts.backend), ids=ids
+        )
     if not selected:
         return None, False
     r = settings.rescore
@@ -244,8 +276,10 @@ def batch_counts(session: Session, batch_id: str) -> dict[str, int]:
     """Items by status (from their runs: queued, running, done, failed, cancelled; pending: no run yet)."""
     rows = session.execute(
         select(t.Run.status, func.count())
-        .select_from(t.BatchItem).outerjoin(t.Run, t.Run.id == t.BatchItem.run_id)
-        .where(t.BatchItem.batch_id == batch_id).group_by(t.Run.status)
+        .select_from(t.BatchItem)
+        .outerjoin(t.Run, t.Run.id == t.BatchItem.run_id)
+        .where(t.BatchItem.batch_id == batch_id)
+        .group_by(t.Run.status)
     ).all()
     return {status or "pending": n for status, n in rows}
 
@@ -254,16 +288,25 @@ def _spend_query():  # type: ignore[no-untyped-def]
     A = t.Attempt
     reached = A.outcome.not_in(_UNSENT)
     return select(
-        A.run_id, func.coalesce(func.sum(A.prompt_tokens), 0), func.coalesce(func.sum(A.completion_tokens), 0),
-        func.coalesce(func.sum(A.cost_usd), 0.0), func.count(A.id),
+        A.run_id,
+        func.coalesce(func.sum(A.prompt_tokens), 0),
+        func.coalesce(func.sum(A.completion_tokens), 0),
+        func.coalesce(func.sum(A.cost_usd), 0.0),
+        func.count(A.id),
         func.sum(case((reached & A.prompt_tokens.is_(None), 1), else_=0)),
         func.sum(case((reached & A.cost_usd.is_(None), 1), else_=0)),
     ).group_by(A.run_id)
 
 
 def _spend(row: Any) -> Spend:
-    return Spend(prompt_tokens=row[1], completion_tokens=row[2], cost_usd=row[3], calls=row[4],
-                 unknown_tokens=row[5] or 0, unknown_cost=row[6] or 0)
+    return Spend(
+        prompt_tokens=row[1],
+        completion_tokens=row[2],
+        cost_usd=row[3],
+        calls=row[4],
+        unknown_tokens=row[5] or 0,
+        unknown_cost=row[6] or 0,
+    )
 
 
 def spend_by_run(session: Session, batch_id: str) -> dict[str, Spend]:

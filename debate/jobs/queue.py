@@ -127,7 +127,9 @@ def _state() -> _WorkerState:
     return _worker
 
 
-async def _debate_hypothesis(hypothesis_id: str, run_id: str, backend: str, batch_id: str | None = None) -> dict[str, Any]:
+async def _debate_hypothesis(
+    hypothesis_id: str, run_id: str, backend: str, batch_id: str | None = None
+) -> dict[str, Any]:
     w = _state()
     outcome = await (await w.executor(backend)).execute(run_id)
     if batch_id:
@@ -173,8 +175,11 @@ def _sync_batch(engine: Engine, batch_id: str, run_id: str) -> None:
 
     with session_scope(engine) as s:
         run_status = select(col(t.Run.status)).where(col(t.Run.id) == run_id).scalar_subquery()
-        s.execute(update(t.BatchItem).where(col(t.BatchItem.batch_id) == batch_id, col(t.BatchItem.run_id) == run_id)
-                  .values(status=run_status, updated_at=t.utcnow()))
+        s.execute(
+            update(t.BatchItem)
+            .where(col(t.BatchItem.batch_id) == batch_id, col(t.BatchItem.run_id) == run_id)
+            .values(status=run_status, updated_at=t.utcnow())
+        )
     with session_scope(engine) as s:
         if not _complete(batch_counts(s, batch_id)):
             return
@@ -182,9 +187,17 @@ def _sync_batch(engine: Engine, batch_id: str, run_id: str) -> None:
         counts = batch_counts(s, batch_id)
         if _complete(counts):
             sync_items(s, batch_id)
-            s.execute(update(t.Batch).where(col(t.Batch.id) == batch_id, col(t.Batch.status) != "done").values(
-                status="done", done=counts.get("done", 0), failed=counts.get("failed", 0),
-                finished_at=t.utcnow(), updated_at=t.utcnow()))
+            s.execute(
+                update(t.Batch)
+                .where(col(t.Batch.id) == batch_id, col(t.Batch.status) != "done")
+                .values(
+                    status="done",
+                    done=counts.get("done", 0),
+                    failed=counts.get("failed", 0),
+                    finished_at=t.utcnow(),
+                    updated_at=t.utcnow(),
+                )
+            )
 
 
 def _complete(counts: dict[str, int]) -> bool:
@@ -198,9 +211,12 @@ def build_app(settings: Settings) -> Any:
 
     require_postgres(settings)
     q = settings.queue
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(settings), min_size=1, max_size=10))
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=conninfo(settings), min_size=1, max_size=10)
+    )
     retry = procrastinate.RetryStrategy(
-        max_attempts=q.max_attempts, exponential_wait=2,
+        max_attempts=q.max_attempts,
+        exponential_wait=2,
         retry_exceptions={RunFailed, StorageError, OSError, psycopg.OperationalError},
     )
     app.task(name=TASK, queue=q.name, retry=retry)(_debate_hypothesis)
@@ -214,8 +230,9 @@ def build_app(settings: Settings) -> Any:
     return app
 
 
-async def run_worker(settings: Settings, *, concurrency: int | None = None, queues: Sequence[str] | None = None,
-                     name: str | None = None) -> None:
+async def run_worker(
+    settings: Settings, *, concurrency: int | None = None, queues: Sequence[str] | None = None, name: str | None = None
+) -> None:
     """Work jobs until stopped (SIGINT/SIGTERM finish the jobs in hand first)."""
     global _worker
     require_postgres(settings)
@@ -228,8 +245,11 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None, queu
         try:
             async with app.open_async():
                 await app.run_worker_async(
-                    concurrency=concurrency or q.concurrency, queues=list(queues or [q.name]), name=name,
-                    update_heartbeat_interval=q.heartbeat_s, stalled_worker_timeout=q.stalled_after_s,
+                    concurrency=concurrency or q.concurrency,
+                    queues=list(queues or [q.name]),
+                    name=name,
+                    update_heartbeat_interval=q.heartbeat_s,
+                    stalled_worker_timeout=q.stalled_after_s,
                 )
         finally:
             _worker = None
@@ -238,13 +258,22 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None, queu
 # ---------------------------------------------------------------- the client side
 
 
-async def enqueue(app: Any, engine: Engine, settings: Settings, hypothesis_ids: Sequence[str], *,
-                  backend: str, batch_id: str | None = None, trigger: str = "queue") -> Enqueued:
+async def enqueue(
+    app: Any,
+    engine: Engine,
+    settings: Settings,
+    hypothesis_ids: Sequence[str],
+    *,
+    backend: str,
+    batch_id: str | None = None,
+    trigger: str = "queue",
+) -> Enqueued:
     """One run and one job per hypothesis; a hypothesis already queued is skipped."""
     from procrastinate.exceptions import AlreadyEnqueued
 
-    run_ids = await asyncio.to_thread(create_runs, engine, settings, list(hypothesis_ids), backend=backend,
-                                      trigger=trigger, batch_id=batch_id)
+    run_ids = await asyncio.to_thread(
+        create_runs, engine, settings, list(hypothesis_ids), backend=backend, trigger=trigger, batch_id=batch_id
+    )
     pairs = dict(zip(hypothesis_ids, run_ids, strict=True))
     taken: list[str] = []
     if batch_id:
@@ -286,8 +315,9 @@ def defer_runs(app: Any, engine: Engine, runs: dict[str, str], *, backend: str) 
             job_id = _job(app, hid).defer(hypothesis_id=hid, run_id=rid, backend=backend, batch_id=None)
         except AlreadyEnqueued:
             # Withdraw the jobs deferred so far; one a worker already took keeps its run.
-            kept = {q["hypothesis_id"] for q in queued
-                    if not app.job_manager.cancel_job_by_id(q["job_id"], delete_job=True)}
+            kept = {
+                q["hypothesis_id"] for q in queued if not app.job_manager.cancel_job_by_id(q["job_id"], delete_job=True)
+            }
             _drop_runs(engine, None, {h: r for h, r in runs.items() if h not in kept})
             return Enqueued(queued=[], skipped=[hid])
         queued.append({"hypothesis_id": hid, "run_id": rid, "job_id": job_id})
@@ -299,13 +329,22 @@ def _claim_items(engine: Engine, batch_id: str, runs: dict[str, str]) -> list[st
     taken: list[str] = []
     with session_scope(engine, immediate=True) as s:
         for hid, rid in runs.items():
-            done = s.execute(update(t.BatchItem).where(
-                col(t.BatchItem.batch_id) == batch_id, col(t.BatchItem.hypothesis_id) == hid, col(t.BatchItem.run_id).is_(None),
-            ).values(run_id=rid, status="queued", updated_at=t.utcnow()))
+            done = s.execute(
+                update(t.BatchItem)
+                .where(
+                    col(t.BatchItem.batch_id) == batch_id,
+                    col(t.BatchItem.hypothesis_id) == hid,
+                    col(t.BatchItem.run_id).is_(None),
+                )
+                .values(run_id=rid, status="queued", updated_at=t.utcnow())
+            )
             if done.rowcount == 0:  # type: ignore[attr-defined]
                 taken.append(hid)
-        s.execute(update(t.Batch).where(col(t.Batch.id) == batch_id).values(
-            status="running", owner="queue", started_at=t.utcnow(), updated_at=t.utcnow()))
+        s.execute(
+            update(t.Batch)
+            .where(col(t.Batch.id) == batch_id)
+            .values(status="running", owner="queue", started_at=t.utcnow(), updated_at=t.utcnow())
+        )
     return taken
 
 
@@ -313,8 +352,11 @@ def _drop_runs(engine: Engine, batch_id: str | None, runs: dict[str, str]) -> No
     """Delete the never-started runs of refused enqueues (their batch items go back to pending)."""
     with session_scope(engine) as s:
         if batch_id:
-            s.execute(update(t.BatchItem).where(col(t.BatchItem.run_id).in_(list(runs.values())))
-                      .values(run_id=None, status="pending", updated_at=t.utcnow()))
+            s.execute(
+                update(t.BatchItem)
+                .where(col(t.BatchItem.run_id).in_(list(runs.values())))
+                .values(run_id=None, status="pending", updated_at=t.utcnow())
+            )
         s.execute(delete(t.Run).where(col(t.Run.id).in_(list(runs.values())), col(t.Run.started_at).is_(None)))
 
 
@@ -325,9 +367,17 @@ async def enqueue_batch(app: Any, engine: Engine, settings: Settings, batch_id: 
         if batch is None:
             raise UserInputError(f"unknown batch {batch_id!r}")
         backend = batch.backend
-        ids = list(s.execute(select(col(t.BatchItem.hypothesis_id)).where(
-            col(t.BatchItem.batch_id) == batch_id, col(t.BatchItem.run_id).is_(None), col(t.BatchItem.status) == "pending",
-        ).order_by(col(t.BatchItem.ordinal))).scalars())
+        ids = list(
+            s.execute(
+                select(col(t.BatchItem.hypothesis_id))
+                .where(
+                    col(t.BatchItem.batch_id) == batch_id,
+                    col(t.BatchItem.run_id).is_(None),
+                    col(t.BatchItem.status) == "pending",
+                )
+                .order_by(col(t.BatchItem.ordinal))
+            ).scalars()
+        )
     if not ids:
         return Enqueued(queued=[], skipped=[], batch_id=batch_id)
     return await enqueue(app, engine, settings, ids, backend=backend, batch_id=batch_id, trigger="rescore")
@@ -338,9 +388,15 @@ async def enqueue_selection(app: Any, engine: Engine, settings: Settings, *, bac
     from debate.jobs.batches import open_or_create_batch
     from debate.jobs.selection import normalize_options
 
-    opts = normalize_options(backend=backend, stale_after=settings.rescore.stale_after, changed=True,
-                             prompt_changed=False, ids=None, limit=None,
-                             default_stale_after=settings.rescore.stale_after)
+    opts = normalize_options(
+        backend=backend,
+        stale_after=settings.rescore.stale_after,
+        changed=True,
+        prompt_changed=False,
+        ids=None,
+        limit=None,
+        default_stale_after=settings.rescore.stale_after,
+    )
     batch, _ = await asyncio.to_thread(open_or_create_batch, engine, settings, opts)
     if batch is None:
         return Enqueued(queued=[], skipped=[])
@@ -355,8 +411,15 @@ async def queue_status(app: Any, settings: Settings, queue: str | None = None) -
         q=name,
     )
     counts = {r["status"]: int(r["n"]) for r in rows}
-    stalled = list(await app.job_manager.get_stalled_jobs(
-        queue=name, seconds_since_heartbeat=settings.queue.stalled_after_s))
-    return QueueStatus(queue=name, queued=counts.get("todo", 0), running=counts.get("doing", 0),
-                       failed=counts.get("failed", 0), succeeded=counts.get("succeeded", 0),
-                       cancelled=counts.get("cancelled", 0) + counts.get("aborted", 0), stalled=len(stalled))
+    stalled = list(
+        await app.job_manager.get_stalled_jobs(queue=name, seconds_since_heartbeat=settings.queue.stalled_after_s)
+    )
+    return QueueStatus(
+        queue=name,
+        queued=counts.get("todo", 0),
+        running=counts.get("doing", 0),
+        failed=counts.get("failed", 0),
+        succeeded=counts.get("succeeded", 0),
+        cancelled=counts.get("cancelled", 0) + counts.get("aborted", 0),
+        stalled=len(stalled),
+    )

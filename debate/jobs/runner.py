@@ -69,8 +69,10 @@ def _unclaimed(dialect: str) -> Any:
     """The next unclaimed items of a batch, in order. On SQLite the partial index is named: without
     table statistics the planner takes the run_id index for ``IS NULL`` and sorts every item."""
     using = " INDEXED BY ix_batch_items_unclaimed" if dialect == "sqlite" else ""
-    return text(f"SELECT id, hypothesis_id FROM batch_items{using} "
-                "WHERE batch_id = :batch AND run_id IS NULL ORDER BY ordinal LIMIT :k")
+    return text(
+        f"SELECT id, hypothesis_id FROM batch_items{using} "
+        "WHERE batch_id = :batch AND run_id IS NULL ORDER BY ordinal LIMIT :k"
+    )
 
 
 class BatchProgress(BaseModel):
@@ -124,9 +126,16 @@ class BatchRunner:
     """
 
     def __init__(
-        self, engine: Engine, settings: Settings, batch_id: str, *, concurrency: int | None = None,
-        budget: Budget | None = None, on_progress: Callable[[BatchProgress], None] | None = None,
-        processes: int = 1, helper: bool = False,
+        self,
+        engine: Engine,
+        settings: Settings,
+        batch_id: str,
+        *,
+        concurrency: int | None = None,
+        budget: Budget | None = None,
+        on_progress: Callable[[BatchProgress], None] | None = None,
+        processes: int = 1,
+        helper: bool = False,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -176,20 +185,23 @@ class BatchRunner:
             batch.started_at = batch.started_at or now
             batch.updated_at, batch.finished_at = now, None
             s.add(batch)
-            self._resume = collections.deque(s.execute(
-                select(t.BatchItem.run_id).where(
-                    t.BatchItem.batch_id == batch.id, t.BatchItem.run_id.is_not(None),
-                    t.BatchItem.status.not_in(("done", "cancelled")),
-                ).order_by(t.BatchItem.ordinal)
-            ).scalars())
+            self._resume = collections.deque(
+                s.execute(
+                    select(t.BatchItem.run_id)
+                    .where(
+                        t.BatchItem.batch_id == batch.id,
+                        t.BatchItem.run_id.is_not(None),
+                        t.BatchItem.status.not_in(("done", "cancelled")),
+                    )
+                    .order_by(t.BatchItem.ordinal)
+                ).scalars()
+            )
             if self._track_spend:
                 self._spend = spend_by_run(s, batch.id)
                 self._total_spend = sum(self._spend.values(), Spend())
             self._counts = batch_counts(s, batch.id)
             self._terminal_at_start = sum(self._counts.get(k, 0) for k in TERMINAL)
-            self._before = dict(s.execute(
-                select(t.Run.id, t.Run.status).where(t.Run.batch_id == batch.id)
-            ).all())
+            self._before = dict(s.execute(select(t.Run.id, t.Run.status).where(t.Run.batch_id == batch.id)).all())
             return batch
 
     def _release(self) -> BatchSummary:
@@ -201,7 +213,8 @@ class BatchRunner:
             errors = s.execute(
                 select(t.Run.hypothesis_id, t.Run.id, t.Run.status, t.Run.error)
                 .where(t.Run.batch_id == batch.id, t.Run.status.in_(("failed", "cancelled")))
-                .order_by(t.Run.finished_at).limit(10)
+                .order_by(t.Run.finished_at)
+                .limit(10)
             ).all()
             finished = sum(counts.get(k, 0) for k in TERMINAL)
             now = utcnow()
@@ -222,15 +235,28 @@ class BatchRunner:
         elapsed = time.monotonic() - self._t0
         debated = max(self._finished_here, finished - self._terminal_at_start)
         return BatchSummary(
-            batch_id=batch.id, status=batch.status, stop_reason=batch.stop_reason, options=batch.options,
-            total=batch.total, done=batch.done, failed=batch.failed, cancelled=counts.get("cancelled", 0),
-            remaining=batch.total - finished, debated=debated, resumed=self._resumed, processes=self.processes,
-            elapsed_s=round(elapsed, 3), per_minute=round(debated / elapsed * 60, 2) if elapsed else 0.0,
-            prompt_tokens=batch.prompt_tokens, completion_tokens=batch.completion_tokens,
+            batch_id=batch.id,
+            status=batch.status,
+            stop_reason=batch.stop_reason,
+            options=batch.options,
+            total=batch.total,
+            done=batch.done,
+            failed=batch.failed,
+            cancelled=counts.get("cancelled", 0),
+            remaining=batch.total - finished,
+            debated=debated,
+            resumed=self._resumed,
+            processes=self.processes,
+            elapsed_s=round(elapsed, 3),
+            per_minute=round(debated / elapsed * 60, 2) if elapsed else 0.0,
+            prompt_tokens=batch.prompt_tokens,
+            completion_tokens=batch.completion_tokens,
             tokens=None if batch.prompt_tokens is None else batch.prompt_tokens + (batch.completion_tokens or 0),
-            cost_usd=batch.cost_usd, unknown_usage=batch.unknown_usage,
-            errors=[{"hypothesis_id": h, "run_id": r, "status": st, "error": (e or "")[:500]}
-                    for h, r, st, e in errors],
+            cost_usd=batch.cost_usd,
+            unknown_usage=batch.unknown_usage,
+            errors=[
+                {"hypothesis_id": h, "run_id": r, "status": st, "error": (e or "")[:500]} for h, r, st, e in errors
+            ],
             notes=self._notes,
         )
 
@@ -240,9 +266,16 @@ class BatchRunner:
         from debate.engine.runs import kb_hash, run_config
 
         cfg = (batch.settings or {}).get("run_config") or run_config(self.settings, backend=self.backend)
-        return dict(status="queued", backend=self.backend, config=cfg, trigger="rescore", batch_id=batch.id,
-                    models=backend_models(self.settings, self.backend, cfg["judges"]),
-                    prompt_hashes=prompt_hashes(self.settings, self.backend), kb_hash=kb_hash(self.engine))
+        return dict(
+            status="queued",
+            backend=self.backend,
+            config=cfg,
+            trigger="rescore",
+            batch_id=batch.id,
+            models=backend_models(self.settings, self.backend, cfg["judges"]),
+            prompt_hashes=prompt_hashes(self.settings, self.backend),
+            kb_hash=kb_hash(self.engine),
+        )
 
     def _claim(self, k: int) -> list[str]:
         """Give the next ``k`` unclaimed items their runs, in one transaction; [] when none is left."""
@@ -257,11 +290,17 @@ class BatchRunner:
                         return []
                     now = utcnow()
                     claims = [(item_id, hyp_id, new_run_id()) for item_id, hyp_id in rows]
-                    conn.execute(_RUN.insert(), [dict(id=run_id, hypothesis_id=hyp_id, created_at=now,
-                                                      **self._template) for _, hyp_id, run_id in claims])
+                    conn.execute(
+                        _RUN.insert(),
+                        [
+                            dict(id=run_id, hypothesis_id=hyp_id, created_at=now, **self._template)
+                            for _, hyp_id, run_id in claims
+                        ],
+                    )
                     for item_id, _, run_id in claims:
                         claimed = conn.execute(
-                            update(B).where(B.id == item_id, B.run_id.is_(None))
+                            update(B)
+                            .where(B.id == item_id, B.run_id.is_(None))
                             .values(run_id=run_id, status="queued", updated_at=now)
                         ).rowcount
                         if claimed != 1:
@@ -320,9 +359,18 @@ class BatchRunner:
         rate = finished_now / elapsed if elapsed > 0 else 0.0
         remaining = max(0, total - done - failed)
         return BatchProgress(
-            batch_id=self.batch_id, total=total, done=done, failed=failed, running=len(self._inflight),
-            remaining=remaining, finished_now=finished_now, elapsed_s=elapsed, per_minute=rate * 60,
-            eta_s=remaining / rate if rate > 0 else None, spend=self._total_spend, stopping=self._stop,
+            batch_id=self.batch_id,
+            total=total,
+            done=done,
+            failed=failed,
+            running=len(self._inflight),
+            remaining=remaining,
+            finished_now=finished_now,
+            elapsed_s=elapsed,
+            per_minute=rate * 60,
+            eta_s=remaining / rate if rate > 0 else None,
+            spend=self._total_spend,
+            stopping=self._stop,
         )
 
     def _progress(self) -> None:
@@ -408,8 +456,11 @@ class BatchRunner:
         ctx = multiprocessing.get_context("spawn")
         helpers = []
         for index in range(1, self.processes):
-            p = ctx.Process(target=_helper_main, name=f"rescore-{self.batch_id}-{index}",
-                            args=(self.settings, self.batch_id, self.concurrency, self.budget, index, os.getpid()))
+            p = ctx.Process(
+                target=_helper_main,
+                name=f"rescore-{self.batch_id}-{index}",
+                args=(self.settings, self.batch_id, self.concurrency, self.budget, index, os.getpid()),
+            )
             p.start()
             helpers.append(p)
         return helpers

@@ -103,8 +103,14 @@ def ids_hash(ids: Iterable[str]) -> str:
 
 
 def normalize_options(
-    *, backend: BackendName, stale_after: str | None, changed: bool, prompt_changed: bool,
-    ids: Sequence[str] | None, limit: int | None, default_stale_after: str,
+    *,
+    backend: BackendName,
+    stale_after: str | None,
+    changed: bool,
+    prompt_changed: bool,
+    ids: Sequence[str] | None,
+    limit: int | None,
+    default_stale_after: str,
 ) -> SelectionOptions:
     """Options as given on the command line, normalized (the default staleness made explicit)."""
     if stale_after is not None:
@@ -116,8 +122,12 @@ def normalize_options(
     if limit is not None and limit < 1:
         raise UserInputError("--limit must be at least 1")
     return SelectionOptions(
-        backend=backend, stale_after_s=stale_s, changed=changed, prompt_changed=prompt_changed,
-        ids_sha256=ids_hash(ids) if ids is not None else None, limit=limit,
+        backend=backend,
+        stale_after_s=stale_s,
+        changed=changed,
+        prompt_changed=prompt_changed,
+        ids_sha256=ids_hash(ids) if ids is not None else None,
+        limit=limit,
     )
 
 
@@ -219,8 +229,7 @@ def reasons_for(
                 r.stale = format_duration(age)
     if opts.changed and last is not None:
         changed = {
-            p.slug for p in facts.pages
-            if p.changed_at is None or p.changed_at > last.finished_at or p.snapshot_differs
+            p.slug for p in facts.pages if p.changed_at is None or p.changed_at > last.finished_at or p.snapshot_differs
         }
         r.pages = sorted(changed)
     if opts.prompt_changed and last is not None:
@@ -268,23 +277,39 @@ def load_facts(session: Session, *, ids: Sequence[str] | None = None, pages: boo
         hyps = {hid: prior is not None for hid, prior in session.execute(sql_select(H.id, H.prior_score))}
     else:
         for part in _chunks(list(ids)):
-            hyps.update({hid: prior is not None
-                         for hid, prior in session.execute(sql_select(H.id, H.prior_score).where(H.id.in_(part)))})
+            hyps.update(
+                {
+                    hid: prior is not None
+                    for hid, prior in session.execute(sql_select(H.id, H.prior_score).where(H.id.in_(part)))
+                }
+            )
         missing = [i for i in ids if i not in hyps]
         if missing:
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
             raise NotFoundError(f"unknown hypothesis id(s) {', '.join(map(repr, missing[:3]))}{more}")
 
-    ranked = sql_select(
-        R.hypothesis_id, R.id, R.finished_at, R.backend, R.prompt_hashes,
-        func.row_number().over(partition_by=R.hypothesis_id, order_by=(R.finished_at.desc(), R.id.desc())).label("rn"),
-    ).where(R.status == "done", R.finished_at.is_not(None)).subquery()
+    ranked = (
+        sql_select(
+            R.hypothesis_id,
+            R.id,
+            R.finished_at,
+            R.backend,
+            R.prompt_hashes,
+            func.row_number()
+            .over(partition_by=R.hypothesis_id, order_by=(R.finished_at.desc(), R.id.desc()))
+            .label("rn"),
+        )
+        .where(R.status == "done", R.finished_at.is_not(None))
+        .subquery()
+    )
     last_runs: dict[str, LastRun] = {}
     for row in session.execute(sql_select(ranked).where(ranked.c.rn == 1)):
         if row.hypothesis_id in hyps:
             last_runs[row.hypothesis_id] = LastRun(
-                run_id=row.id, finished_at=t.as_utc(row.finished_at),  # type: ignore[arg-type]
-                backend=row.backend, prompt_hashes=dict(row.prompt_hashes or {}),
+                run_id=row.id,
+                finished_at=t.as_utc(row.finished_at),  # type: ignore[arg-type]
+                backend=row.backend,
+                prompt_hashes=dict(row.prompt_hashes or {}),
             )
 
     page_facts: dict[str, list[PageFact]] = {}
@@ -303,8 +328,12 @@ def load_facts(session: Session, *, ids: Sequence[str] | None = None, pages: boo
                 continue
             differs = changed_at is not None and now_hash != snap_hash
             prev = found.get((hid, slug))
-            found[(hid, slug)] = PageFact(slug, "cited", t.as_utc(changed_at),
-                                          snapshot_differs=differs or (prev is not None and prev.snapshot_differs))
+            found[(hid, slug)] = PageFact(
+                slug,
+                "cited",
+                t.as_utc(changed_at),
+                snapshot_differs=differs or (prev is not None and prev.snapshot_differs),
+            )
         listed = sql_select(RE.ref_id, P.slug, P.changed_at).join(P, P.id == RE.page_id).distinct()
         for hid, slug, changed_at in session.execute(listed):
             if hid in hyps and (hid, slug) not in found:
@@ -319,7 +348,11 @@ def load_facts(session: Session, *, ids: Sequence[str] | None = None, pages: boo
 
 
 def select_hypotheses(
-    session: Session, opts: SelectionOptions, *, now: datetime, current_prompts: dict[str, str],
+    session: Session,
+    opts: SelectionOptions,
+    *,
+    now: datetime,
+    current_prompts: dict[str, str],
     ids: Sequence[str] | None = None,
 ) -> list[Selected]:
     """Read the facts ``opts`` needs and select (``ids``: the --ids file's ids, if any)."""
@@ -361,8 +394,9 @@ def diff_runs(prev: RunSnapshot | None, cur: RunSnapshot) -> tuple[list[str], li
     names = prev.prompt_hashes.keys() | cur.prompt_hashes.keys()
     prompts = sorted(n for n in names if prev.prompt_hashes.get(n) != cur.prompt_hashes.get(n))
     roles = (prev.models.keys() | cur.models.keys()) - {"base_url"}
-    models = {r: [prev.models.get(r), cur.models.get(r)] for r in sorted(roles)
-              if prev.models.get(r) != cur.models.get(r)}
+    models = {
+        r: [prev.models.get(r), cur.models.get(r)] for r in sorted(roles) if prev.models.get(r) != cur.models.get(r)
+    }
     return pages, prompts, models
 
 
@@ -370,9 +404,9 @@ def explain_history(session: Session, hypothesis_id: str) -> list[RunChange]:
     """Each finished run of a hypothesis, oldest first, against the done run before it."""
     R, E, B = t.Run, t.Evidence, t.BatchItem
     runs = session.execute(
-        sql_select(R.id, R.status, R.prompt_hashes, R.models).where(
-            R.hypothesis_id == hypothesis_id, R.finished_at.is_not(None)
-        ).order_by(R.finished_at, R.id)
+        sql_select(R.id, R.status, R.prompt_hashes, R.models)
+        .where(R.hypothesis_id == hypothesis_id, R.finished_at.is_not(None))
+        .order_by(R.finished_at, R.id)
     ).all()
     ids = [r.id for r in runs]
     pages: dict[str, dict[str, str]] = {}
@@ -392,9 +426,16 @@ def explain_history(session: Session, hypothesis_id: str) -> list[RunChange]:
         snap = RunSnapshot(r.id, pages.get(r.id, {}), dict(r.prompt_hashes or {}), dict(r.models or {}))
         changed_pages, prompts, models = diff_runs(prev, snap)
         batch_id, reasons = why.get(r.id, (None, None))
-        out.append(RunChange(run_id=r.id, batch=batch_id,
-                             reasons=Reasons.model_validate(reasons) if reasons is not None else None,
-                             pages=changed_pages, prompts=prompts, models=models))
+        out.append(
+            RunChange(
+                run_id=r.id,
+                batch=batch_id,
+                reasons=Reasons.model_validate(reasons) if reasons is not None else None,
+                pages=changed_pages,
+                prompts=prompts,
+                models=models,
+            )
+        )
         if r.status == "done":
             prev = snap
     return out

@@ -67,9 +67,7 @@ def _rank_match(conn: Connection, match: str, limit: int) -> Ranked:
 
 def _doc_counts(conn: Connection, words: Sequence[str], cap: int) -> dict[str, int]:
     # Counting stops at ``cap``: past it only "too many to rank whole" matters.
-    stmt = text(
-        "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH :m LIMIT :cap)"
-    )
+    stmt = text("SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH :m LIMIT :cap)")
     return {w: int(conn.execute(stmt, {"m": phrase(w), "cap": cap}).scalar_one()) for w in words}
 
 

@@ -31,10 +31,18 @@ def _first_error(e: ValidationError) -> str:
 
 def to_out(h: t.Hypothesis) -> HypothesisOut:
     return HypothesisOut(
-        id=h.id, title=h.title, statement=h.statement, diseases=list(h.diseases or []),
-        targets=list(h.targets or []), target_label=h.target_label, mechanisms=list(h.mechanisms or []),
-        source=h.source, prior_score=h.prior_score, prior_source=h.prior_source,
-        created_at=t.as_utc(h.created_at).isoformat(), updated_at=t.as_utc(h.updated_at).isoformat(),  # type: ignore[union-attr]
+        id=h.id,
+        title=h.title,
+        statement=h.statement,
+        diseases=list(h.diseases or []),
+        targets=list(h.targets or []),
+        target_label=h.target_label,
+        mechanisms=list(h.mechanisms or []),
+        source=h.source,
+        prior_score=h.prior_score,
+        prior_source=h.prior_source,
+        created_at=t.as_utc(h.created_at).isoformat(),
+        updated_at=t.as_utc(h.updated_at).isoformat(),  # type: ignore[union-attr]
     )
 
 
@@ -48,9 +56,10 @@ def get(s: Session, hyp_id: str) -> t.Hypothesis:
 def _set_targets(s: Session, hyp_id: str, genes: Sequence[str]) -> None:
     s.execute(delete(t.HypothesisTarget).where(t.HypothesisTarget.hypothesis_id == hyp_id))
     if genes:
-        s.execute(insert(t.HypothesisTarget), [
-            dict(hypothesis_id=hyp_id, gene_key=gene_key(g), gene=g, ordinal=i) for i, g in enumerate(genes)
-        ])
+        s.execute(
+            insert(t.HypothesisTarget),
+            [dict(hypothesis_id=hyp_id, gene_key=gene_key(g), gene=g, ordinal=i) for i, g in enumerate(genes)],
+        )
 
 
 def add(s: Session, hyp: HypothesisIn, *, update: bool = False) -> tuple[t.Hypothesis, bool]:
@@ -70,15 +79,26 @@ def add(s: Session, hyp: HypothesisIn, *, update: bool = False) -> tuple[t.Hypot
     stub = existing is not None and existing.source.startswith("page:") and not hyp.source.startswith("page:")
     if existing is not None and not update and not stub:
         what = "id" if same_id is not None else "title"
-        raise UserInputError(f"a hypothesis with this {what} exists: {existing.id} (use --update to change it)",
-                             where=what)
+        raise UserInputError(
+            f"a hypothesis with this {what} exists: {existing.id} (use --update to change it)", where=what
+        )
     now = utcnow()
     if existing is None:
         hyp_id = hyp.id or _fresh_id(s)
         row = t.Hypothesis(
-            id=hyp_id, title=hyp.title, title_key=key, statement=hyp.statement, diseases=hyp.diseases,
-            targets=hyp.targets, target_label=hyp.target_label, mechanisms=hyp.mechanisms, source=hyp.source,
-            prior_score=hyp.prior_score, prior_source=hyp.prior_source, created_at=now, updated_at=now,
+            id=hyp_id,
+            title=hyp.title,
+            title_key=key,
+            statement=hyp.statement,
+            diseases=hyp.diseases,
+            targets=hyp.targets,
+            target_label=hyp.target_label,
+            mechanisms=hyp.mechanisms,
+            source=hyp.source,
+            prior_score=hyp.prior_score,
+            prior_source=hyp.prior_source,
+            created_at=now,
+            updated_at=now,
         )
         s.add(row)
         s.flush()

@@ -29,14 +29,32 @@ _TABLE_TOKEN_RE = re.compile(
 )
 _HEADER_WORD_RE = re.compile(r"^[A-Z][a-z]+$")
 
-_KNOWN_HEADERS = frozenset(
-    {("Target", "Approach"), ("Agent", "Mechanism"), ("Trial", "Intervention")}
-)
+_KNOWN_HEADERS = frozenset({("Target", "Approach"), ("Agent", "Mechanism"), ("Trial", "Intervention")})
 _COLUMN_WORDS = frozenset(
     {
-        "Approach", "Mechanism", "Intervention", "Status", "Phase", "Role", "Function", "Type",
-        "Description", "Details", "Value", "Effect", "Outcome", "Stage", "Sponsor",
-        "Indication", "Result", "Results", "Evidence", "Notes", "Target", "Class", "Dose",
+        "Approach",
+        "Mechanism",
+        "Intervention",
+        "Status",
+        "Phase",
+        "Role",
+        "Function",
+        "Type",
+        "Description",
+        "Details",
+        "Value",
+        "Effect",
+        "Outcome",
+        "Stage",
+        "Sponsor",
+        "Indication",
+        "Result",
+        "Results",
+        "Evidence",
+        "Notes",
+        "Target",
+        "Class",
+        "Dose",
     }
 )
 
@@ -144,9 +162,7 @@ def chunk_line(row: InfoboxRow) -> str:
     return f"{row.table} {row.label}: {row.value}" if row.table else f"{row.label}: {row.value}"
 
 
-def _is_header_row(
-    k: int, r: TableRow, label: str, value: str, plain_rows: list[tuple[str, str]]
-) -> bool:
+def _is_header_row(k: int, r: TableRow, label: str, value: str, plain_rows: list[tuple[str, str]]) -> bool:
     if r.th_pair or (label, value) in _KNOWN_HEADERS:
         return True
     if not (_HEADER_WORD_RE.match(label) and _HEADER_WORD_RE.match(value)):

@@ -156,9 +156,7 @@ def store_page(s: Session, f: PageFile, text: str, page: ParsedPage, report: Ing
     store_pages(s, [(f, text, page)], report)
 
 
-def store_pages(
-    s: Session, items: Sequence[tuple[PageFile, str, ParsedPage]], report: IngestReport
-) -> None:
+def store_pages(s: Session, items: Sequence[tuple[PageFile, str, ParsedPage]], report: IngestReport) -> None:
     """Insert or replace pages and their parts inside the caller's transaction.
 
     One statement per table for the whole batch: per-statement overhead, not SQLite, is what
@@ -169,9 +167,7 @@ def store_pages(
     slugs = [page.slug for _, _, page in items]
     existing = {
         r.slug: (r.id, r.content_hash)
-        for r in conn.execute(
-            select(pages.c.slug, pages.c.id, pages.c.content_hash).where(pages.c.slug.in_(slugs))
-        )
+        for r in conn.execute(select(pages.c.slug, pages.c.id, pages.c.content_hash).where(pages.c.slug.in_(slugs)))
     }
     now = utcnow()
     added: list[tuple[dict, ParsedPage]] = []
@@ -259,16 +255,22 @@ def _part_rows(rows: dict[type, list[dict]], page_id: int, page: ParsedPage) -> 
         for i, x in enumerate(page.sections)
     ]
     rows[t.Fact] += [
-        dict(page_id=page_id, heading_path=x.heading_path, key=x.key, value=x.value, line=x.line)
-        for x in page.facts
+        dict(page_id=page_id, heading_path=x.heading_path, key=x.key, value=x.value, line=x.line) for x in page.facts
     ]
     rows[t.InfoboxRow] += [
         dict(page_id=page_id, table_name=x.table, column_name=x.column, label=x.label, value=x.value, line=x.line)
         for x in page.infobox
     ]
     rows[t.Link] += [
-        dict(page_id=page_id, text=x.text, path=x.path, target_slug=x.slug, external=False,
-             heading_path=x.heading_path, line=x.line)
+        dict(
+            page_id=page_id,
+            text=x.text,
+            path=x.path,
+            target_slug=x.slug,
+            external=False,
+            heading_path=x.heading_path,
+            line=x.line,
+        )
         for x in page.links
     ] + [
         dict(page_id=page_id, text=x.text, path=x.url, target_slug=None, external=True, heading_path=[], line=x.line)
@@ -281,8 +283,18 @@ def _part_rows(rows: dict[type, list[dict]], page_id: int, page: ParsedPage) -> 
     ]
     rows[t.PageTerm] += [dict(page_id=page_id, **row) for row in page_terms(page)]
     rows[t.RelatedEntry] += [
-        dict(page_id=page_id, ordinal=i, kind=r.kind, ref_id=r.id, path=r.path, title=r.title,
-             score=r.score, target_label=r.target_label, genes=list(r.genes), in_progress=r.in_progress)
+        dict(
+            page_id=page_id,
+            ordinal=i,
+            kind=r.kind,
+            ref_id=r.id,
+            path=r.path,
+            title=r.title,
+            score=r.score,
+            target_label=r.target_label,
+            genes=list(r.genes),
+            in_progress=r.in_progress,
+        )
         for i, r in enumerate(page.related)
     ]
 
@@ -351,5 +363,11 @@ def remove_page(engine: Engine, slug: str) -> None:
 
 
 __all__ = [
-    "IngestReport", "PageFile", "collect_files", "ingest_paths", "remove_page", "store_page", "store_pages",
+    "IngestReport",
+    "PageFile",
+    "collect_files",
+    "ingest_paths",
+    "remove_page",
+    "store_page",
+    "store_pages",
 ]

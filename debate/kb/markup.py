@@ -26,9 +26,7 @@ _BOLD_RE = re.compile(r"\*\*(.+?)\*\*")
 _LINK_ONLY_RE = re.compile(r"^!?\[[^\[\]]*\]\([^)]*\)$")
 _CITE_ONLY_RE = re.compile(r"^\[@[^\[\]]+\]$")
 
-_INLINE_TAGS = frozenset(
-    {"a", "b", "i", "em", "strong", "span", "sup", "sub", "code", "u", "small", "mark", "abbr"}
-)
+_INLINE_TAGS = frozenset({"a", "b", "i", "em", "strong", "span", "sup", "sub", "code", "u", "small", "mark", "abbr"})
 _MAX_HEADING_CHARS = 80
 _MAX_HEADING_WORDS = 12
 _MAX_FACT_KEY_WORDS = 12
@@ -97,7 +95,7 @@ def split_fact(body: str) -> tuple[str, str] | None:
         if cut < 0:
             return None
     key = plain(body[:cut])
-    value = plain(body[cut + 2:])
+    value = plain(body[cut + 2 :])
     if not key or not value or len(key.split()) > _MAX_FACT_KEY_WORDS:
         return None
     return key, value

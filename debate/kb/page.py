@@ -36,8 +36,7 @@ class InfoboxRow(_PageModel):
     """One label -> value row of the page's infobox."""
 
     table: str = Field(
-        description="Label of the sub-table's header row (e.g. 'Target', 'Trial'); "
-        "'' for rows before any header row"
+        description="Label of the sub-table's header row (e.g. 'Target', 'Trial'); '' for rows before any header row"
     )
     column: str = Field(
         description="Value of the sub-table's header row (e.g. 'Approach', 'Intervention'); "
@@ -126,6 +125,4 @@ class ParsedPage(_PageModel):
     related_span: tuple[int, int] | None = Field(
         description="[start, end) character offsets of the Related Hypotheses block in the text"
     )
-    insert_at: int = Field(
-        description="Character offset where a new Related Hypotheses section would be inserted"
-    )
+    insert_at: int = Field(description="Character offset where a new Related Hypotheses section would be inserted")

@@ -100,9 +100,7 @@ __all__ = [
 
 _META_ROW_RE = re.compile(r"^\|\s*([^|]*?)\s*\|\s*(.*?)\s*\|\s*$")
 _META_SEP_RE = re.compile(r"^:?-{2,}:?$")
-_TOP_LEVEL = frozenset(
-    {"overview", "see also", "external links", "references", "related hypotheses"}
-)
+_TOP_LEVEL = frozenset({"overview", "see also", "external links", "references", "related hypotheses"})
 _NO_CHUNK = frozenset({"related hypotheses", "external links"})
 _RELATED_HEADING = "related hypotheses"
 
@@ -116,9 +114,7 @@ def decode_page(data: bytes, *, source_name: str) -> str:
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
-        raise PageParseError(
-            "binary file (NUL byte), not a wiki page", where=f"{source_name}:{line}"
-        )
+        raise PageParseError("binary file (NUL byte), not a wiki page", where=f"{source_name}:{line}")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -348,7 +344,7 @@ class _PageParser:
             self._collect_refs(s, path, lineno)
         bullet = BULLET_RE.match(s) if s[0] in "-*•" else None
         if bullet:
-            body = s[bullet.end():]
+            body = s[bullet.end() :]
             fact = self._fact(body, path, lineno)
             text = f"{fact.key}: {fact.value}" if fact is not None else plain(body)
             if text:
@@ -367,9 +363,7 @@ class _PageParser:
             target = m.group(3)
             label = plain(m.group(2))
             if target.startswith("/") and not target.startswith("//"):
-                link = Link(
-                    text=label, path=target, slug=link_slug(target), heading_path=path, line=lineno
-                )
+                link = Link(text=label, path=target, slug=link_slug(target), heading_path=path, line=lineno)
                 self.links.append(link)
             elif target.startswith(("http://", "https://", "//")):
                 self.external.append(ExternalLink(text=label, url=target, line=lineno))
@@ -395,7 +389,7 @@ class _PageParser:
         self.prev_content = True
         offset = open_tag.end()
         close = TABLE_CLOSE_RE.search(self.text, offset)
-        block = self.text[offset:close.start()] if close is not None else None
+        block = self.text[offset : close.start()] if close is not None else None
         if close is not None and block in self.table_blocks:
             return close.end()  # a duplicated export block: every row is already kept
         rows, end = read_table(self.text, offset, table_line, self.fail)
@@ -445,8 +439,7 @@ class _PageParser:
             entity_type=self._entity_type(),
             metadata=self.metadata,
             sections=[
-                Section(heading=s.heading, heading_path=s.path, line=s.line, lines=s.lines)
-                for s in self.sections
+                Section(heading=s.heading, heading_path=s.path, line=s.line, lines=s.lines) for s in self.sections
             ],
             facts=self.facts,
             infobox=self.infobox,

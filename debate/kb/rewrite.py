@@ -38,9 +38,7 @@ def replace_related_section(text: str, page: ParsedPage, section: str) -> str:
         section = section.replace("\n", "\r\n")
     if page.related_span is not None:
         start, end = page.related_span
-        if not (0 <= start <= end <= len(text)) or not (
-            text[start:end].lstrip().lower().startswith(_RELATED_HEADING)
-        ):
+        if not (0 <= start <= end <= len(text)) or not (text[start:end].lstrip().lower().startswith(_RELATED_HEADING)):
             raise ValueError("page offsets do not match the text (parse the same text first)")
         if end == len(text) and not text.endswith("\n"):
             # the old block ended the file without a line break: keep it that way

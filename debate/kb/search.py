@@ -54,7 +54,12 @@ def query_terms(query: str, *, max_terms: int = 24) -> list[str]:
 
 
 def search(
-    db: Engine | Connection, query: str, *, limit: int = 10, min_hits: int = 3, terms: Sequence[str] | None = None,
+    db: Engine | Connection,
+    query: str,
+    *,
+    limit: int = 10,
+    min_hits: int = 3,
+    terms: Sequence[str] | None = None,
     snippets: bool = True,
 ) -> list[SearchHit]:
     """Rank chunks for ``query`` (or explicit ``terms``): all terms, then any term if too few.
@@ -90,7 +95,8 @@ def _chunk_rows_sql(n: int) -> Sql:
     return Sql(
         "SELECT c.id, c.page_id, p.slug, p.title, c.heading_path, c.text "
         f"FROM chunks c JOIN pages p ON p.id = c.page_id WHERE c.id IN ({in_list('id', n)})",
-        tables=[_CHUNK, t.Page.__table__], results=_CHUNK_FIELDS,  # type: ignore[attr-defined]
+        tables=[_CHUNK, t.Page.__table__],
+        results=_CHUNK_FIELDS,  # type: ignore[attr-defined]
     )
 
 
@@ -101,8 +107,15 @@ def _chunk_rows(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any
 
 def _row_to_hit(row: dict[str, Any], mode: str, *, snippet: str, score: float) -> SearchHit:
     return SearchHit(
-        chunk_id=row["id"], page_id=row["page_id"], slug=row["slug"], title=row["title"],
-        heading_path=list(row["heading_path"] or []), text=row["text"], snippet=snippet, score=score, mode=mode,
+        chunk_id=row["id"],
+        page_id=row["page_id"],
+        slug=row["slug"],
+        title=row["title"],
+        heading_path=list(row["heading_path"] or []),
+        text=row["text"],
+        snippet=snippet,
+        score=score,
+        mode=mode,
     )
 
 
@@ -131,18 +144,21 @@ def _postgres(conn: Connection, words: Sequence[str], mode: str, limit: int, sni
     ids = [r.id for r in ranked]
     rows = _chunk_rows(conn, ids)
     # Headlines for the winners only: ts_headline re-parses the text.
-    heads = {} if not snippets else dict(
-        conn.execute(
-            text(
-                "SELECT c.id, ts_headline('simple', c.text, to_tsquery('simple', :q), "
-                "'StartSel=[,StopSel=],MaxWords=24,MinWords=8') FROM chunks c WHERE c.id IN :ids"
-            ).bindparams(bindparam("ids", expanding=True)),
-            {"q": tsq, "ids": ids},
-        ).all()
+    heads = (
+        {}
+        if not snippets
+        else dict(
+            conn.execute(
+                text(
+                    "SELECT c.id, ts_headline('simple', c.text, to_tsquery('simple', :q), "
+                    "'StartSel=[,StopSel=],MaxWords=24,MinWords=8') FROM chunks c WHERE c.id IN :ids"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"q": tsq, "ids": ids},
+            ).all()
+        )
     )
     return [
-        _row_to_hit(rows[r.id], mode, snippet=heads.get(r.id, ""), score=float(r.score))
-        for r in ranked if r.id in rows
+        _row_to_hit(rows[r.id], mode, snippet=heads.get(r.id, ""), score=float(r.score)) for r in ranked if r.id in rows
     ]
 
 
@@ -159,7 +175,5 @@ def _pg_rank(conn: Connection, tsq: str, match: str, limit: int) -> list[Row]:
 
 
 def _pg_doc_counts(conn: Connection, words: Sequence[str], cap: int) -> dict[str, int]:
-    stmt = text(
-        "SELECT count(*) FROM (SELECT 1 FROM chunks WHERE tsv @@ to_tsquery('simple', :w) LIMIT :cap) AS m"
-    )
+    stmt = text("SELECT count(*) FROM (SELECT 1 FROM chunks WHERE tsv @@ to_tsquery('simple', :w) LIMIT :cap) AS m")
     return {w: int(conn.execute(stmt, {"w": w, "cap": cap}).scalar_one()) for w in words}

@@ -19,9 +19,7 @@ from debate.core.genes import gene_key, is_gene_symbol
 
 # Candidates only: a capital letter then letters/digits/hyphens, containing a digit or being
 # all capitals (3-8). One regex pass keeps ingest fast; the checks below are on few tokens.
-_CANDIDATE = re.compile(
-    r"(?<![A-Za-z0-9-])(?:[A-Z][A-Za-z0-9-]*\d[A-Za-z0-9-]*|[A-Z]{3,8})(?![A-Za-z0-9-])"
-)
+_CANDIDATE = re.compile(r"(?<![A-Za-z0-9-])(?:[A-Z][A-Za-z0-9-]*\d[A-Za-z0-9-]*|[A-Z]{3,8})(?![A-Za-z0-9-])")
 
 # Capitalised words that are not genes but look like them in treatment pages.
 STOPLIST = frozenset(

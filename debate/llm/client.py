@@ -223,9 +223,7 @@ class OpenAIChatClient:
             except ValidationError as exc:
                 # An empty or refused reply already says why better than a JSON parse error.
                 summary = attempts[-1].error or summarize_validation(exc)
-                attempts[-1] = attempts[-1].model_copy(
-                    update={"outcome": "invalid_reply", "error": summary}
-                )
+                attempts[-1] = attempts[-1].model_copy(update={"outcome": "invalid_reply", "error": summary})
                 if reasks >= self.config.max_reasks:
                     first_line = summary.split("; ")[0]
                     raise CompletionFailed(
@@ -240,9 +238,7 @@ class OpenAIChatClient:
                 reasks += 1
                 kind = "reask"
                 continue
-            return Completion(
-                parsed=parsed, raw=content, attempts=attempts, model=model_name, messages=convo
-            )
+            return Completion(parsed=parsed, raw=content, attempts=attempts, model=model_name, messages=convo)
 
     # -- one message list: first call plus transport retries ----------------------------------
 
@@ -273,8 +269,7 @@ class OpenAIChatClient:
             raise CompletionFailed(self._status_failure(exc, calls), attempts) from exc
         except openai.APITimeoutError as exc:
             raise CompletionFailed(
-                f"model endpoint {self.base_url} timed out after {calls} attempt(s) "
-                f"(timeout {cfg.timeout_s:g} s)",
+                f"model endpoint {self.base_url} timed out after {calls} attempt(s) (timeout {cfg.timeout_s:g} s)",
                 attempts,
             ) from exc
         except openai.APIConnectionError as exc:
@@ -296,10 +291,7 @@ class OpenAIChatClient:
         detail = error_detail(exc)
         suffix = f" ({detail})" if detail else ""
         if not is_transient(exc):
-            return (
-                f"model endpoint {self.base_url} refused the request: "
-                f"{status_text(status)}{suffix}"
-            )
+            return f"model endpoint {self.base_url} refused the request: {status_text(status)}{suffix}"
         retry_after = retry_after_s(exc)
         if retry_after is not None and retry_after > self.config.max_retry_after_s:
             return (
@@ -307,10 +299,7 @@ class OpenAIChatClient:
                 f"(more than the {self.config.max_retry_after_s:g} s allowed): "
                 f"{status_text(status)}"
             )
-        return (
-            f"model endpoint {self.base_url} kept failing after {calls} attempt(s): "
-            f"{status_text(status)}{suffix}"
-        )
+        return f"model endpoint {self.base_url} kept failing after {calls} attempt(s): {status_text(status)}{suffix}"
 
     def _should_retry(self, exc: BaseException) -> bool:
         if not is_transient(exc):
@@ -396,8 +385,7 @@ class OpenAIChatClient:
                 # A 200 that is not a chat completion (an HTML page, a JSON error, bad JSON)
                 # usually means a wrong base URL: retrying will not help.
                 raise NotACompletion(
-                    f"model endpoint {self.base_url} did not return a chat completion: "
-                    f"{one_line(str(exc), 160)}"
+                    f"model endpoint {self.base_url} did not return a chat completion: {one_line(str(exc), 160)}"
                 ) from exc
             latency_ms = (time.perf_counter() - t0) * 1000
             usage = usage_of(response)
@@ -411,8 +399,10 @@ class OpenAIChatClient:
             content = choice.message.content or ""
             if not content:
                 refusal = getattr(choice.message, "refusal", None)
-                error = f"refused: {one_line(refusal, 200)}" if refusal else (
-                    f"empty reply (finish_reason={choice.finish_reason})"
+                error = (
+                    f"refused: {one_line(refusal, 200)}"
+                    if refusal
+                    else (f"empty reply (finish_reason={choice.finish_reason})")
                 )
         else:
             error = "reply had no choices"
@@ -430,9 +420,7 @@ class OpenAIChatClient:
         )
         return content
 
-    def _failed_attempt(
-        self, exc: Exception, base: dict[str, Any], started_at: datetime, latency_ms: float
-    ) -> Attempt:
+    def _failed_attempt(self, exc: Exception, base: dict[str, Any], started_at: datetime, latency_ms: float) -> Attempt:
         status: int | None = None
         if isinstance(exc, openai.APITimeoutError):
             outcome: Literal["http_error", "timeout", "connection_error"] = "timeout"

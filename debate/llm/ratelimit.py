@@ -37,7 +37,12 @@ from pydantic import BaseModel, ConfigDict
 from debate.core.errors import ConfigError
 
 __all__ = [
-    "LimiterStats", "RateLimiter", "SharedWindow", "SlotTicket", "StartedWindow", "shared_limiter",
+    "LimiterStats",
+    "RateLimiter",
+    "SharedWindow",
+    "SlotTicket",
+    "StartedWindow",
+    "shared_limiter",
     "window_delay",
 ]
 
@@ -285,9 +290,7 @@ class RateLimiter:
     # -- public -----------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def slot(
-        self, estimated_tokens: int = 0, *, defer_start: bool = False
-    ) -> AsyncIterator[SlotTicket]:
+    async def slot(self, estimated_tokens: int = 0, *, defer_start: bool = False) -> AsyncIterator[SlotTicket]:
         """Wait until one request may start, hold its concurrency permit for the block.
 
         Yields a :class:`SlotTicket`; call ``ticket.record_tokens(actual)`` once the endpoint
@@ -413,9 +416,17 @@ class RateLimiter:
         0 if it fits now; ``inf`` if only pending (unstamped) entries stand in the way.
         """
         self._prune(now)
-        return window_delay(self._started, now, window_s=self.window_s, rpm=self.rpm, tpm=self.tpm,
-                            tokens=estimated_tokens, used=self._window_tokens,
-                            pending=self._pending, pending_tokens=self._pending_tokens)
+        return window_delay(
+            self._started,
+            now,
+            window_s=self.window_s,
+            rpm=self.rpm,
+            tpm=self.tpm,
+            tokens=estimated_tokens,
+            used=self._window_tokens,
+            pending=self._pending,
+            pending_tokens=self._pending_tokens,
+        )
 
     def _correct_tokens(self, entry: _Entry, actual: int) -> None:
         actual = max(0, int(actual))
@@ -451,7 +462,8 @@ def shared_limiter(
     """
     limiter = _SHARED.get(key)
     if limiter is None:
-        limiter = RateLimiter(max_concurrency, rpm, tpm, window_s=window_s,
-                              shared=shared() if shared is not None else None)
+        limiter = RateLimiter(
+            max_concurrency, rpm, tpm, window_s=window_s, shared=shared() if shared is not None else None
+        )
         _SHARED[key] = limiter
     return limiter

@@ -162,8 +162,7 @@ class DatabaseWindow:
             if self._admitter is None:
                 self._admitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rate-window")
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, name="rate-window-writer",
-                                                 daemon=True)
+                self._writer = threading.Thread(target=self._write_loop, name="rate-window-writer", daemon=True)
                 self._writer.start()
             return self._admitter
 
@@ -183,8 +182,9 @@ class DatabaseWindow:
         try:
             with self._engine.begin() as conn:
                 conn.execute(_NO_FSYNC)
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                             {"k": _LOCK_PREFIX + self.key})
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": _LOCK_PREFIX + self.key}
+                )
                 # A statement of its own after the lock: it must see every row committed before.
                 now, count, used = conn.execute(_COUNT, {"k": self.key, "w": self.window_s}).one()
                 horizon = func.to_timestamp(now - self.window_s)
@@ -192,24 +192,27 @@ class DatabaseWindow:
                 if not self._fits(int(count), int(used), tokens):
                     # Full: only now fetch the rows, to learn when enough of them leave.
                     rows = conn.execute(
-                        select(func.extract("epoch", _table.c.t), _table.c.tokens)
-                        .where(in_window).order_by(_table.c.t)
+                        select(func.extract("epoch", _table.c.t), _table.c.tokens).where(in_window).order_by(_table.c.t)
                     ).all()
                     entries = [(float(t), int(n)) for t, n in rows]
-                    delay = window_delay(entries, now, window_s=self.window_s, rpm=self.rpm,
-                                         tpm=self.tpm, tokens=tokens)
+                    delay = window_delay(
+                        entries, now, window_s=self.window_s, rpm=self.rpm, tpm=self.tpm, tokens=tokens
+                    )
                     if delay > 0:
                         return None, delay
                 entry_id = conn.execute(
-                    insert(_table).values(endpoint=self.key, t=func.clock_timestamp(), tokens=tokens)
+                    insert(_table)
+                    .values(endpoint=self.key, t=func.clock_timestamp(), tokens=tokens)
                     .returning(_table.c.id)
                 ).scalar_one()
                 self._admitted += 1
                 if self.prune_every and self._admitted % self.prune_every == 0:
-                    conn.execute(delete(_table).where(
-                        ((_table.c.endpoint == self.key) & (_table.c.t <= horizon))
-                        | (_table.c.t < func.to_timestamp(now - _STALE_S))
-                    ))
+                    conn.execute(
+                        delete(_table).where(
+                            ((_table.c.endpoint == self.key) & (_table.c.t <= horizon))
+                            | (_table.c.t < func.to_timestamp(now - _STALE_S))
+                        )
+                    )
                 return int(entry_id), 0.0
         except SQLAlchemyError as e:
             first = str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0]
@@ -251,10 +254,13 @@ class DatabaseWindow:
             conn.execute(_NO_FSYNC)
             if stamps:
                 # Only ever later: a stamp never makes a request leave the window sooner.
-                conn.execute(update(_table).where(c.id.in_(stamps))
-                             .values(t=func.greatest(c.t, func.clock_timestamp())))
+                conn.execute(
+                    update(_table).where(c.id.in_(stamps)).values(t=func.greatest(c.t, func.clock_timestamp()))
+                )
             if tokens:
-                conn.execute(update(_table).where(c.id == bindparam("entry_id")).values(tokens=bindparam("n")),
-                             [{"entry_id": w.entry_id, "n": w.tokens} for w in tokens])
+                conn.execute(
+                    update(_table).where(c.id == bindparam("entry_id")).values(tokens=bindparam("n")),
+                    [{"entry_id": w.entry_id, "n": w.tokens} for w in tokens],
+                )
             if gone:
                 conn.execute(delete(_table).where(c.id.in_(gone)))

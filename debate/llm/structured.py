@@ -41,9 +41,7 @@ def schema_instructions(schema: type[BaseModel]) -> str:
     )
 
 
-def with_schema_instructions(
-    messages: list[ChatMessage], schema: type[BaseModel]
-) -> list[ChatMessage]:
+def with_schema_instructions(messages: list[ChatMessage], schema: type[BaseModel]) -> list[ChatMessage]:
     text = schema_instructions(schema)
     out = list(messages)
     for i in range(len(out) - 1, -1, -1):

@@ -44,10 +44,8 @@ class _Case:
         self.mechanism_coverage = _frac(len(described), len(mechanisms))
         self.coverage = _frac(len(covered), len(targets)) if targets else self.mechanism_coverage
         self.best_stage = max((f.stage for f in self.on_target), default=0)
-        self.support = sorted((f for f in self.items if f.supporting),
-                              key=lambda f: (-f.strength, self.order[f.eid]))
-        self.contra = sorted((f for f in self.items if f.contrary),
-                             key=lambda f: (-f.severity, self.order[f.eid]))
+        self.support = sorted((f for f in self.items if f.supporting), key=lambda f: (-f.strength, self.order[f.eid]))
+        self.contra = sorted((f for f in self.items if f.contrary), key=lambda f: (-f.severity, self.order[f.eid]))
         self.lines = (
             f"Hypothesis {self.hid}: {self.title}",
             f"Targets: {', '.join(targets) or '(none)'} | "
@@ -71,21 +69,28 @@ class _Case:
         out += [(f"No retrieved evidence mentions {t}.", ()) for t in self.missing]
         if len(self.relevant) < THIN_EVIDENCE:
             rel = tuple(f.eid for f in self.relevant)
-            out.append((f"Thin evidence: only {len(rel)} of {len(self.items)} retrieved items name "
-                        "the targets or mechanisms.", rel))
+            out.append(
+                (
+                    f"Thin evidence: only {len(rel)} of {len(self.items)} retrieved items name "
+                    "the targets or mechanisms.",
+                    rel,
+                )
+            )
         out += [(f"No retrieved evidence describes {m}.", ()) for m in self.missing_mechanisms]
         stage = STAGE_NAMES[self.best_stage]
         if self.best_stage < 2:
-            out.append(("No retrieved evidence shows the targets tested in patients "
-                        f"(best stage: {stage}).", ()))
-        elif not any("approved" in f.flags or ("late_trial" in f.flags and not f.bad_news)
-                     for f in self.on_target):
-            out.append(("No retrieved evidence reports an approval or a Phase 3 trial that held up "
-                        f"on the targets (best stage: {stage}).", ()))
+            out.append((f"No retrieved evidence shows the targets tested in patients (best stage: {stage}).", ()))
+        elif not any("approved" in f.flags or ("late_trial" in f.flags and not f.bad_news) for f in self.on_target):
+            out.append(
+                (
+                    "No retrieved evidence reports an approval or a Phase 3 trial that held up "
+                    f"on the targets (best stage: {stage}).",
+                    (),
+                )
+            )
         return tuple(out)
 
-    def _judge_features(self, has_targets: bool
-                        ) -> tuple[dict[str, float], dict[str, tuple[str, ...]]]:
+    def _judge_features(self, has_targets: bool) -> tuple[dict[str, float], dict[str, tuple[str, ...]]]:
         """The judge features read from the evidence alone (the cited ones are added per call)."""
         rel, on = self.relevant, self.on_target
         groups: dict[str, list[EvidenceFeatures]] = {
@@ -103,8 +108,7 @@ class _Case:
             "disease_match": [f for f in rel if f.disease_hit],
             "evidence_amount": rel,
             "pages_supporting": self.support,
-            "contested": [f for f in on
-                          if f.bad_news and ("approved" in f.flags or "efficacy" in f.flags)],
+            "contested": [f for f in on if f.bad_news and ("approved" in f.flags or "efficacy" in f.flags)],
         }
         values = {
             "approved": float(bool(groups["approved"])),
@@ -136,11 +140,9 @@ def _case(view: DebateView) -> _Case:
     """The shared analysis of the view's hypothesis and evidence (cached on their content)."""
     h = view.hypothesis
     evidence = tuple(
-        (e.eid, e.page_slug, e.heading_path[-1] if e.heading_path else "", e.text, _facts_key(e))
-        for e in view.evidence
+        (e.eid, e.page_slug, e.heading_path[-1] if e.heading_path else "", e.text, _facts_key(e)) for e in view.evidence
     )
-    return _case_cached((h.id, h.title, tuple(h.targets), tuple(h.mechanisms), tuple(h.diseases)),
-                        evidence)
+    return _case_cached((h.id, h.title, tuple(h.targets), tuple(h.mechanisms), tuple(h.diseases)), evidence)
 
 
 def _support_text(f: EvidenceFeatures) -> str:
@@ -181,8 +183,7 @@ def _contra_text(f: EvidenceFeatures) -> str:
 def _answers(f: EvidenceFeatures, objection: Claim, case: _Case) -> bool:
     """Whether item ``f`` brings the kind of evidence an objection says is wanting."""
     cited = [case.by_id[e] for e in objection.evidence_ids if e in case.by_id]
-    good_outcome = ("approved" in f.flags or "efficacy" in f.flags
-                    or (f.stage >= 2 and not f.bad_news))
+    good_outcome = "approved" in f.flags or "efficacy" in f.flags or (f.stage >= 2 and not f.bad_news)
     if any(c.bad_news for c in cited):  # a failure or halt: success elsewhere answers it
         return good_outcome
     if any("safety_signal" in c.flags for c in cited):  # a safety signal: a clean on-target item

@@ -140,10 +140,13 @@ def _profile(text: str, facts: tuple[tuple[str, str], ...]) -> _Profile:
     words = set(_WORD.findall(low))
     words.update([w[:k] for w in words for k in (4, 5, 6) if len(w) > k])
     return _Profile(
-        text="\n".join(pieces), starts=_offsets(pieces), flags=tuple(frozenset(f) for f in flags),
+        text="\n".join(pieces),
+        starts=_offsets(pieces),
+        flags=tuple(frozenset(f) for f in flags),
         modalities=tuple(tuple(m) for m in modalities),
         safety_terms=tuple(tuple(s)[:3] for s in safety),
-        genes=tuple(frozenset(g) for g in genes), words=frozenset(words),
+        genes=tuple(frozenset(g) for g in genes),
+        words=frozenset(words),
     )
 
 
@@ -181,15 +184,13 @@ def _target_pattern(symbol: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _terms(targets: tuple[str, ...], mechanisms: tuple[str, ...], diseases: tuple[str, ...],
-           title: str) -> _Terms:
+def _terms(targets: tuple[str, ...], mechanisms: tuple[str, ...], diseases: tuple[str, ...], title: str) -> _Terms:
     alts: list[str] = []
     group: dict[str, str] = {}
     keys: set[str] = set()
     for t in targets:
         patterns = [_target_pattern(t)] + [
-            rf"(?<![A-Za-z0-9])(?i:{re.escape(a)})(?![A-Za-z0-9])"
-            for a in TARGET_ALIASES.get(t.upper(), ())
+            rf"(?<![A-Za-z0-9])(?i:{re.escape(a)})(?![A-Za-z0-9])" for a in TARGET_ALIASES.get(t.upper(), ())
         ]
         for p in patterns:
             name = f"t{len(group)}"
@@ -206,9 +207,12 @@ def _terms(targets: tuple[str, ...], mechanisms: tuple[str, ...], diseases: tupl
                 names.extend(names_of)
         disease_alts.append(tuple(dict.fromkeys(_stems(x) for x in names)))
     return _Terms(
-        targets=targets, target_re=re.compile("|".join(alts)) if alts else None,
-        target_group=group, target_keys=frozenset(keys),
-        mechanisms=tuple((m, _stems(m)) for m in mechanisms), diseases=tuple(disease_alts),
+        targets=targets,
+        target_re=re.compile("|".join(alts)) if alts else None,
+        target_group=group,
+        target_keys=frozenset(keys),
+        mechanisms=tuple((m, _stems(m)) for m in mechanisms),
+        diseases=tuple(disease_alts),
         title=tuple(dict.fromkeys(s for s in _stems(title) if len(s) >= 4)),
     )
 
@@ -252,8 +256,7 @@ class EvidenceFeatures:
 
     @cached_property
     def supporting(self) -> bool:
-        return self.relevant and (self.good_news
-                                  or not (self.bad_news or "safety_signal" in self.flags))
+        return self.relevant and (self.good_news or not (self.bad_news or "safety_signal" in self.flags))
 
     @cached_property
     def contrary(self) -> bool:
@@ -263,17 +266,30 @@ class EvidenceFeatures:
     def strength(self) -> int:
         """The proposer's ordering key (an integer, so ties fall back to evidence order)."""
         f, bad = self.flags, self.bad_news
-        return (4 * self.on_target + 2 * bool(self.mechanism_hits) + 4 * ("approved" in f)
-                + 2 * ("late_trial" in f and not bad) + ("mid_trial" in f and not bad)
-                + 2 * ("efficacy" in f) + bool(self.modalities) + self.disease_hit
-                + round(2 * self.title_overlap) - 2 * bad)
+        return (
+            4 * self.on_target
+            + 2 * bool(self.mechanism_hits)
+            + 4 * ("approved" in f)
+            + 2 * ("late_trial" in f and not bad)
+            + ("mid_trial" in f and not bad)
+            + 2 * ("efficacy" in f)
+            + bool(self.modalities)
+            + self.disease_hit
+            + round(2 * self.title_overlap)
+            - 2 * bad
+        )
 
     @cached_property
     def severity(self) -> int:
         """The critic's ordering key."""
         f = self.flags
-        return (4 * ("failed" in f) + 3 * ("halted" in f) + 2 * ("safety_signal" in f)
-                + 2 * self.on_target + ("late_trial" in f))
+        return (
+            4 * ("failed" in f)
+            + 3 * ("halted" in f)
+            + 2 * ("safety_signal" in f)
+            + 2 * self.on_target
+            + ("late_trial" in f)
+        )
 
     def where(self) -> str:
         return f"{self.page_slug} › {self.heading}" if self.heading else self.page_slug
@@ -291,8 +307,9 @@ class EvidenceFeatures:
 
 
 @lru_cache(maxsize=16384)
-def _features(eid: str, page_slug: str, heading: str, text: str,
-              facts: tuple[tuple[str, str], ...], terms: _Terms) -> EvidenceFeatures:
+def _features(
+    eid: str, page_slug: str, heading: str, text: str, facts: tuple[tuple[str, str], ...], terms: _Terms
+) -> EvidenceFeatures:
     navigation = heading.strip().casefold() in NAVIGATION_HEADINGS
     prof = _EMPTY if navigation else _profile(text, facts)
     hit: set[str] = set()
@@ -302,8 +319,9 @@ def _features(eid: str, page_slug: str, heading: str, text: str,
             hit.add(terms.target_group[m.lastgroup or ""])
             hit_segments.add(bisect_right(prof.starts, m.start()) - 1)
     # A segment naming another gene, and none of ours, says nothing about our targets.
-    scoped = [i for i in range(len(prof.starts))
-              if not hit or i in hit_segments or not (prof.genes[i] - terms.target_keys)]
+    scoped = [
+        i for i in range(len(prof.starts)) if not hit or i in hit_segments or not (prof.genes[i] - terms.target_keys)
+    ]
     flags: set[str] = set()
     modalities: dict[str, None] = {}
     safety: dict[str, None] = {}
@@ -313,14 +331,19 @@ def _features(eid: str, page_slug: str, heading: str, text: str,
         safety.update(dict.fromkeys(prof.safety_terms[i]))
     words = prof.words
     mech = tuple(m for m, stems in terms.mechanisms if stems and all(s in words for s in stems))
-    disease = any(stems and all(s in words for s in stems)
-                  for names in terms.diseases for stems in names)
+    disease = any(stems and all(s in words for s in stems) for names in terms.diseases for stems in names)
     overlap = sum(s in words for s in terms.title) / len(terms.title) if terms.title else 0.0
     return EvidenceFeatures(
-        eid=eid, page_slug=page_slug, heading=heading,
-        targets_hit=tuple(t for t in terms.targets if t in hit), mechanism_hits=mech,
-        disease_hit=disease, title_overlap=round(overlap, 2), flags=frozenset(flags),
-        modalities=tuple(modalities), safety_terms=tuple(safety)[:3],
+        eid=eid,
+        page_slug=page_slug,
+        heading=heading,
+        targets_hit=tuple(t for t in terms.targets if t in hit),
+        mechanism_hits=mech,
+        disease_hit=disease,
+        title_overlap=round(overlap, 2),
+        flags=frozenset(flags),
+        modalities=tuple(modalities),
+        safety_terms=tuple(safety)[:3],
         stage=next((n for flag, n in STAGE_BY_FLAG if flag in flags), 0),
         title_match=not terms.targets and not terms.mechanisms and overlap >= 0.5,
     )

@@ -46,8 +46,7 @@ def _judge_inputs(case: _Case, view: DebateView) -> _JudgeInputs:
     cited = {
         "cited_support": [f.eid for f in p if f.relevant],
         "approved_cited": [f.eid for f in p if "approved" in f.flags and f.eid in on_ids],
-        "late_cited": [f.eid for f in p
-                       if "late_trial" in f.flags and not f.bad_news and f.eid in on_ids],
+        "late_cited": [f.eid for f in p if "late_trial" in f.flags and not f.bad_news and f.eid in on_ids],
         "failed_cited_by_critic": [f.eid for f in c if "failed" in f.flags and f.relevant],
         "halted_cited_by_critic": [f.eid for f in c if "halted" in f.flags and f.relevant],
         "safety_cited_by_critic": [f.eid for f in c if "safety_signal" in f.flags and f.relevant],
@@ -77,19 +76,21 @@ def _perspective(seat: int, persona: str, hypothesis_id: str) -> tuple[float, ..
 
 
 @lru_cache(maxsize=64)
-def _seat_model(emphasis: frozenset[str]
-                ) -> tuple[tuple[str, float, tuple[tuple[str, float], ...]], ...]:
+def _seat_model(emphasis: frozenset[str]) -> tuple[tuple[str, float, tuple[tuple[str, float], ...]], ...]:
     """:data:`DIMENSION_MODEL` with a persona's emphasis applied to the weights."""
     return tuple(
-        (d, base, tuple(
-            (f, w * (EMPHASIS_PENALTY if w < 0 else EMPHASIS_BONUS) if d in emphasis else w)
-            for f, w in terms))
+        (
+            d,
+            base,
+            tuple((f, w * (EMPHASIS_PENALTY if w < 0 else EMPHASIS_BONUS) if d in emphasis else w) for f, w in terms),
+        )
         for d, (base, terms) in DIMENSION_MODEL.items()
     )
 
 
-def judge_scores(values: dict[str, float], seat: JudgeSeat, hypothesis_id: str
-                 ) -> tuple[dict[str, float], dict[str, list[tuple[str, float]]]]:
+def judge_scores(
+    values: dict[str, float], seat: JudgeSeat, hypothesis_id: str
+) -> tuple[dict[str, float], dict[str, list[tuple[str, float]]]]:
     """One seat's dimension scores from judge feature values, and each dimension's terms.
 
     ``score = clip(base + sum(w' * feature) + perspective)``, rounded to 4 decimals, where

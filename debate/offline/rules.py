@@ -20,41 +20,41 @@ FLAG_PATTERNS: dict[str, str] = {
     "late_trial": r"\bphase\s*(?:3|iii|2/3|ii/iii)[ab]?\b|\bpivotal\b|\bregistrational\b",
     "mid_trial": r"\bphase\s*(?:2|ii|1/2|i/ii)[ab]?\b",
     "early": r"\bphase\s*(?:0|1|i)[ab]?\b|\bpre-?clinical\b|\bin vitro\b|\bmouse\b|\bmice\b"
-             r"|\brodents?\b|\b(?:animal|cell|cellular) models?\b|\bfirst-in-human\b",
+    r"|\brodents?\b|\b(?:animal|cell|cellular) models?\b|\bfirst-in-human\b",
     "failed": r"\bfail(?:ed|s|ing)?\b"
-              r"|\b(?:trial|clinical|late-stage|treatment|drug|translational) failures?\b"
-              r"|\bdid not meet\b|\bnot met\b"
-              r"|\bmissed (?:its|the|their) (?:\w+ )?(?:end ?points?|goals?)\b"
-              r"|\bno (?:clinical |significant |functional |survival )?benefit\b"
-              r"|\bno (?:significant |meaningful )?difference\b|\bfutil(?:ity|e)\b"
-              r"|\bdid not (?:confirm|show|slow|improve|replicate|reduce|change)\b"
-              r"|\bnegative (?:trial|results?|outcomes?|study)\b|\black of efficacy\b"
-              r"|\bineffective\b",
+    r"|\b(?:trial|clinical|late-stage|treatment|drug|translational) failures?\b"
+    r"|\bdid not meet\b|\bnot met\b"
+    r"|\bmissed (?:its|the|their) (?:\w+ )?(?:end ?points?|goals?)\b"
+    r"|\bno (?:clinical |significant |functional |survival )?benefit\b"
+    r"|\bno (?:significant |meaningful )?difference\b|\bfutil(?:ity|e)\b"
+    r"|\bdid not (?:confirm|show|slow|improve|replicate|reduce|change)\b"
+    r"|\bnegative (?:trial|results?|outcomes?|study)\b|\black of efficacy\b"
+    r"|\bineffective\b",
     "halted": r"\bhalted\b|\bdiscontinu(?:ed|ation)\b|\bterminated\b|\bwithdrawn\b|\bwithdrew\b"
-              r"|\bstopped\b|\bsuspended\b|\babandoned\b|\bshelved\b|\bpaused\b",
+    r"|\bstopped\b|\bsuspended\b|\babandoned\b|\bshelved\b|\bpaused\b",
     "safety_signal": r"\btoxicit(?:y|ies)\b|\b(?:hepato|neuro|cardio|nephro)toxic\w*|\badverse\b"
-                     r"|\baria(?:-[eh])?\b|\bliver\b|\btransaminases?\b|\bdeaths?\b|\bdied\b"
-                     r"|\bfatal\w*|\bserious\b|\bworsen(?:ing|ed|s)?\b|\bblack[- ]box\b"
-                     r"|\bboxed warning\b|\b(?:o)?edema\b|\b(?:micro)?(?:h)?a?emorrhag\w*"
-                     r"|\bmicrobleeds?\b|\bmyelitis\b|\bmeningitis\b|\bseizures?\b|\bsuicid\w*"
-                     r"|\bintracranial pressure\b",
+    r"|\baria(?:-[eh])?\b|\bliver\b|\btransaminases?\b|\bdeaths?\b|\bdied\b"
+    r"|\bfatal\w*|\bserious\b|\bworsen(?:ing|ed|s)?\b|\bblack[- ]box\b"
+    r"|\bboxed warning\b|\b(?:o)?edema\b|\b(?:micro)?(?:h)?a?emorrhag\w*"
+    r"|\bmicrobleeds?\b|\bmyelitis\b|\bmeningitis\b|\bseizures?\b|\bsuicid\w*"
+    r"|\bintracranial pressure\b",
     "efficacy": r"\bslow(?:s|ed|er|ing)?\b|\breduc(?:es|ed|ing|tions?)\b|\blower(?:s|ed)\b"
-                r"|\bextend(?:s|ed)? survival\b|\bsurvival (?:gain|benefit)\b"
-                r"|\bimprov(?:es|ed|ing|ements?)\b|\bbenefi\w*|\befficac\w*|\bpositive\b"
-                r"|\bprotect(?:s|ed|ive)?\b|\brescu(?:es|ed)\b|\bdelay(?:s|ed)?\b"
-                r"|\bless\b[^.;\n]{0,40}\bdecline\b",
+    r"|\bextend(?:s|ed)? survival\b|\bsurvival (?:gain|benefit)\b"
+    r"|\bimprov(?:es|ed|ing|ements?)\b|\bbenefi\w*|\befficac\w*|\bpositive\b"
+    r"|\bprotect(?:s|ed|ive)?\b|\brescu(?:es|ed)\b|\bdelay(?:s|ed)?\b"
+    r"|\bless\b[^.;\n]{0,40}\bdecline\b",
 }
 
 # Phrases blanked before matching the flag they would otherwise set.
 NEGATIONS: dict[str, str] = {
     "approved": r"\b(?:not|no|never|nor|without|yet to be|awaiting)[ \t]+(?:[\w-]+[ \t]+){0,2}?"
-                r"(?:fda[- ])?approv\w*",
+    r"(?:fda[- ])?approv\w*",
     "safety_signal": r"\b(?:no|without|not associated with)[ \t]+(?:(?:new|serious|major"
-                     r"|significant|unexpected|dose-limiting)[ \t]+)*(?:safety (?:signals?"
-                     r"|concerns?|issues?)|adverse (?:events?|effects?)|toxicit(?:y|ies))"
-                     r"|\b(?:cell|neuronal|neuron|apoptotic|neuronal cell) death\b",
+    r"|significant|unexpected|dose-limiting)[ \t]+)*(?:safety (?:signals?"
+    r"|concerns?|issues?)|adverse (?:events?|effects?)|toxicit(?:y|ies))"
+    r"|\b(?:cell|neuronal|neuron|apoptotic|neuronal cell) death\b",
     "efficacy": r"\b(?:no|not|without|failed to|fails to|lack of|nor)[ \t]+(?:[\w-]+[ \t]+){0,3}?"
-                r"(?:slow\w*|reduc\w*|lower\w*|improv\w*|benefi\w*|efficac\w*|protect\w*|delay\w*)",
+    r"(?:slow\w*|reduc\w*|lower\w*|improv\w*|benefi\w*|efficac\w*|protect\w*|delay\w*)",
 }
 
 # An approval in a segment that reports it revoked does not count ("withdrawn"/"withdrew" are
@@ -71,7 +71,7 @@ NAVIGATION_HEADINGS = frozenset({"see also", "external links", "references", "re
 MODALITY_PATTERNS: dict[str, str] = {
     "antibody": r"\bantibod(?:y|ies)\b|\bmonoclonal\b|\b\w{3,}mab\b",
     "antisense": r"\bantisense\b|\basos?\b|\boligonucleotides?\b|\bsirnas?\b|\brnai\b"
-                 r"|\b\w{3,}rsen\b",
+    r"|\b\w{3,}rsen\b",
     "small molecule": r"\bsmall[- ]molecules?\b",
     "inhibitor": r"\binhibitors?\b|\b\w{3,}tinib\b",
     "gene therapy": r"\bgene therapy\b|\baav\d*\b|\bviral vectors?\b",
@@ -104,12 +104,9 @@ STOPWORDS = frozenset(
     "disease disorder syndrome".split()
 )
 
-STAGE_BY_FLAG: tuple[tuple[str, int], ...] = (
-    ("approved", 4), ("late_trial", 3), ("mid_trial", 2), ("early", 1))
-STAGE_NAMES: dict[int, str] = {
-    4: "approved", 3: "Phase 3", 2: "Phase 2", 1: "preclinical/Phase 1", 0: "none"}
-FLAG_ORDER = ("approved", "late_trial", "mid_trial", "early", "failed", "halted", "safety_signal",
-              "efficacy")
+STAGE_BY_FLAG: tuple[tuple[str, int], ...] = (("approved", 4), ("late_trial", 3), ("mid_trial", 2), ("early", 1))
+STAGE_NAMES: dict[int, str] = {4: "approved", 3: "Phase 3", 2: "Phase 2", 1: "preclinical/Phase 1", 0: "none"}
+FLAG_ORDER = ("approved", "late_trial", "mid_trial", "early", "failed", "halted", "safety_signal", "efficacy")
 
 OPENING_CITES = 3
 OBJECTIONS_PER_ROUND = 3
@@ -143,39 +140,48 @@ JUDGE_FEATURES: dict[str, str] = {
 
 # dimension -> (base, ((feature, weight), ...)): score = clip(base + sum(weight * feature)).
 DIMENSION_MODEL: dict[str, tuple[float, tuple[tuple[str, float], ...]]] = {
-    "mechanistic_plausibility": (0.25, (
-        ("mechanism_coverage", 0.25), ("coverage", 0.20), ("efficacy", 0.15), ("stage", 0.10),
-        ("failed", -0.10))),
-    "evidence_strength": (0.20, (
-        ("cited_support", 0.30), ("approved_cited", 0.20), ("late_cited", 0.10), ("efficacy", 0.10),
-        ("failed_cited_by_critic", -0.25), ("halted_cited_by_critic", -0.10),
-        ("invalid_citations", -0.15))),
+    "mechanistic_plausibility": (
+        0.25,
+        (("mechanism_coverage", 0.25), ("coverage", 0.20), ("efficacy", 0.15), ("stage", 0.10), ("failed", -0.10)),
+    ),
+    "evidence_strength": (
+        0.20,
+        (
+            ("cited_support", 0.30),
+            ("approved_cited", 0.20),
+            ("late_cited", 0.10),
+            ("efficacy", 0.10),
+            ("failed_cited_by_critic", -0.25),
+            ("halted_cited_by_critic", -0.10),
+            ("invalid_citations", -0.15),
+        ),
+    ),
     "novelty": (0.80, (("approved", -0.35), ("stage", -0.20))),
-    "feasibility": (0.25, (
-        ("stage", 0.30), ("modality_on_target", 0.20), ("coverage", 0.10), ("halted", -0.10),
-        ("safety", -0.05))),
-    "therapeutic_potential": (0.30, (
-        ("efficacy", 0.20), ("approved", 0.20), ("disease_match", 0.10), ("failed", -0.25),
-        ("halted", -0.05))),
-    "druggability": (0.20, (
-        ("modality_on_target", 0.40), ("approved", 0.15), ("stage", 0.15), ("modality_any", 0.05))),
-    "safety": (0.70, (
-        ("stage", 0.15), ("safety", -0.35), ("safety_cited_by_critic", -0.15), ("halted", -0.10))),
-    "competitive_landscape": (0.80, (
-        ("approved", -0.40), ("late_active", -0.15), ("stage", -0.10))),
-    "data_availability": (0.15, (
-        ("evidence_amount", 0.45), ("coverage", 0.30), ("pages_supporting", 0.10))),
-    "reproducibility": (0.20, (
-        ("pages_supporting", 0.40), ("efficacy", 0.15), ("late_cited", 0.10), ("contested", -0.15),
-        ("failed", -0.10))),
+    "feasibility": (
+        0.25,
+        (("stage", 0.30), ("modality_on_target", 0.20), ("coverage", 0.10), ("halted", -0.10), ("safety", -0.05)),
+    ),
+    "therapeutic_potential": (
+        0.30,
+        (("efficacy", 0.20), ("approved", 0.20), ("disease_match", 0.10), ("failed", -0.25), ("halted", -0.05)),
+    ),
+    "druggability": (0.20, (("modality_on_target", 0.40), ("approved", 0.15), ("stage", 0.15), ("modality_any", 0.05))),
+    "safety": (0.70, (("stage", 0.15), ("safety", -0.35), ("safety_cited_by_critic", -0.15), ("halted", -0.10))),
+    "competitive_landscape": (0.80, (("approved", -0.40), ("late_active", -0.15), ("stage", -0.10))),
+    "data_availability": (0.15, (("evidence_amount", 0.45), ("coverage", 0.30), ("pages_supporting", 0.10))),
+    "reproducibility": (
+        0.20,
+        (("pages_supporting", 0.40), ("efficacy", 0.15), ("late_cited", 0.10), ("contested", -0.15), ("failed", -0.10)),
+    ),
 }
 assert tuple(DIMENSION_MODEL) == DIMENSIONS
 assert all(f in JUDGE_FEATURES for _, terms in DIMENSION_MODEL.values() for f, _ in terms)
 
 # confidence = clip(base + sum(weight * feature), *CONFIDENCE_RANGE)
-CONFIDENCE_MODEL: tuple[float, tuple[tuple[str, float], ...]] = (0.25, (
-    ("evidence_amount", 0.45), ("coverage", 0.15), ("pages_supporting", 0.10),
-    ("contested", -0.10)))
+CONFIDENCE_MODEL: tuple[float, tuple[tuple[str, float], ...]] = (
+    0.25,
+    (("evidence_amount", 0.45), ("coverage", 0.15), ("pages_supporting", 0.10), ("contested", -0.10)),
+)
 CONFIDENCE_RANGE = (0.05, 0.95)
 
 EMPHASIS_PENALTY = 1.3
@@ -186,22 +192,31 @@ PERSPECTIVE = 0.04
 def describe_model() -> list[str]:
     """:data:`DIMENSION_MODEL` as formulas, one line per dimension (the module docstring's list)."""
     return [
-        f"{d} = {base:.2f} "
-        + " ".join(f"{'+' if w >= 0 else '-'} {abs(w):.2f} {f}" for f, w in terms)
+        f"{d} = {base:.2f} " + " ".join(f"{'+' if w >= 0 else '-'} {abs(w):.2f} {f}" for f, w in terms)
         for d, (base, terms) in DIMENSION_MODEL.items()
     ]
 
 
 def _rules_hash() -> str:
     tables = {
-        "flags": FLAG_PATTERNS, "negations": NEGATIONS, "approval_lost": APPROVAL_LOST,
-        "biology_keys": sorted(BIOLOGY_KEYS), "navigation": sorted(NAVIGATION_HEADINGS),
-        "modalities": MODALITY_PATTERNS, "target_aliases": TARGET_ALIASES,
-        "disease_aliases": DISEASE_ALIASES, "stopwords": sorted(STOPWORDS), "stages": STAGE_BY_FLAG,
-        "opening": OPENING_CITES, "objections": OBJECTIONS_PER_ROUND, "thin": THIN_EVIDENCE,
-        "features": JUDGE_FEATURES, "dimensions": DIMENSION_MODEL,
+        "flags": FLAG_PATTERNS,
+        "negations": NEGATIONS,
+        "approval_lost": APPROVAL_LOST,
+        "biology_keys": sorted(BIOLOGY_KEYS),
+        "navigation": sorted(NAVIGATION_HEADINGS),
+        "modalities": MODALITY_PATTERNS,
+        "target_aliases": TARGET_ALIASES,
+        "disease_aliases": DISEASE_ALIASES,
+        "stopwords": sorted(STOPWORDS),
+        "stages": STAGE_BY_FLAG,
+        "opening": OPENING_CITES,
+        "objections": OBJECTIONS_PER_ROUND,
+        "thin": THIN_EVIDENCE,
+        "features": JUDGE_FEATURES,
+        "dimensions": DIMENSION_MODEL,
         "confidence": [CONFIDENCE_MODEL, CONFIDENCE_RANGE],
-        "emphasis": [EMPHASIS_PENALTY, EMPHASIS_BONUS], "perspective": PERSPECTIVE,
+        "emphasis": [EMPHASIS_PENALTY, EMPHASIS_BONUS],
+        "perspective": PERSPECTIVE,
     }
     blob = RULES_VERSION + json.dumps(tables, sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -212,14 +227,14 @@ RULES_HASH = _rules_hash()
 
 SYSTEM_PROMPTS: dict[str, str] = {
     "proposer": "Offline heuristic proposer (no model): argues from retrieved items that name the "
-                "targets or mechanisms, strongest first (approval, efficacy, trial stage, "
-                f"modality); opens with the top {OPENING_CITES}, then answers each new objection "
-                "with an item not yet cited.",
+    "targets or mechanisms, strongest first (approval, efficacy, trial stage, "
+    f"modality); opens with the top {OPENING_CITES}, then answers each new objection "
+    "with an item not yet cited.",
     "critic": "Offline heuristic critic (no model): objects with failed or halted trials, safety "
-              "signals, targets and mechanisms no item names, and thin evidence; at most "
-              f"{OBJECTIONS_PER_ROUND} new objections a round; concedes when it has nothing new.",
+    "signals, targets and mechanisms no item names, and thin evidence; at most "
+    f"{OBJECTIONS_PER_ROUND} new objections a round; concedes when it has nothing new.",
     "judge": "Offline heuristic judge (no model): scores each rubric dimension as a fixed linear "
-             "function of named evidence features and of what each side cited; emphasised "
-             f"dimensions weigh penalties x{EMPHASIS_PENALTY} and bonuses x{EMPHASIS_BONUS}; a "
-             f"fixed per-seat perspective of at most ±{PERSPECTIVE}; side order is ignored.",
+    "function of named evidence features and of what each side cited; emphasised "
+    f"dimensions weigh penalties x{EMPHASIS_PENALTY} and bonuses x{EMPHASIS_BONUS}; a "
+    f"fixed per-seat perspective of at most ±{PERSPECTIVE}; side order is ignored.",
 }

@@ -63,8 +63,9 @@ def _session(request: Request) -> Iterator[Session]:
 EngineDep = Annotated[Engine, Depends(_engine)]
 SessionDep = Annotated[Session, Depends(_session)]
 
-_bearer = HTTPBearer(auto_error=False, scheme_name="reviewerToken",
-                     description="A reviewer token from DEBATE_REVIEWER_TOKENS.")
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="reviewerToken", description="A reviewer token from DEBATE_REVIEWER_TOKENS."
+)
 
 
 def _reviewer(request: Request, _creds: Annotated[Any, Security(_bearer)]) -> str:
@@ -150,18 +151,24 @@ def get_run(s: SessionDep, run_id: str) -> q.RunDetail:
     return q.run_detail(s, run_id)
 
 
-_TRANSCRIPT_MEDIA = {"md": "text/markdown; charset=utf-8", "text": "text/plain; charset=utf-8",
-                     "html": "text/html; charset=utf-8"}
+_TRANSCRIPT_MEDIA = {
+    "md": "text/markdown; charset=utf-8",
+    "text": "text/plain; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+}
 
 
 @api.get(
     "/runs/{run_id}/transcript",
     response_model=Transcript,
-    responses={200: {"content": {m.split(";")[0]: {"schema": {"type": "string"}}
-                                 for m in _TRANSCRIPT_MEDIA.values()}}, **NOT_FOUND},
+    responses={
+        200: {"content": {m.split(";")[0]: {"schema": {"type": "string"}} for m in _TRANSCRIPT_MEDIA.values()}},
+        **NOT_FOUND,
+    },
 )
 def get_transcript(
-    s: SessionDep, run_id: str,
+    s: SessionDep,
+    run_id: str,
     format: Annotated[Literal["json", "md", "text", "html"], Query(description="Rendering.")] = "json",
 ) -> Any:
     """A run's whole debate: evidence, rounds, judges, consensus, attempts, reviews."""
@@ -178,7 +185,9 @@ def get_transcript(
     responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}, **NOT_MODIFIED, **NOT_FOUND},
 )
 def get_related(
-    request: Request, s: SessionDep, slug: str,
+    request: Request,
+    s: SessionDep,
+    slug: str,
     format: Annotated[Literal["json", "md"], Query(description="json, or md for the exact wiki lines.")] = "json",
     limit: Annotated[int | None, Query(ge=1, le=200, description="Scored lines at most.")] = None,
     if_none_match: IfNoneMatch = None,
@@ -196,9 +205,17 @@ def get_scores(s: SessionDep, if_none_match: IfNoneMatch = None) -> Any:
     return etag_response(scores_json(score_rows(s)), "application/json", if_none_match)
 
 
-@api.post("/runs", status_code=202, response_model=QueuedRuns,
-          responses={**AUTH, **NOT_FOUND, 409: _err("A hypothesis is already being debated."),
-                     503: _err("Nothing can execute runs on this database, or it is unreachable.")})
+@api.post(
+    "/runs",
+    status_code=202,
+    response_model=QueuedRuns,
+    responses={
+        **AUTH,
+        **NOT_FOUND,
+        409: _err("A hypothesis is already being debated."),
+        503: _err("Nothing can execute runs on this database, or it is unreachable."),
+    },
+)
 def post_runs(request: Request, engine: EngineDep, by: ReviewerDep, body: RunRequest) -> QueuedRuns:
     """Queue debates of hypotheses (one queued or running run per hypothesis at a time)."""
     st = request.app.state
@@ -218,8 +235,13 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api")
 
 
-def _error(request: Request, status: int, message: str, errors: list[dict[str, object]] | None = None,
-           headers: dict[str, str] | None = None) -> Response:
+def _error(
+    request: Request,
+    status: int,
+    message: str,
+    errors: list[dict[str, object]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     if not _is_api(request):
         from debate.server.web.routes import error_page
 
@@ -229,8 +251,10 @@ def _error(request: Request, status: int, message: str, errors: list[dict[str, o
 
 
 def _validation_errors(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
-    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
-               "type": str(e.get("type", ""))} for e in exc.errors()]
+    errors = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     loc: list[str] = first["loc"]  # type: ignore[assignment]
     where = ".".join(p for p in loc if p not in ("body", "query", "path", "header"))
@@ -281,7 +305,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(
-    settings: Settings, *, dispatcher: Dispatcher | None = None, backends: Sequence[str] | None = None,
+    settings: Settings,
+    *,
+    dispatcher: Dispatcher | None = None,
+    backends: Sequence[str] | None = None,
     run_concurrency: int = 2,
 ) -> FastAPI:
     """The API under ``/api`` and the reviewer UI under ``/``, over ``settings.database_url``.
@@ -314,9 +341,13 @@ def create_app(
             await asyncio.to_thread(queue.close)
 
     app = FastAPI(
-        title="debate", version=__version__, lifespan=lifespan,
+        title="debate",
+        version=__version__,
+        lifespan=lifespan,
         summary="Multi-agent debate scores of therapeutic hypotheses; reviewer audit and flags.",
-        openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -56,9 +56,13 @@ def _reset_sequences(conn: Connection, table: Table) -> None:
     """Explicit ids bypass PostgreSQL's sequences: move each past the copied maximum."""
     for col in table.primary_key.columns:
         if col.autoincrement is True or (col.autoincrement == "auto" and col.type.python_type is int):
-            conn.execute(text(
-                f"SELECT setval(pg_get_serial_sequence(:t, :c), COALESCE(MAX({col.name}), 1), MAX({col.name}) IS NOT NULL) "
-                f"FROM {table.name}"), {"t": table.name, "c": col.name})
+            conn.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence(:t, :c), COALESCE(MAX({col.name}), 1), MAX({col.name}) IS NOT NULL) "
+                    f"FROM {table.name}"
+                ),
+                {"t": table.name, "c": col.name},
+            )
 
 
 def copy_database(

@@ -50,8 +50,10 @@ class Sql:
     @classmethod
     def insert(cls, table: Table, columns: Sequence[str]) -> Sql:
         """``INSERT INTO table (columns) VALUES (:column, …)``."""
-        return cls(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})",
-                   tables=[table])
+        return cls(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})",
+            tables=[table],
+        )
 
     def _for(self, dialect: Dialect) -> tuple[str, dict[str, Processor], list[Processor | None]]:
         compiled = self._compiled.get(dialect.name)
@@ -60,12 +62,19 @@ class Sql:
                 sql = self.sql  # sqlite3 takes :name itself
             else:  # psycopg: %(name)s, and a literal % doubled
                 sql = _PARAM.sub(r"%(\1)s", self.sql.replace("%", "%%"))
-            binds = {name: p for name, type_ in self._bind_types.items()
-                     if (p := type_.dialect_impl(dialect).bind_processor(dialect)) is not None}
+            binds = {
+                name: p
+                for name, type_ in self._bind_types.items()
+                if (p := type_.dialect_impl(dialect).bind_processor(dialect)) is not None
+            }
             # Only types a driver may hand back in another form need a result processor (SQLAlchemy's
             # numeric ones want the driver's type code, which a cursor here does not supply).
-            results = [type_.dialect_impl(dialect).result_processor(dialect, None)
-                       if isinstance(type_, _CONVERTED_RESULTS) else None for type_ in self._result_types]
+            results = [
+                type_.dialect_impl(dialect).result_processor(dialect, None)
+                if isinstance(type_, _CONVERTED_RESULTS)
+                else None
+                for type_ in self._result_types
+            ]
             compiled = self._compiled[dialect.name] = (sql, binds, results)
         return compiled
 

@@ -337,8 +337,13 @@ class BatchItem(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("batch_id", "hypothesis_id"),
         # Unclaimed items in order: claiming the next one never scans the claimed ones.
-        Index("ix_batch_items_unclaimed", "batch_id", "ordinal",
-              sqlite_where=text("run_id IS NULL"), postgresql_where=text("run_id IS NULL")),
+        Index(
+            "ix_batch_items_unclaimed",
+            "batch_id",
+            "ordinal",
+            sqlite_where=text("run_id IS NULL"),
+            postgresql_where=text("run_id IS NULL"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     batch_id: str = Field(foreign_key="batches.id", index=True)
@@ -364,9 +369,13 @@ class RateWindowEntry(SQLModel, table=True):
     __tablename__ = "rate_window"
     __table_args__ = (Index("ix_rate_window_endpoint_t", "endpoint", "t"),)
     # BIGINT on PostgreSQL (rows come and go at the request rate); SQLite needs INTEGER to autoincrement.
-    id: int | None = Field(default=None, sa_column=Column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    )
     endpoint: str = Field(description="The endpoint key, e.g. its base URL.")
-    t: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False),
-                        description="Request start by the database server's clock, so machines agree.")
+    t: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False),
+        description="Request start by the database server's clock, so machines agree.",
+    )
     tokens: int = Field(description="Token estimate at admission, replaced by the actual count.")

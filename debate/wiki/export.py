@@ -134,11 +134,13 @@ class BulkSource:
             self.terms[pid].append((kind, key, term))
         self.mech_values: dict[int, list[str]] = defaultdict(list)
         F, Row = t.Fact, t.InfoboxRow
-        for pid, value in session.execute(select(F.page_id, F.value).where(func.lower(F.key) == "mechanism")
-                                          .order_by(F.id)):
+        for pid, value in session.execute(
+            select(F.page_id, F.value).where(func.lower(F.key) == "mechanism").order_by(F.id)
+        ):
             self.mech_values[pid].append(value)
-        for pid, value in session.execute(select(Row.page_id, Row.value).where(Row.column_name == "Mechanism")
-                                          .order_by(Row.id)):
+        for pid, value in session.execute(
+            select(Row.page_id, Row.value).where(Row.column_name == "Mechanism").order_by(Row.id)
+        ):
             self.mech_values[pid].append(value)
         R = t.RelatedEntry
         self.entries: dict[int, list[tuple[str, str, str, str, bool]]] = defaultdict(list)
@@ -155,9 +157,7 @@ class BulkSource:
         self.slug_of = slug_of
         E, Rn = t.Evidence, t.Run
         self.cited_by: dict[str, set[str]] = defaultdict(set)  # page slug -> hypothesis ids
-        for hyp, slug in session.execute(
-            select(Rn.hypothesis_id, E.page_slug).join(Rn, Rn.id == E.run_id).distinct()
-        ):
+        for hyp, slug in session.execute(select(Rn.hypothesis_id, E.page_slug).join(Rn, Rn.id == E.run_id).distinct()):
             self.cited_by[slug].add(hyp)
         rows, self.queued_at = score_rows_queued(session)
         self.score_rows = {r.id: r for r in rows}
@@ -176,8 +176,15 @@ class BulkSource:
         neighbours = {p: slug_of[p] for p in sorted(self.out_links.get(pid, ()), key=slug_of.__getitem__)}
         incoming = sorted(self.in_links.get(slug, ()), key=slug_of.__getitem__)[:MAX_INCOMING]
         neighbours.update((p, slug_of[p]) for p in incoming)
-        return page_context(pid, slug, title, self.terms.get(pid, []), self.mech_values.get(pid, []),
-                            self.entries.get(pid, []), neighbours)
+        return page_context(
+            pid,
+            slug,
+            title,
+            self.terms.get(pid, []),
+            self.mech_values.get(pid, []),
+            self.entries.get(pid, []),
+            neighbours,
+        )
 
     def cited(self, slugs: Sequence[str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
@@ -215,7 +222,10 @@ class BulkSource:
 
 
 def export_files(
-    session: Session, *, limit: int, changed_since: datetime | None = None,
+    session: Session,
+    *,
+    limit: int,
+    changed_since: datetime | None = None,
     counts: dict[str, int] | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """Every (relative path, bytes) an export writes, page by page, then ``scores.json``."""
@@ -271,7 +281,11 @@ def export(
             if progress:
                 progress(rel)
     return ExportReport(
-        out=str(out), pages=counts.get("pages", 0), pages_total=counts.get("pages_total", 0),
-        written=len(written), unchanged=unchanged, written_files=written,
+        out=str(out),
+        pages=counts.get("pages", 0),
+        pages_total=counts.get("pages_total", 0),
+        written=len(written),
+        unchanged=unchanged,
+        written_files=written,
         seconds=round(time.perf_counter() - started, 3),
     )

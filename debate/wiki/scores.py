@@ -98,8 +98,16 @@ _H, _R = t.Hypothesis, t.Run
 # Built once with bound parameters: scores are read for every Related Hypotheses list.
 _Q_HYPS = select(_H.id, _H.title, _H.prior_score, _H.targets, _H.target_label)
 _Q_RUNS = select(
-    _R.hypothesis_id, _R.id, _R.status, _R.flagged, _R.score, _R.agreement, _R.interval_lo, _R.interval_hi,
-    _R.finished_at, _R.created_at,
+    _R.hypothesis_id,
+    _R.id,
+    _R.status,
+    _R.flagged,
+    _R.score,
+    _R.agreement,
+    _R.interval_lo,
+    _R.interval_hi,
+    _R.finished_at,
+    _R.created_at,
 ).where(_R.status.in_(("done", *ACTIVE)))
 _Q_HYPS_IN = _Q_HYPS.where(_H.id.in_(bindparam("ids", expanding=True)))
 _Q_RUNS_IN = _Q_RUNS.where(_R.hypothesis_id.in_(bindparam("ids", expanding=True)))
@@ -109,7 +117,11 @@ _Q_PRIORS_IN = select(_H.id, _H.prior_score).where(_H.id.in_(bindparam("ids", ex
 # status filter: one index probe per id instead of one per (id, status); the few failed or
 # cancelled runs are skipped when read.
 _Q_RUN_ORDER_IN = select(
-    _R.hypothesis_id, _R.id, _R.status, _R.flagged, _R.score,
+    _R.hypothesis_id,
+    _R.id,
+    _R.status,
+    _R.flagged,
+    _R.score,
     type_coerce(func.coalesce(_R.finished_at, _R.created_at), String).label("finished_at"),
     type_coerce(_R.created_at, String).label("created_at"),
 ).where(_R.hypothesis_id.in_(bindparam("ids", expanding=True)))
@@ -236,21 +248,23 @@ def score_rows_queued(
         else:
             status = "unscored"
         has_interval = run is not None and run.interval_lo is not None and run.interval_hi is not None
-        out.append(ScoreRow(
-            id=h.id,
-            title=h.title,
-            score=score,
-            prior=h.prior_score,
-            agreement=run.agreement if run is not None else None,
-            interval=(run.interval_lo, run.interval_hi) if has_interval else None,  # type: ignore[union-attr]
-            targets=list(h.targets or []),
-            target_label=h.target_label,
-            status=status,
-            last_run=run.id if run is not None else None,
-            flagged=h.id in runs.done and bool(runs.done[h.id][1].flagged),
-            shown_score=runs.shown(h.id, h.prior_score),
-            scored_at=_iso(run.finished_at) if run is not None else None,
-        ))
+        out.append(
+            ScoreRow(
+                id=h.id,
+                title=h.title,
+                score=score,
+                prior=h.prior_score,
+                agreement=run.agreement if run is not None else None,
+                interval=(run.interval_lo, run.interval_hi) if has_interval else None,  # type: ignore[union-attr]
+                targets=list(h.targets or []),
+                target_label=h.target_label,
+                status=status,
+                last_run=run.id if run is not None else None,
+                flagged=h.id in runs.done and bool(runs.done[h.id][1].flagged),
+                shown_score=runs.shown(h.id, h.prior_score),
+                scored_at=_iso(run.finished_at) if run is not None else None,
+            )
+        )
     out.sort(key=lambda r: r.id)
     return out, {h: at for h, at in runs.queued_at.items() if h in runs.active}
 
@@ -274,12 +288,19 @@ def score_history(session: Session, hyp_id: str) -> list[HistoryRow]:
     get(session, hyp_id)
     R = t.Run
     rows = session.execute(
-        select(R).where(R.hypothesis_id == hyp_id, R.finished_at.is_not(None))
-        .order_by(R.finished_at, R.id)
+        select(R).where(R.hypothesis_id == hyp_id, R.finished_at.is_not(None)).order_by(R.finished_at, R.id)
     ).scalars()
     return [
-        HistoryRow(run_id=r.id, status=r.status, finished_at=_iso(r.finished_at), score=r.score,
-                   agreement=r.agreement, flagged=r.flagged, trigger=r.trigger, batch=r.batch_id)
+        HistoryRow(
+            run_id=r.id,
+            status=r.status,
+            finished_at=_iso(r.finished_at),
+            score=r.score,
+            agreement=r.agreement,
+            flagged=r.flagged,
+            trigger=r.trigger,
+            batch=r.batch_id,
+        )
         for r in rows
     ]
 

@@ -82,8 +82,10 @@ def _pages_for(session: Session, keys: Sequence[str]) -> dict[str, list[tuple[st
     T, P = t.PageTerm, t.Page
     out: dict[str, list[tuple[str, str, str, str]]] = {}
     for key, slug, title, source, term in session.execute(
-        select(T.key, P.slug, P.title, T.source, T.term).join(P, P.id == T.page_id)
-        .where(T.kind == "gene", T.key.in_(list(keys))).order_by(P.slug, T.id)
+        select(T.key, P.slug, P.title, T.source, T.term)
+        .join(P, P.id == T.page_id)
+        .where(T.kind == "gene", T.key.in_(list(keys)))
+        .order_by(P.slug, T.id)
     ):
         out.setdefault(key, []).append((slug, title, source, term))
     return out
@@ -111,15 +113,15 @@ def gene_links(session: Session, gene: str) -> GeneLinks:
     key = gene_key(symbol)
     H, HT, R, E = t.Hypothesis, t.HypothesisTarget, t.Run, t.Evidence
     hyp_rows = session.execute(
-        select(H.id, H.title, HT.gene).join(HT, HT.hypothesis_id == H.id)
-        .where(HT.gene_key == key).order_by(H.id)
+        select(H.id, H.title, HT.gene).join(HT, HT.hypothesis_id == H.id).where(HT.gene_key == key).order_by(H.id)
     ).all()
     scores = {r.id: r for r in score_rows(session, ids=[h.id for h in hyp_rows])}
     pages = _pages_for(session, [key]).get(key, [])
     runs_by_slug: dict[str, list[str]] = {}
     if pages and hyp_rows:
         for slug, run_id in session.execute(
-            select(E.page_slug, R.id).join(R, R.id == E.run_id)
+            select(E.page_slug, R.id)
+            .join(R, R.id == E.run_id)
             .join(HT, HT.hypothesis_id == R.hypothesis_id)
             .where(HT.gene_key == key, R.status == "done", E.page_slug.in_([p[0] for p in pages]))
             .distinct()
@@ -129,8 +131,9 @@ def gene_links(session: Session, gene: str) -> GeneLinks:
     return GeneLinks(
         gene=shown,
         hypotheses=[
-            GeneHypothesis(id=h.id, title=h.title, gene=h.gene, shown_score=scores[h.id].shown_score,
-                           status=scores[h.id].status)
+            GeneHypothesis(
+                id=h.id, title=h.title, gene=h.gene, shown_score=scores[h.id].shown_score, status=scores[h.id].status
+            )
             for h in hyp_rows
         ],
         pages=_page_links(pages, runs_by_slug),
@@ -143,14 +146,14 @@ def hypothesis_links(session: Session, hyp_id: str) -> list[TargetLink]:
 
     get(session, hyp_id)
     HT, R, E = t.HypothesisTarget, t.Run, t.Evidence
-    targets = session.execute(
-        select(HT.gene_key, HT.gene).where(HT.hypothesis_id == hyp_id).order_by(HT.ordinal)
-    ).all()
+    targets = session.execute(select(HT.gene_key, HT.gene).where(HT.hypothesis_id == hyp_id).order_by(HT.ordinal)).all()
     by_key = _pages_for(session, [k for k, _g in targets])
     runs_by_slug: dict[str, list[str]] = {}
     for slug, run_id in session.execute(
-        select(E.page_slug, R.id).join(R, R.id == E.run_id)
-        .where(R.hypothesis_id == hyp_id, R.status == "done").distinct()
+        select(E.page_slug, R.id)
+        .join(R, R.id == E.run_id)
+        .where(R.hypothesis_id == hyp_id, R.status == "done")
+        .distinct()
     ):
         runs_by_slug.setdefault(slug, []).append(run_id)
     return [TargetLink(gene=g, pages=_page_links(by_key.get(k, []), runs_by_slug)) for k, g in targets]

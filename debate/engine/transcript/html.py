@@ -46,8 +46,15 @@ def _html_env() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        score=score, num=num, cost=cost, ms=ms, tokens=tokens, ts=ts, heading=heading,
-        pretty=_pretty, color=score_color,
+        score=score,
+        num=num,
+        cost=cost,
+        ms=ms,
+        tokens=tokens,
+        ts=ts,
+        heading=heading,
+        pretty=_pretty,
+        color=score_color,
     )
     return env
 
@@ -58,6 +65,9 @@ _ENV = _html_env()
 def render_html(t: Transcript) -> str:
     """The whole transcript as one HTML page."""
     return _ENV.get_template("transcript.html.j2").render(
-        t=t, agents_line=agents_line(t), dimensions=DIMENSIONS,
-        invalid_mark=INVALID_MARK, withheld_mark=WITHHELD_MARK,
+        t=t,
+        agents_line=agents_line(t),
+        dimensions=DIMENSIONS,
+        invalid_mark=INVALID_MARK,
+        withheld_mark=WITHHELD_MARK,
     )

@@ -60,14 +60,10 @@ def _read_rows(session: Session, run_id: str) -> _Rows:
         raise NotFoundError(f"unknown run id {run_id!r}")
     hyp = session.get(Hypothesis, run.hypothesis_id)
     evidence_rows = session.exec(
-        select(Evidence)
-        .where(col(Evidence.run_id) == run_id)
-        .order_by(col(Evidence.rank), col(Evidence.eid))
+        select(Evidence).where(col(Evidence.run_id) == run_id).order_by(col(Evidence.rank), col(Evidence.eid))
     ).all()
     turn_rows = session.exec(
-        select(Turn)
-        .where(col(Turn.run_id) == run_id)
-        .order_by(col(Turn.round), col(Turn.role), col(Turn.seat))
+        select(Turn).where(col(Turn.run_id) == run_id).order_by(col(Turn.round), col(Turn.role), col(Turn.seat))
     ).all()
     attempt_rows = session.exec(
         select(Attempt)
@@ -89,10 +85,20 @@ def _usage(prompt_tokens: int | None, completion_tokens: int | None) -> Usage:
 
 def _attempt_out(a: Attempt) -> AttemptOut:
     return AttemptOut(
-        round=a.round, role=a.role, seat=a.seat, n=a.n, kind=a.kind, outcome=a.outcome,
-        http_status=a.http_status, error=a.error, raw_reply=a.raw_reply, model=a.model,
-        usage=_usage(a.prompt_tokens, a.completion_tokens), cost_usd=a.cost_usd,
-        latency_ms=a.latency_ms, started_at=as_utc(a.started_at),
+        round=a.round,
+        role=a.role,
+        seat=a.seat,
+        n=a.n,
+        kind=a.kind,
+        outcome=a.outcome,
+        http_status=a.http_status,
+        error=a.error,
+        raw_reply=a.raw_reply,
+        model=a.model,
+        usage=_usage(a.prompt_tokens, a.completion_tokens),
+        cost_usd=a.cost_usd,
+        latency_ms=a.latency_ms,
+        started_at=as_utc(a.started_at),
     )
 
 
@@ -150,14 +156,27 @@ def _turn_fields(t: Turn, attempts: list[AttemptOut], known: set[str]) -> dict[s
     argument = parsed.get("argument")
     concede = parsed.get("concede")
     return dict(
-        round=t.round, role=t.role, seat=t.seat, backend=t.backend, label=t.label, model=t.model,
-        prompt_name=t.prompt_name, prompt_version=t.prompt_version, prompt_hash=t.prompt_hash,
-        messages=_messages(t.messages), raw_reply=t.raw_reply, parsed=parsed,
+        round=t.round,
+        role=t.role,
+        seat=t.seat,
+        backend=t.backend,
+        label=t.label,
+        model=t.model,
+        prompt_name=t.prompt_name,
+        prompt_version=t.prompt_version,
+        prompt_hash=t.prompt_hash,
+        messages=_messages(t.messages),
+        raw_reply=t.raw_reply,
+        parsed=parsed,
         argument=argument if isinstance(argument, str) else None,
         claims=_claims(parsed, citations, known),
         concede=concede if isinstance(concede, bool) else None,
-        citations=citations, usage=_usage(t.prompt_tokens, t.completion_tokens), cost_usd=t.cost_usd,
-        latency_ms=t.latency_ms, created_at=as_utc(t.created_at), attempts=attempts,
+        citations=citations,
+        usage=_usage(t.prompt_tokens, t.completion_tokens),
+        cost_usd=t.cost_usd,
+        latency_ms=t.latency_ms,
+        created_at=as_utc(t.created_at),
+        attempts=attempts,
     )
 
 
@@ -185,12 +204,22 @@ def _judge_out(t: Turn, attempts: list[AttemptOut], known: set[str]) -> JudgeOut
 
 def _run_info(run: Run) -> RunInfo:
     return RunInfo(
-        id=run.id, status=run.status, backend=run.backend, models=run.models or {}, trigger=run.trigger,
-        batch_id=run.batch_id, rounds_done=run.rounds_done, created_at=as_utc(run.created_at),
-        started_at=as_utc(run.started_at), retrieved_at=as_utc(run.retrieved_at),
+        id=run.id,
+        status=run.status,
+        backend=run.backend,
+        models=run.models or {},
+        trigger=run.trigger,
+        batch_id=run.batch_id,
+        rounds_done=run.rounds_done,
+        created_at=as_utc(run.created_at),
+        started_at=as_utc(run.started_at),
+        retrieved_at=as_utc(run.retrieved_at),
         finished_at=as_utc(run.finished_at),
-        usage=_usage(run.prompt_tokens, run.completion_tokens), cost_usd=run.cost_usd,
-        config=run.config or {}, prompt_hashes=run.prompt_hashes or {}, kb_hash=run.kb_hash,
+        usage=_usage(run.prompt_tokens, run.completion_tokens),
+        cost_usd=run.cost_usd,
+        config=run.config or {},
+        prompt_hashes=run.prompt_hashes or {},
+        kb_hash=run.kb_hash,
         error=run.error,
     )
 
@@ -200,16 +229,26 @@ def _hypothesis_info(hyp: Hypothesis | None) -> HypothesisInfo | None:
     if hyp is None:
         return None
     return HypothesisInfo(
-        id=hyp.id, title=hyp.title, statement=hyp.statement, targets=list(hyp.targets or []),
-        diseases=list(hyp.diseases or []), mechanisms=list(hyp.mechanisms or []),
+        id=hyp.id,
+        title=hyp.title,
+        statement=hyp.statement,
+        targets=list(hyp.targets or []),
+        diseases=list(hyp.diseases or []),
+        mechanisms=list(hyp.mechanisms or []),
     )
 
 
 def _evidence_out(e: Evidence, cited_by: list[str]) -> EvidenceOut:
     return EvidenceOut(
-        eid=e.eid, rank=e.rank, page_slug=e.page_slug, page_hash=e.page_hash,
-        heading_path=list(e.heading_path or []), text=e.text, score=e.score,
-        facts=list(e.facts or []), cited_by=cited_by,
+        eid=e.eid,
+        rank=e.rank,
+        page_slug=e.page_slug,
+        page_hash=e.page_hash,
+        heading_path=list(e.heading_path or []),
+        text=e.text,
+        score=e.score,
+        facts=list(e.facts or []),
+        cited_by=cited_by,
     )
 
 

@@ -54,10 +54,17 @@ def _hypothesis(h: m.HypothesisInfo | None) -> list[str]:
 
 def _run(r: m.RunInfo) -> list[str]:
     rows = [
-        ["Status", r.status], ["Backend", r.backend], ["Trigger", r.trigger], ["Batch", r.batch_id or "—"],
-        ["Rounds", str(r.rounds_done)], ["Created", fmt.ts(r.created_at)], ["Started", fmt.ts(r.started_at)],
+        ["Status", r.status],
+        ["Backend", r.backend],
+        ["Trigger", r.trigger],
+        ["Batch", r.batch_id or "—"],
+        ["Rounds", str(r.rounds_done)],
+        ["Created", fmt.ts(r.created_at)],
+        ["Started", fmt.ts(r.started_at)],
         ["Evidence retrieved", fmt.ts(r.retrieved_at)],
-        ["Finished", fmt.ts(r.finished_at)], ["Usage", fmt.tokens(r.usage)], ["Cost", fmt.cost(r.cost_usd)],
+        ["Finished", fmt.ts(r.finished_at)],
+        ["Usage", fmt.tokens(r.usage)],
+        ["Cost", fmt.cost(r.cost_usd)],
         ["KB hash", r.kb_hash or "—"],
         ["Prompts", fmt.prompt_hashes(r) or "—"],
         ["Config", fmt.config_json(r) if r.config else "—"],
@@ -120,9 +127,12 @@ def _evidence(evidence: list[m.EvidenceOut]) -> list[str]:
         out.append("(no evidence was retrieved)")
     for e in evidence:
         out += [
-            f"### {e.eid} — `{e.page_slug}` › {_md(fmt.heading(e.heading_path))}", "",
-            f"*rank {e.rank} · score {e.score:.3f} · page hash `{e.page_hash[:12]}`*", "",
-            _md_quote(e.text), "",
+            f"### {e.eid} — `{e.page_slug}` › {_md(fmt.heading(e.heading_path))}",
+            "",
+            f"*rank {e.rank} · score {e.score:.3f} · page hash `{e.page_hash[:12]}`*",
+            "",
+            _md_quote(e.text),
+            "",
         ]
         if e.cited_by:
             out += [f"Cited by: {', '.join(e.cited_by)}", ""]

@@ -14,9 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the fake server in the foreground until SIGTERM/SIGINT."""
     args = _parser().parse_args(argv)
     log_file = args.log.open("a", encoding="utf-8") if args.log else None
-    server = FakeOpenAIServer(
-        latency_s=args.latency, host=args.host, port=args.port, log_file=log_file
-    )
+    server = FakeOpenAIServer(latency_s=args.latency, host=args.host, port=args.port, log_file=log_file)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:

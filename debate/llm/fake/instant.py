@@ -72,9 +72,7 @@ class InstantChatClient:
             loc = ".".join(str(part) for part in err["loc"])
             first = f"{loc}: {err['msg']}" if loc else str(err["msg"])
             failed = attempt.model_copy(update={"outcome": "invalid_reply", "error": first})
-            raise CompletionFailed(
-                f"model reply failed validation after 0 re-asks: {first}", [failed]
-            ) from None
+            raise CompletionFailed(f"model reply failed validation after 0 re-asks: {first}", [failed]) from None
         return Completion(
             parsed=parsed,
             raw=content,
@@ -96,9 +94,7 @@ class InstantChatClient:
         """Nothing to close; present for symmetry with ``OpenAIChatClient``."""
 
 
-def _request_body(
-    model: str, messages: list[ChatMessage], schema: type[BaseModel]
-) -> dict[str, Any]:
+def _request_body(model: str, messages: list[ChatMessage], schema: type[BaseModel]) -> dict[str, Any]:
     """The body ``OpenAIChatClient`` would send for strict ``json_schema`` output."""
     from debate.llm.client import strict_json_schema  # lazily: it loads the openai SDK
 

@@ -42,14 +42,10 @@ def fake_server_process(
         stop_processes([proc], timeout_s=10)
 
 
-def worker_process(
-    env: dict[str, str], name: str, log: Path, *, concurrency: int
-) -> subprocess.Popen[bytes]:
+def worker_process(env: dict[str, str], name: str, log: Path, *, concurrency: int) -> subprocess.Popen[bytes]:
     """``debate worker --name NAME`` in a child process, its stderr written to ``log``: a file,
     not a pipe (a pipe nobody reads fills up and stalls a busy worker)."""
-    args = [
-        sys.executable, "-m", "debate", "worker", "--concurrency", str(concurrency), "--name", name
-    ]
+    args = [sys.executable, "-m", "debate", "worker", "--concurrency", str(concurrency), "--name", name]
     with log.open("wb") as err:
         return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=err)
 

@@ -15,9 +15,7 @@ from debate.llm.fake.wire import message_text
 SCHEMA_MARKER_OPEN = "<json-schema>"
 SCHEMA_MARKER_CLOSE = "</json-schema>"
 
-_MARKER_RE = re.compile(
-    re.escape(SCHEMA_MARKER_OPEN) + r"\s*(.*?)\s*" + re.escape(SCHEMA_MARKER_CLOSE), re.DOTALL
-)
+_MARKER_RE = re.compile(re.escape(SCHEMA_MARKER_OPEN) + r"\s*(.*?)\s*" + re.escape(SCHEMA_MARKER_CLOSE), re.DOTALL)
 _MAX_DEPTH = 12
 # Returned by a partial builder that does not apply to the schema (None is a valid example).
 _NOT_APPLICABLE = object()
@@ -102,9 +100,7 @@ def _child(schema: dict[str, Any], root: dict[str, Any], name: str | None, depth
     return example_from_schema(schema, root, name=name, _depth=depth + 1)
 
 
-def _combinator_example(
-    schema: dict[str, Any], root: dict[str, Any], name: str | None, depth: int
-) -> Any:
+def _combinator_example(schema: dict[str, Any], root: dict[str, Any], name: str | None, depth: int) -> Any:
     """The example for ``anyOf``/``oneOf``/``allOf``, or ``_NOT_APPLICABLE`` without them."""
     deep = depth > _MAX_DEPTH
     for key in ("anyOf", "oneOf"):
@@ -142,9 +138,7 @@ def _schema_type(schema: dict[str, Any], deep: bool) -> Any:
     return typ
 
 
-def _typed_example(
-    schema: dict[str, Any], root: dict[str, Any], name: str | None, depth: int
-) -> Any:
+def _typed_example(schema: dict[str, Any], root: dict[str, Any], name: str | None, depth: int) -> Any:
     """The example for a schema by its ``type``."""
     typ = _schema_type(schema, depth > _MAX_DEPTH)
     if typ == "string":
@@ -165,9 +159,7 @@ def _typed_example(
     return None  # an unconstrained schema ({}): null is valid for it
 
 
-def _array(
-    schema: dict[str, Any], root: dict[str, Any], name: str | None, depth: int
-) -> list[Any]:
+def _array(schema: dict[str, Any], root: dict[str, Any], name: str | None, depth: int) -> list[Any]:
     prefix = schema.get("prefixItems")
     if isinstance(prefix, list):
         return [_child(p, root, name, depth) for p in prefix]

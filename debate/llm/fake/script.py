@@ -31,13 +31,9 @@ class Fault:
     content_type: str = "text/html"
 
     @staticmethod
-    def status(
-        code: int, retry_after: float | None = None, retry_after_ms: int | None = None
-    ) -> Fault:
+    def status(code: int, retry_after: float | None = None, retry_after_ms: int | None = None) -> Fault:
         """Reply with an OpenAI-style error body and this HTTP status (optionally Retry-After)."""
-        return Fault(
-            "status", status_code=code, retry_after=retry_after, retry_after_ms=retry_after_ms
-        )
+        return Fault("status", status_code=code, retry_after=retry_after, retry_after_ms=retry_after_ms)
 
     @staticmethod
     def delay(seconds: float) -> Fault:

@@ -269,9 +269,7 @@ class FakeOpenAIServer:
             await asyncio.sleep(self.latency_s)
         return JSONResponse(completion_body(body, content, usage))
 
-    async def _answer_fault(
-        self, request: Request, arrived: float, body: dict[str, Any], item: Fault
-    ) -> Response:
+    async def _answer_fault(self, request: Request, arrived: float, body: dict[str, Any], item: Fault) -> Response:
         """Answer with a fault that replaces the completion: an error status, raw body or drop."""
         fault = item.label()
         if item.kind == "status":

@@ -59,11 +59,7 @@ def completion_body(body: dict[str, Any], content: str, usage: bool) -> dict[str
         ],
     }
     if usage:
-        prompt = sum(
-            estimate_tokens(message_text(m)) + 4
-            for m in body.get("messages") or []
-            if isinstance(m, dict)
-        )
+        prompt = sum(estimate_tokens(message_text(m)) + 4 for m in body.get("messages") or [] if isinstance(m, dict))
         completion = estimate_tokens(content)
         reply["usage"] = {
             "prompt_tokens": prompt,

@@ -27,8 +27,18 @@ from debate.wiki.targets import TargetLink, hypothesis_links
 RunStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 ReviewStatus = Literal["unreviewed", "approved", "flagged"]
 HypothesisSort = Literal[
-    "id", "-id", "title", "-title", "score", "-score", "agreement", "-agreement", "status", "-status",
-    "flagged", "-flagged",
+    "id",
+    "-id",
+    "title",
+    "-title",
+    "score",
+    "-score",
+    "agreement",
+    "-agreement",
+    "status",
+    "-status",
+    "flagged",
+    "-flagged",
 ]
 MAX_PAGE = 200
 MAX_OFFSET = 1_000_000
@@ -97,9 +107,7 @@ class HypothesisFilters(BaseModel):
     sort: HypothesisSort = "id"
 
 
-def list_hypotheses(
-    s: Session, filters: HypothesisFilters, *, limit: int = 50, offset: int = 0
-) -> HypothesisPage:
+def list_hypotheses(s: Session, filters: HypothesisFilters, *, limit: int = 50, offset: int = 0) -> HypothesisPage:
     """Hypotheses with their score rows, filtered, sorted and paged."""
     H = t.Hypothesis
     q = select(H.id, H.diseases)
@@ -215,12 +223,23 @@ class RunPage(BaseModel):
 def _summary_fields(r: t.Run) -> dict[str, object]:
     has_interval = r.interval_lo is not None and r.interval_hi is not None
     return {
-        "id": r.id, "hypothesis_id": r.hypothesis_id, "status": r.status, "backend": r.backend,
-        "trigger": r.trigger, "batch_id": r.batch_id, "score": r.score,
+        "id": r.id,
+        "hypothesis_id": r.hypothesis_id,
+        "status": r.status,
+        "backend": r.backend,
+        "trigger": r.trigger,
+        "batch_id": r.batch_id,
+        "score": r.score,
         "interval": (r.interval_lo, r.interval_hi) if has_interval else None,
-        "agreement": r.agreement, "n_judges": r.n_judges, "review_status": r.review_status, "flagged": r.flagged,
-        "created_at": t.as_utc(r.created_at), "started_at": t.as_utc(r.started_at),
-        "finished_at": t.as_utc(r.finished_at), "error": r.error, "links": run_links_for(r.id),
+        "agreement": r.agreement,
+        "n_judges": r.n_judges,
+        "review_status": r.review_status,
+        "flagged": r.flagged,
+        "created_at": t.as_utc(r.created_at),
+        "started_at": t.as_utc(r.started_at),
+        "finished_at": t.as_utc(r.finished_at),
+        "error": r.error,
+        "links": run_links_for(r.id),
     }
 
 
@@ -229,8 +248,13 @@ def run_summary(r: t.Run) -> RunSummary:
 
 
 def list_runs(
-    s: Session, *, hypothesis: str | None = None, status: RunStatus | None = None, flagged: bool | None = None,
-    limit: int = 50, offset: int = 0,
+    s: Session,
+    *,
+    hypothesis: str | None = None,
+    status: RunStatus | None = None,
+    flagged: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> RunPage:
     """Runs, newest first, optionally of one hypothesis, in one status, or (not) flagged."""
     R = t.Run
@@ -250,8 +274,12 @@ def list_runs(
 def reviews_of(s: Session, run_id: str) -> list[ReviewOut]:
     V = t.Review
     rows = s.execute(select(V).where(V.run_id == run_id).order_by(V.at, V.id)).scalars()
-    return [ReviewOut.model_validate({"run_id": v.run_id, "action": v.action, "by": v.by, "note": v.note,
-                                      "at": t.as_utc(v.at)}) for v in rows]
+    return [
+        ReviewOut.model_validate(
+            {"run_id": v.run_id, "action": v.action, "by": v.by, "note": v.note, "at": t.as_utc(v.at)}
+        )
+        for v in rows
+    ]
 
 
 def run_detail(s: Session, run_id: str) -> RunDetail:
@@ -259,11 +287,19 @@ def run_detail(s: Session, run_id: str) -> RunDetail:
     r = s.get(t.Run, run_id)
     if r is None:
         raise NotFoundError(f"unknown run id {run_id!r}")
-    return RunDetail.model_validate({
-        **_summary_fields(r), "models": r.models or {}, "config": r.config or {}, "kb_hash": r.kb_hash,
-        "rounds_done": r.rounds_done, "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-        "cost_usd": r.cost_usd, "reviews": reviews_of(s, run_id),
-    })
+    return RunDetail.model_validate(
+        {
+            **_summary_fields(r),
+            "models": r.models or {},
+            "config": r.config or {},
+            "kb_hash": r.kb_hash,
+            "rounds_done": r.rounds_done,
+            "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens,
+            "cost_usd": r.cost_usd,
+            "reviews": reviews_of(s, run_id),
+        }
+    )
 
 
 # ---------------------------------------------------------------- one hypothesis
@@ -287,12 +323,16 @@ def hypothesis_detail(s: Session, hyp_id: str) -> HypothesisDetail:
     row = score_rows(s, ids=[hyp_id])[0]
     R = t.Run
     runs = s.execute(
-        select(R).where(R.hypothesis_id == hyp_id)
-        .order_by(R.created_at.desc(), R.id.desc())  # type: ignore[union-attr]
+        select(R).where(R.hypothesis_id == hyp_id).order_by(R.created_at.desc(), R.id.desc())  # type: ignore[union-attr]
     ).scalars()
     return HypothesisDetail(
-        hypothesis=to_out(h), score=row, withheld=row.flagged, targets=hypothesis_links(s, hyp_id),
-        history=score_history(s, hyp_id), runs=[run_summary(r) for r in runs], links=hypothesis_links_for(hyp_id),
+        hypothesis=to_out(h),
+        score=row,
+        withheld=row.flagged,
+        targets=hypothesis_links(s, hyp_id),
+        history=score_history(s, hyp_id),
+        runs=[run_summary(r) for r in runs],
+        links=hypothesis_links_for(hyp_id),
     )
 
 
@@ -300,7 +340,8 @@ def active_runs(s: Session, hyp_ids: list[str]) -> dict[str, str]:
     """Hypothesis id -> id of a queued or running run of it, for those that have one."""
     R = t.Run
     rows = s.execute(
-        select(R.hypothesis_id, R.id).where(R.hypothesis_id.in_(hyp_ids), R.status.in_(("queued", "running")))
+        select(R.hypothesis_id, R.id)
+        .where(R.hypothesis_id.in_(hyp_ids), R.status.in_(("queued", "running")))
         .order_by(R.created_at, R.id)
     ).all()
     out: dict[str, str] = {}

@@ -26,8 +26,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
@@ -85,25 +84,39 @@ def f_pretty(value: Any) -> str:
 
 def _env() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    env.filters.update(score=f_score, band=f_band, num=f_num, ts=f_ts, tokens=f_tokens, cost=f_cost, ms=f_ms,
-                       heading=f_heading, pretty=f_pretty)
+    env.filters.update(
+        score=f_score,
+        band=f_band,
+        num=f_num,
+        ts=f_ts,
+        tokens=f_tokens,
+        cost=f_cost,
+        ms=f_ms,
+        heading=f_heading,
+        pretty=f_pretty,
+    )
     return env
 
 
 ENV = _env()
 
 
-def page(request: Request, template: str, status: int = 200, headers: dict[str, str] | None = None,
-         **ctx: Any) -> HTMLResponse:
+def page(
+    request: Request, template: str, status: int = 200, headers: dict[str, str] | None = None, **ctx: Any
+) -> HTMLResponse:
     """A rendered page with the security headers; ``ctx`` gets ``request`` and ``me`` added."""
     from debate.server.web.routes import signed_in  # routes import this module
 
     me = signed_in(request)
     html = ENV.get_template(template).render(
-        request=request, me=me[0] if me else None,
+        request=request,
+        me=me[0] if me else None,
         csrf=request.app.state.tokens.form_token(me[1]) if me else "",
         **ctx,
     )
@@ -151,8 +164,15 @@ def history_chart(history: list[HistoryRow], *, width: int = 520, height: int = 
         when = f_ts(h.finished_at)
         mark = " (flagged: withheld)" if h.flagged else ""
         score: float = h.score  # type: ignore[assignment]  # scored rows only
-        points.append(ChartPoint(x=round(x, 1), y=y_of(score), run_id=h.run_id,
-                                 label=f"{display_score(score)} · {h.run_id} · {when}{mark}", flagged=h.flagged))
+        points.append(
+            ChartPoint(
+                x=round(x, 1),
+                y=y_of(score),
+                run_id=h.run_id,
+                label=f"{display_score(score)} · {h.run_id} · {when}{mark}",
+                flagged=h.flagged,
+            )
+        )
     line = " ".join(f"{p.x},{p.y}" for p in points if not p.flagged)
     grid = [(y_of(v), f"{v:.2f}") for v in (0.0, 0.45, 0.65, 1.0)]
     return Chart(width=width, height=height, points=points, line=line, gridlines=grid)

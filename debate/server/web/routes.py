@@ -34,8 +34,14 @@ from debate.store.db import session_scope
 ui = APIRouter(include_in_schema=False)
 MAX_FORM = 64 * 1024
 LIST_PAGE = 100
-SORTS = {"id": "id", "title": "title", "score": "-score", "agreement": "-agreement", "status": "status",
-         "flagged": "-flagged"}
+SORTS = {
+    "id": "id",
+    "title": "title",
+    "score": "-score",
+    "agreement": "-agreement",
+    "status": "status",
+    "flagged": "-flagged",
+}
 
 
 def signed_in(request: Request) -> tuple[str, str] | None:
@@ -79,7 +85,8 @@ def _see_other(url: str) -> RedirectResponse:
 
 @ui.get("/")
 def hypotheses_page(
-    request: Request, filters: Annotated[q.HypothesisFilters, Query()],
+    request: Request,
+    filters: Annotated[q.HypothesisFilters, Query()],
     offset: Annotated[int, Query(ge=0, le=q.MAX_OFFSET)] = 0,
 ) -> Response:
     with session_scope(request.app.state.engine) as s:
@@ -88,16 +95,18 @@ def hypotheses_page(
 
     def link(**changes: Any) -> str:
         params = {**current, **changes}
-        return "/?" + urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()
-                                 if v not in (None, "")})
+        return "/?" + urlencode(
+            {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items() if v not in (None, "")}
+        )
 
     def sort_link(column: str) -> str:
         first = SORTS[column]
         flipped = first[1:] if first.startswith("-") else f"-{first}"
         return link(sort=flipped if filters.sort == first else first, offset=0)
 
-    return page(request, "hypotheses.html.j2", result=result, filters=filters, link=link, sort_link=sort_link,
-                sorts=SORTS)
+    return page(
+        request, "hypotheses.html.j2", result=result, filters=filters, link=link, sort_link=sort_link, sorts=SORTS
+    )
 
 
 @ui.get("/hypotheses/{hyp_id}")
@@ -108,13 +117,21 @@ def hypothesis_page(request: Request, hyp_id: str) -> Response:
     return page(request, "hypothesis.html.j2", d=d, chart=history_chart(d.history), flagged_run=flagged_run)
 
 
-def _transcript_page(request: Request, run_id: str, *, status: int = 200, error: str | None = None,
-                     note: str = "") -> Response:
+def _transcript_page(
+    request: Request, run_id: str, *, status: int = 200, error: str | None = None, note: str = ""
+) -> Response:
     with session_scope(request.app.state.engine) as s:
         tr = load_transcript(s, run_id)
     return page(
-        request, "transcript.html.j2", status=status, t=tr, agents_line=agents_line(tr),
-        invalid_mark=INVALID_MARK, withheld_mark=WITHHELD_MARK, error=error, note=note,
+        request,
+        "transcript.html.j2",
+        status=status,
+        t=tr,
+        agents_line=agents_line(tr),
+        invalid_mark=INVALID_MARK,
+        withheld_mark=WITHHELD_MARK,
+        error=error,
+        note=note,
         done=request.query_params.get("reviewed"),
         dimensions=DIMENSIONS,
     )
@@ -138,9 +155,13 @@ async def review_form(request: Request, run_id: str) -> Response:
     try:
         req = REVIEW_REQUEST.validate_python({"action": action, "note": note.strip() or None})
     except ValidationError:
-        msg = ("a comment needs a note" if action == "comment"
-               else "choose approve, comment, flag or clear" if action not in REVIEW_ACTIONS
-               else "the note is too long (4000 characters at most)")
+        msg = (
+            "a comment needs a note"
+            if action == "comment"
+            else "choose approve, comment, flag or clear"
+            if action not in REVIEW_ACTIONS
+            else "the note is too long (4000 characters at most)"
+        )
         return await run_in_threadpool(_transcript_page, request, run_id, status=422, error=msg, note=note)
     await run_in_threadpool(record_review, request.app.state.engine, run_id, req, by=me[0])
     return _see_other(f"/runs/{run_id}?{urlencode({'reviewed': req.action})}#review")
@@ -151,10 +172,24 @@ async def review_form(request: Request, run_id: str) -> Response:
 
 def _login_page(request: Request, next_url: str, *, status: int = 200, error: str | None = None) -> Response:
     nonce = new_login_nonce()
-    resp = page(request, "login.html.j2", status=status, next_url=safe_next(next_url), nonce=nonce, error=error,
-                enabled=request.app.state.tokens.enabled)
-    resp.set_cookie(LOGIN_COOKIE, nonce, max_age=900, path="/login", httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https")
+    resp = page(
+        request,
+        "login.html.j2",
+        status=status,
+        next_url=safe_next(next_url),
+        nonce=nonce,
+        error=error,
+        enabled=request.app.state.tokens.enabled,
+    )
+    resp.set_cookie(
+        LOGIN_COOKIE,
+        nonce,
+        max_age=900,
+        path="/login",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return resp
 
 
@@ -177,8 +212,15 @@ async def login(request: Request) -> Response:
     if tokens.reviewer(token) is None:
         return _login_page(request, next_url, status=403, error="unknown reviewer token")
     resp = _see_other(next_url)
-    resp.set_cookie(COOKIE, token, max_age=COOKIE_MAX_AGE, path="/", httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https")
+    resp.set_cookie(
+        COOKIE,
+        token,
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     resp.delete_cookie(LOGIN_COOKIE, path="/login")
     return resp
 
@@ -199,8 +241,11 @@ _CSS = (STATIC / "style.css").read_bytes()
 
 @ui.get("/static/style.css")
 def stylesheet() -> Response:
-    return Response(_CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600",
-                                                          "X-Content-Type-Options": "nosniff"})
+    return Response(
+        _CSS,
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 def install_ui(app: FastAPI) -> None:

@@ -50,7 +50,9 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hypothesis_ids: list[Annotated[str, StringConstraints(pattern=HYPOTHESIS_ID_RE.pattern)]] = Field(
-        min_length=1, max_length=100, description="Hypotheses to debate, each at most once.",
+        min_length=1,
+        max_length=100,
+        description="Hypotheses to debate, each at most once.",
         json_schema_extra={"uniqueItems": True},
     )
     backend: Backend | None = Field(None, description="offline or openai; the server's default when absent.")
@@ -94,14 +96,20 @@ _QUEUE_LOCK = threading.Lock()
 
 
 def queue_debates(
-    engine: Engine, settings: Settings, dispatcher: Dispatcher | None, request: RunRequest, *,
-    by: str, backends: Sequence[str],
+    engine: Engine,
+    settings: Settings,
+    dispatcher: Dispatcher | None,
+    request: RunRequest,
+    *,
+    by: str,
+    backends: Sequence[str],
 ) -> QueuedRuns:
     """Create one run per hypothesis and hand them to ``dispatcher`` (the seam a task queue replaces)."""
     backend = request.backend or settings.backend
     if backend not in backends:
-        raise UserInputError(f"backend {backend!r} is not enabled on this server (enabled: {', '.join(backends)})",
-                             where="backend")
+        raise UserInputError(
+            f"backend {backend!r} is not enabled on this server (enabled: {', '.join(backends)})", where="backend"
+        )
     if dispatcher is None:
         raise QueueUnavailable("queueing debates on this database needs the task queue, which is not configured")
     with _QUEUE_LOCK:
@@ -109,14 +117,24 @@ def queue_debates(
             busy = active_runs(s, request.hypothesis_ids)
         if busy:
             hyp_id, run_id = next(iter(busy.items()))
-            raise RunConflict(f"hypothesis {hyp_id} already has run {run_id} queued or running; "
-                              "wait for it or cancel it first")
-        run_ids = create_runs(engine, settings, request.hypothesis_ids, backend=backend, rounds=request.rounds,
-                              judges=request.judges, trigger=f"{API_TRIGGER}:{by}")
+            raise RunConflict(
+                f"hypothesis {hyp_id} already has run {run_id} queued or running; wait for it or cancel it first"
+            )
+        run_ids = create_runs(
+            engine,
+            settings,
+            request.hypothesis_ids,
+            backend=backend,
+            rounds=request.rounds,
+            judges=request.judges,
+            trigger=f"{API_TRIGGER}:{by}",
+        )
     dispatcher.submit(run_ids, backend)
     return QueuedRuns(
-        runs=[QueuedRun(run_id=r, hypothesis_id=h, status="queued", links=run_links_for(r))
-              for r, h in zip(run_ids, request.hypothesis_ids, strict=True)],
+        runs=[
+            QueuedRun(run_id=r, hypothesis_id=h, status="queued", links=run_links_for(r))
+            for r, h in zip(run_ids, request.hypothesis_ids, strict=True)
+        ],
         backend=backend,  # type: ignore[arg-type]
         by=by,
     )
@@ -214,7 +232,8 @@ class InProcessRunner:
         R = t.Run
         with session_scope(self.engine) as s:
             rows = s.execute(
-                select(R.id, R.backend).where(R.status.in_(("queued", "running")), R.trigger.like(f"{API_TRIGGER}:%"))
+                select(R.id, R.backend)
+                .where(R.status.in_(("queued", "running")), R.trigger.like(f"{API_TRIGGER}:%"))
                 .order_by(R.created_at, R.id)
             ).all()
         for run_id, backend in rows:
@@ -282,5 +301,6 @@ class QueueDispatcher:
         except ConnectorException as e:
             raise StorageError(f"cannot reach the task queue: {e}") from None
         if result.skipped:
-            raise RunConflict(f"hypothesis {result.skipped[0]} is already on the task queue; "
-                              "wait for its debate or cancel it first")
+            raise RunConflict(
+                f"hypothesis {result.skipped[0]} is already on the task queue; wait for its debate or cancel it first"
+            )

@@ -58,9 +58,20 @@ def build_list(
     top.sort(key=lambda cr: (-cr[1].shown_score, cr[1].title.casefold(), cr[1].title, cr[1].id))  # type: ignore[operator]
     items = [_hyp_item(c, row) for c, row in top]
     items += [
-        RelatedItem(kind="analysis", id=a.id, title=a.title, path=a.path, score=None, shown=None,
-                    color=None, target_label=None, targets=[], in_progress=True,
-                    relatedness=WEIGHTS["listed"], reasons=["listed"])
+        RelatedItem(
+            kind="analysis",
+            id=a.id,
+            title=a.title,
+            path=a.path,
+            score=None,
+            shown=None,
+            color=None,
+            target_label=None,
+            targets=[],
+            in_progress=True,
+            relatedness=WEIGHTS["listed"],
+            reasons=["listed"],
+        )
         for a in analyses
     ]
     most_related = sorted(waiting, key=lambda cr: (-cr[0].relatedness(), cr[1].id))[:limit]
@@ -77,8 +88,16 @@ def _naive(dt: datetime | None) -> datetime | None:
 def _hyp_item(c: Candidate, row: ScoreRow) -> RelatedItem:
     shown = display_score(row.shown_score) if row.shown_score is not None else None
     return RelatedItem(
-        kind="hypothesis", id=row.id, title=row.title, path=f"/hypothesis/{row.id}",
-        score=row.shown_score, shown=shown, color=score_color(shown) if shown else None,
-        target_label=_label(row), targets=list(row.targets), in_progress=row.shown_score is None,
-        relatedness=c.relatedness(), reasons=c.reasons(),
+        kind="hypothesis",
+        id=row.id,
+        title=row.title,
+        path=f"/hypothesis/{row.id}",
+        score=row.shown_score,
+        shown=shown,
+        color=score_color(shown) if shown else None,
+        target_label=_label(row),
+        targets=list(row.targets),
+        in_progress=row.shown_score is None,
+        relatedness=c.relatedness(),
+        reasons=c.reasons(),
     )

@@ -7,15 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-HEADER = (
-    "Related Hypotheses\n"
-    "From the [SciDEX Exchange](/exchange) — scored by multi-agent debate\n"
-)
+HEADER = "Related Hypotheses\nFrom the [SciDEX Exchange](/exchange) — scored by multi-agent debate\n"
 
 WEIGHTS: dict[str, float] = {
     "listed": 1.0,
-    "gene": 0.6, "gene_cap": 1.2,
-    "mechanism": 0.3, "mechanism_cap": 0.6,
+    "gene": 0.6,
+    "gene_cap": 1.2,
+    "mechanism": 0.3,
+    "mechanism_cap": 0.6,
     "disease": 0.2,
     "cited": 0.3,
     "linked": 0.15,

@@ -60,7 +60,15 @@ def page_context(
         elif prog:
             analyses.append(Analysis(id=ref, title=line_title, path=path))
     return PageContext(
-        id=page_id, slug=slug, title=title, genes=genes, mechanisms=list(dict.fromkeys(mechs)),
-        mechanism_text=list(dict.fromkeys(texts)), diseases=list(dict.fromkeys(diseases + expanded)),
-        title_key=title_key, listed=listed, analyses=analyses, neighbours=neighbours,
+        id=page_id,
+        slug=slug,
+        title=title,
+        genes=genes,
+        mechanisms=list(dict.fromkeys(mechs)),
+        mechanism_text=list(dict.fromkeys(texts)),
+        diseases=list(dict.fromkeys(diseases + expanded)),
+        title_key=title_key,
+        listed=listed,
+        analyses=analyses,
+        neighbours=neighbours,
     )

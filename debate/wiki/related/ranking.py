@@ -139,8 +139,11 @@ def _level(listed: bool, genes: int, cited: bool, mechanisms: int, disease: bool
     """Relatedness from feature counts (the sum of :meth:`Candidate.relatedness`)."""
     w = WEIGHTS
     return round(
-        (w["listed"] if listed else 0.0) + min(w["gene"] * genes, w["gene_cap"]) + (w["cited"] if cited else 0.0)
-        + min(w["mechanism"] * mechanisms, w["mechanism_cap"]) + (w["disease"] if disease else 0.0),
+        (w["listed"] if listed else 0.0)
+        + min(w["gene"] * genes, w["gene_cap"])
+        + (w["cited"] if cited else 0.0)
+        + min(w["mechanism"] * mechanisms, w["mechanism_cap"])
+        + (w["disease"] if disease else 0.0),
         6,
     )
 
@@ -157,17 +160,25 @@ def _direct_candidates(src: RelatedSource, ctx: PageContext, cited: Iterable[str
     for d in ctx.diseases:
         dis_keys |= idx.disease_keys(d)
     kw = _keyword_levels(idx, frozenset(mech_keys), frozenset(dis_keys))
-    bk = _Buckets(levels={}, keyword_levels=kw.levels, listed=set(ctx.listed), gene_counts=genes,
-                  page_genes=tuple(ctx.genes), cited=set(cited),
-                  mech_keys=frozenset(mech_keys), dis_keys=frozenset(dis_keys))
+    bk = _Buckets(
+        levels={},
+        keyword_levels=kw.levels,
+        listed=set(ctx.listed),
+        gene_counts=genes,
+        page_genes=tuple(ctx.genes),
+        cited=set(cited),
+        mech_keys=frozenset(mech_keys),
+        dis_keys=frozenset(dis_keys),
+    )
     strong = bk.listed | genes.keys() | bk.cited
     listed, cited_set, counts, diseased = bk.listed, bk.cited, kw.counts, kw.diseased
     levels = bk.levels
     for hyp_id in strong:
         # Same sum as Candidate.relatedness(), looked up by features: this loop runs per candidate.
         # Levels only order the reading; ranks are redone.
-        r = _level(hyp_id in listed, genes.get(hyp_id, 0), hyp_id in cited_set,
-                   counts.get(hyp_id, 0), hyp_id in diseased)
+        r = _level(
+            hyp_id in listed, genes.get(hyp_id, 0), hyp_id in cited_set, counts.get(hyp_id, 0), hyp_id in diseased
+        )
         if r in levels:
             levels[r].add(hyp_id)
         else:
@@ -214,9 +225,7 @@ def related_markdown(engine: Engine, slug: str, *, limit: int = 10) -> str:
         return load_related(s, slug, limit=limit).markdown
 
 
-def related_for(
-    src: RelatedSource, slug: str, *, limit: int = 10, prune: bool = True
-) -> tuple[RelatedList, set[str]]:
+def related_for(src: RelatedSource, slug: str, *, limit: int = 10, prune: bool = True) -> tuple[RelatedList, set[str]]:
     """Rank and render a page's list from ``src``; also the ids of every candidate whose score
     was read (a hypothesis whose score change could move the list is among them, or is listed:
     what an incremental export needs to know).

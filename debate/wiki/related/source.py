@@ -26,28 +26,41 @@ _Q_PAGE = select(_P.id, _P.slug, _P.title).where(_P.slug == bindparam("slug"))
 _Q_TERMS = select(_T.kind, _T.key, _T.term).where(_T.page_id == bindparam("pid")).order_by(_T.id)
 _Q_MECH_VALUES = union_all(
     select(t.Fact.value).where(t.Fact.page_id == bindparam("pid"), func.lower(t.Fact.key) == "mechanism"),
-    select(t.InfoboxRow.value).where(t.InfoboxRow.page_id == bindparam("pid"),
-                                     t.InfoboxRow.column_name == "Mechanism"),
+    select(t.InfoboxRow.value).where(t.InfoboxRow.page_id == bindparam("pid"), t.InfoboxRow.column_name == "Mechanism"),
 )
 _Q_LISTED = (
-    select(t.RelatedEntry.kind, t.RelatedEntry.ref_id, t.RelatedEntry.title, t.RelatedEntry.path,
-           t.RelatedEntry.in_progress)
-    .where(t.RelatedEntry.page_id == bindparam("pid")).order_by(t.RelatedEntry.ordinal)
+    select(
+        t.RelatedEntry.kind,
+        t.RelatedEntry.ref_id,
+        t.RelatedEntry.title,
+        t.RelatedEntry.path,
+        t.RelatedEntry.in_progress,
+    )
+    .where(t.RelatedEntry.page_id == bindparam("pid"))
+    .order_by(t.RelatedEntry.ordinal)
 )
 _Q_OUT = (
-    select(_P.id, _P.slug).join(_L, _L.target_slug == _P.slug)
-    .where(_L.page_id == bindparam("pid"), _P.id != bindparam("pid")).distinct().order_by(_P.slug)
+    select(_P.id, _P.slug)
+    .join(_L, _L.target_slug == _P.slug)
+    .where(_L.page_id == bindparam("pid"), _P.id != bindparam("pid"))
+    .distinct()
+    .order_by(_P.slug)
 )
 _Q_IN = (
-    select(_P.id, _P.slug).join(_L, _L.page_id == _P.id)
+    select(_P.id, _P.slug)
+    .join(_L, _L.page_id == _P.id)
     .where(_L.target_slug == bindparam("slug"), _P.id != bindparam("pid"))
-    .distinct().order_by(_P.slug).limit(MAX_INCOMING)
+    .distinct()
+    .order_by(_P.slug)
+    .limit(MAX_INCOMING)
 )
 # Filtered by page only: with a kind filter too, SQLite would walk the (kind, key) index instead.
 _Q_NEIGHBOUR_TERMS = select(_T.page_id, _T.kind, _T.key).where(_T.page_id.in_(bindparam("pids", expanding=True)))
 _Q_CITED = (
-    select(_R.hypothesis_id, _E.page_slug).join(_R, _R.id == _E.run_id)
-    .where(_E.page_slug.in_(bindparam("slugs", expanding=True))).distinct()
+    select(_R.hypothesis_id, _E.page_slug)
+    .join(_R, _R.id == _E.run_id)
+    .where(_E.page_slug.in_(bindparam("slugs", expanding=True)))
+    .distinct()
 )
 
 
@@ -96,8 +109,13 @@ class DbSource:
         neighbours = dict(conn.execute(_Q_OUT, pid).all())
         neighbours.update(conn.execute(_Q_IN, {"pid": page.id, "slug": page.slug}).all())
         return page_context(
-            page.id, page.slug, page.title, conn.execute(_Q_TERMS, pid).all(),
-            conn.execute(_Q_MECH_VALUES, pid).scalars(), conn.execute(_Q_LISTED, pid).all(), neighbours,
+            page.id,
+            page.slug,
+            page.title,
+            conn.execute(_Q_TERMS, pid).all(),
+            conn.execute(_Q_MECH_VALUES, pid).scalars(),
+            conn.execute(_Q_LISTED, pid).all(),
+            neighbours,
         )
 
     def cited(self, slugs: Sequence[str]) -> dict[str, set[str]]:
