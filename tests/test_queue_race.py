@@ -113,8 +113,9 @@ def test_two_processes_enqueueing_each_batch_at_once_make_one_run_and_one_job_pe
                 p.kill()
     assert all(p.exitcode == 0 for p in procs)
 
-    # Per batch, the two clients queued the items between them exactly once: what one queued
-    # the other reports skipped.
+    # Per batch, the two clients queued the items between them exactly once. The other client
+    # either saw the items pending and reports them skipped, or (arriving after every item was
+    # claimed) found nothing left to enqueue.
     by_batch: dict[str, list[tuple[int, int]]] = {}
     for per_client in results:
         for batch_id, queued, skipped in per_client:
@@ -123,7 +124,7 @@ def test_two_processes_enqueueing_each_batch_at_once_make_one_run_and_one_job_pe
     for batch_id, pair in by_batch.items():
         assert len(pair) == CLIENTS, batch_id
         assert sum(q for q, _ in pair) == ITEMS_PER_BATCH, (batch_id, pair)
-        assert sum(s for _, s in pair) == ITEMS_PER_BATCH * (CLIENTS - 1), (batch_id, pair)
+        assert all(q + s in (0, ITEMS_PER_BATCH) for q, s in pair), (batch_id, pair)
 
     engine = ensure_schema(race_db)
     total = N_BATCHES * ITEMS_PER_BATCH
