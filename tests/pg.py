@@ -73,3 +73,20 @@ def drop_database(base_url: str, url: str) -> None:
     name = make_url(url).database
     with _admin_connect(base_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database for the module's tests: a SQLite file, then a fresh PostgreSQL database."""
+    module = request.module.__name__.rsplit(".", 1)[-1].replace("test_", "")[:20]
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp(module)}/debate.db"
+        return
+    base = os.environ.get(ENV)
+    if not base:
+        pytest.skip(f"{ENV} is not set")
+    url = fresh_database(base, module)
+    try:
+        yield url
+    finally:
+        drop_database(base, url)

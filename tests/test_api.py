@@ -360,3 +360,4 @@ def test_debate_serve_answers_over_http(db: tuple[str, str], cli_env: dict[str, 
         proc.terminate()
         _out, err = proc.communicate(timeout=20)
     assert "reviewers: alice, bob" in err
+    assert f"http://127.0.0.1:{port}/api/openapi.json" in err and "/api/docs" not in err

@@ -26,7 +26,9 @@ def test_default_toml_and_model_defaults_agree(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     toml = _flatten(tomllib.loads(DEFAULT_TOML.read_text()))
     defaults = _flatten(Settings.model_construct().model_dump())
-    secrets = {"openai.api_key", "reviewer_tokens", "openai.base_url", "openai.max_output_tokens"}
+    # Secrets, and settings whose default is "unset" (TOML has no null: they are comments there).
+    secrets = {"openai.api_key", "reviewer_tokens", "openai.base_url", "openai.max_output_tokens", "local.base_url"}
+    secrets |= {f"openai.{key}" for key in ("top_p", "frequency_penalty", "presence_penalty", "seed")}
     missing = set(defaults) - set(toml) - secrets
     assert not missing, f"settings without a default in config/default.toml: {sorted(missing)}"
     for key, value in toml.items():
@@ -94,3 +96,12 @@ def test_rubric_weights_must_sum_to_one(monkeypatch):
     monkeypatch.setenv("DEBATE_RUBRIC__SAFETY", "0.5")
     with pytest.raises(ConfigError, match="rubric"):
         load_settings()
+
+
+def test_role_sampling_names_known_roles_and_parameters():
+    s = load_settings(openai={"role_sampling": {"judge": {"temperature": 0.3, "seed": 7}}})
+    assert s.openai.role_sampling == {"judge": {"temperature": 0.3, "seed": 7}}
+    with pytest.raises(ConfigError, match="unknown role 'jduge'"):
+        load_settings(openai={"role_sampling": {"jduge": {"temperature": 0.3}}})
+    with pytest.raises(ConfigError, match="unknown sampling key 'temp'"):
+        load_settings(openai={"role_sampling": {"judge": {"temp": 0.3}}})

@@ -157,6 +157,19 @@ def test_every_offline_turn_is_labelled_heuristic(sample_engine, db_url):
     assert "offline heuristic agents — no model" in text
 
 
+def test_evidence_relevance_is_in_0_1_and_highest_at_rank_1(sample_engine, db_url):
+    _debate(db_url, ["h-9878fd9b"])
+    with session_scope(sample_engine) as s:
+        run_id = s.execute(select(t.Run.id)).scalar_one()
+        tr = load_transcript(s, run_id)
+    rel = [e.relevance for e in tr.evidence]
+    assert len(rel) >= 3 and all(r is not None and 0.0 <= r <= 1.0 for r in rel)
+    assert rel[0] == 1.0 and max(rel) == rel[0]  # type: ignore[type-var]
+    assert min(rel) < 1.0  # a ratio, not a constant  # type: ignore[type-var]
+    assert f"(rank 1, relevance {rel[0]:.2f})" in render(tr, "text")
+    assert f"rank 2 · relevance {rel[1]:.2f}" in render(tr, "md")
+
+
 def test_a_fresh_offline_run_stores_its_transcript_with_its_score_in_one_transaction(sample_engine, db_url):
     """Nothing of a fresh offline run is visible until it is done; then all of it is."""
     settings = load_settings(database_url=db_url)

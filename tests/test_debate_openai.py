@@ -25,7 +25,14 @@ SOD1 = "h-9878fd9b"
 def _settings(db_url: str, base_url: str, **openai: object):  # type: ignore[no-untyped-def]
     return load_settings(
         database_url=db_url,
-        openai={"base_url": base_url, "api_key": "test-key", "timeout_s": 2.0, "max_transport_attempts": 4, **openai},
+        openai={
+            "base_url": base_url,
+            "api_key": "test-key",
+            "structured_output": "json_schema",
+            "timeout_s": 2.0,
+            "max_transport_attempts": 4,
+            **openai,
+        },
     )
 
 

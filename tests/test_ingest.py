@@ -1,5 +1,6 @@
-"""KB ingest: the seed page stored with every extracted part; unchanged pages left alone;
-changed pages replaced in one transaction with their change time; bad pages refused whole."""
+"""KB ingest: an exported page (``pages.py``) stored with every extracted part; unchanged pages
+left alone; changed pages replaced in one transaction with their change time; bad pages refused
+whole."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_KB, run_cli
+from pages import PageSpec
 from pg import pg_url  # noqa: F401  (fixture)
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 from debate.core.errors import PageParseError, UserInputError
 from debate.kb.ingest import ingest_paths, remove_page
@@ -24,109 +27,108 @@ def _count(engine, table) -> int:  # type: ignore[no-untyped-def]
         return s.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-def test_the_seed_page_is_stored_with_everything_extracted(engine, seed_path, db_url, cli_env):
-    ingest_paths(engine, [seed_path])
-    shown = json.loads(run_cli("kb", "show", "therapeutics-als-treatment-strategies", "--json", env=cli_env).stdout)
-    assert shown["title"] == "ALS Treatment Strategies"
+def test_the_page_is_stored_with_everything_extracted(
+    engine: Engine, page_path: Path, spec: PageSpec, cli_env: dict[str, str]
+) -> None:
+    ingest_paths(engine, [page_path])
+    shown = json.loads(run_cli("kb", "show", spec.slug, "--json", env=cli_env).stdout)
+    assert shown["title"] == spec.title
     assert shown["entity_type"] == "therapeutic"
-    assert shown["metadata"]["wiki_page_id"] == "wp-87cbd12852ba"
+    assert shown["metadata"]["wiki_page_id"] == spec.wiki_page_id
     targets = {r["label"]: r["value"] for r in shown["infobox"] if r["table"] == "Target"}
-    assert targets == {
-        "SOD1": "ASO (tofersen)",
-        "C9orf72": "ASO candidates",
-        "FUS": "ASO candidates",
-        "ATXN2": "ASO (APB-101)",
-    }
+    assert targets == spec.targets
     trials = {r["label"]: r["value"] for r in shown["infobox"] if r["table"] == "Trial"}
-    assert trials == {
-        "NCT05686534": "Reldesemtiv",
-        "NCT03162211": "Masitinib",
-        "NCT04482113": "CNM-Au8",
-        "NCT05270330": "Combination therapy",
-    }
-    facts = {(f["heading_path"][-1], f["key"]): f["value"] for f in shown["facts"]}
-    assert facts[("Riluzole (Rilutek)", "Status")] == "First FDA-approved ALS drug (1995)"
-    assert facts[("Edaravone (Radicava)", "Status")] == "FDA-approved (2017)"
-    assert facts[("AMX0035 (Relyvrio)", "Mechanism")] == "Combination of sodium phenylbutyrate and taurursodiol"
-    assert facts[("Tofersen (Qalsody)", "Status")] == "FDA-approved (2023) for SOD1-ALS"
+    assert trials == spec.trials
+    facts = {(*f["heading_path"], f["key"]): f["value"] for f in shown["facts"]}
+    for path, value in spec.facts.items():
+        assert facts[path] == value, path
     slugs = {link["path"]: link["slug"] for link in shown["links"] if not link["external"]}
-    assert slugs["/therapeutics/riluzole"] == "therapeutics-riluzole"
-    assert slugs["/entities/c9orf72"] == "entities-c9orf72"
-    assert slugs["/mechanisms/tdp-43-proteinopathy"] == "mechanisms-tdp-43-proteinopathy"
-    assert shown["citations"] == ["bensimon1994"]
+    for path, slug in spec.link_slugs.items():
+        assert slugs[path] == slug
+    external = [link["path"] for link in shown["links"] if link["external"]]
+    assert external == spec.external_urls
+    assert shown["citations"] == spec.citations
     hyps = [r for r in shown["related"] if r["kind"] == "hypothesis"]
-    assert len(hyps) == 8
+    assert len(hyps) == len(spec.hypothesis_ids)
     genes = {r["target_label"]: r["genes"] for r in hyps}
-    assert genes["P2RY1 and P2RX7"] == ["P2RY1", "P2RX7"]
-    assert genes["HSPA1A, HSP90AA1, DNAJB1, FKBP5"] == ["HSPA1A", "HSP90AA1", "DNAJB1", "FKBP5"]
+    for label, split in spec.split_targets.values():
+        assert genes[label] == split
     analyses = [r["id"] for r in shown["related"] if r["kind"] == "analysis"]
-    assert analyses == [
-        "SDA-2026-04-02-gap-microglial-subtypes-20260402004119",
-        "SDA-2026-04-01-gap-006",
-        "SDA-2026-04-01-gap-v2-68d9c9c1",
-        "SDA-2026-04-02-gap-crispr-neurodegeneration-20260402",
-    ]
+    assert analyses == spec.analysis_ids
     assert all(r["in_progress"] for r in shown["related"] if r["kind"] == "analysis")
     gene_terms = {x["term"] for x in shown["terms"] if x["kind"] == "gene"}
-    assert {"SOD1", "C9orf72", "FUS", "ATXN2"} <= gene_terms
+    assert spec.gene_terms <= gene_terms
+    assert not gene_terms & set(spec.trials)  # trial ids are not genes
 
 
-def test_raw_text_is_kept_byte_for_byte(engine, seed_path):
-    ingest_paths(engine, [seed_path])
+def test_raw_text_is_kept_byte_for_byte(engine: Engine, page_path: Path) -> None:
+    ingest_paths(engine, [page_path])
     with session_scope(engine) as s:
         raw = s.execute(select(t.Page.raw_text)).scalar_one()
-    assert raw.encode("utf-8") == seed_path.read_bytes()
+    assert raw.encode("utf-8") == page_path.read_bytes()
 
 
-def test_listed_hypotheses_are_imported_with_their_prior_marked_as_imported(engine, seed_path):
-    ingest_paths(engine, [seed_path])
+def test_listed_hypotheses_are_imported_with_their_prior_marked_as_imported(
+    engine: Engine, page_path: Path, spec: PageSpec
+) -> None:
+    ingest_paths(engine, [page_path])
+    imported_id, title = spec.imported
     with session_scope(engine) as s:
-        h = s.get(t.Hypothesis, "h-0758b337")
+        h = s.get(t.Hypothesis, imported_id)
         assert h is not None
-        assert h.title == "Purinergic Signaling Polarization Control"
-        assert h.targets == ["P2RY1", "P2RX7"] and h.target_label == "P2RY1 and P2RX7"
-        assert h.prior_score == pytest.approx(0.74)
-        assert h.prior_source == "therapeutics-als-treatment-strategies"
-        assert h.source == "page:therapeutics-als-treatment-strategies"
+        assert h.title == title
+        assert h.prior_score == pytest.approx(spec.prior(imported_id))
+        assert h.prior_source == spec.slug
+        assert h.source == f"page:{spec.slug}"
         assert s.execute(select(func.count()).where(t.Run.hypothesis_id == h.id)).scalar_one() == 0
-    assert _count(engine, t.Hypothesis) == 8  # analyses are not hypotheses
+        for hyp_id, (label, genes) in spec.split_targets.items():  # multi-gene targets, kept as written
+            h = s.get(t.Hypothesis, hyp_id)
+            assert h is not None
+            assert h.targets == genes and h.target_label == label
+            assert h.prior_score == pytest.approx(spec.prior(hyp_id))
+    assert _count(engine, t.Hypothesis) == len(spec.hypothesis_ids)  # analyses are not hypotheses
 
 
-def test_reingesting_an_unchanged_page_changes_nothing(engine, seed_path):
-    first = ingest_paths(engine, [seed_path])
+def test_reingesting_an_unchanged_page_changes_nothing(engine: Engine, page_path: Path, spec: PageSpec) -> None:
+    first = ingest_paths(engine, [page_path])
     with session_scope(engine) as s:
         before = s.execute(select(t.Page.changed_at, t.Page.id)).one()
         n_chunks = s.execute(select(func.count()).select_from(t.Chunk)).scalar_one()
-    second = ingest_paths(engine, [seed_path])
-    assert first.added == ["therapeutics-als-treatment-strategies"]
-    assert second.unchanged == ["therapeutics-als-treatment-strategies"] and not second.changed
+    second = ingest_paths(engine, [page_path])
+    assert first.added == [spec.slug] and first.hypotheses_imported == len(spec.hypothesis_ids)
+    assert second.unchanged == [spec.slug] and not second.changed
     with session_scope(engine) as s:
         assert s.execute(select(t.Page.changed_at, t.Page.id)).one() == before
         assert s.execute(select(func.count()).select_from(t.Chunk)).scalar_one() == n_chunks
 
 
-def test_a_changed_page_replaces_its_rows_and_records_when(engine, tmp_path, seed_path):
-    page = tmp_path / "als.txt"
-    shutil.copy(seed_path, page)
+def test_a_changed_page_replaces_its_rows_and_records_when(
+    engine: Engine, tmp_path: Path, page_path: Path, spec: PageSpec
+) -> None:
+    page = tmp_path / spec.name
+    shutil.copy(page_path, page)
     ingest_paths(engine, [page])
     with session_scope(engine) as s:
         before = t.as_utc(s.execute(select(t.Page.changed_at)).scalar_one())
     time.sleep(0.01)
-    page.write_text(page.read_text().replace("- Dose: 50 mg twice daily", "- Dose: 100 mg once daily"))
+    old, new = spec.dose_edit
+    page.write_text(page.read_text(encoding="utf-8").replace(f"- Dose: {old}", f"- Dose: {new}"), encoding="utf-8")
     report = ingest_paths(engine, [page])
-    assert report.changed == ["therapeutics-als-treatment-strategies"]
+    assert report.changed == [spec.slug]
     with session_scope(engine) as s:
         after = t.as_utc(s.execute(select(t.Page.changed_at)).scalar_one())
         doses = s.execute(select(t.Fact.value).where(t.Fact.key == "Dose")).scalars().all()
     assert after > before
-    assert "100 mg once daily" in doses and "50 mg twice daily" not in doses
+    assert new in doses and old not in doses
     assert _count(engine, t.Page) == 1
 
 
-def test_a_bad_page_refuses_the_whole_ingest_and_names_the_file(engine, tmp_path, seed_path):
+def test_a_bad_page_refuses_the_whole_ingest_and_names_the_file(
+    engine: Engine, tmp_path: Path, page_path: Path
+) -> None:
     folder = tmp_path / "kb"
     folder.mkdir()
-    shutil.copy(seed_path, folder / "good.txt")
+    shutil.copy(page_path, folder / "good.txt")
     (folder / "bad.txt").write_text("📗 Cite This Artifact\n\n")
     with pytest.raises(PageParseError, match="bad.txt"):
         ingest_paths(engine, [folder])
@@ -153,25 +155,27 @@ def test_malformed_pages_are_one_line_errors_with_exit_code_2(tmp_path, cli_env,
     assert "Traceback" not in proc.stderr
 
 
-def test_skip_bad_ingests_the_good_pages_and_lists_the_bad(tmp_path, cli_env, seed_path):
+def test_skip_bad_ingests_the_good_pages_and_lists_the_bad(
+    tmp_path: Path, cli_env: dict[str, str], page_path: Path, spec: PageSpec
+) -> None:
     folder = tmp_path / "kb"
     folder.mkdir()
-    shutil.copy(seed_path, folder / "good.txt")
+    shutil.copy(page_path, folder / "good.txt")
     (folder / "empty.txt").write_text("")
     proc = run_cli("kb", "ingest", str(folder), "--skip-bad", "--json", env=cli_env, check=False)
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
-    assert report["added"] == ["therapeutics-als-treatment-strategies"]
+    assert report["added"] == [spec.slug]
     assert len(report["skipped"]) == 1 and "empty.txt" in report["skipped"][0]
 
 
-def test_remove_deletes_a_page_and_its_parts(engine, seed_path):
-    ingest_paths(engine, [seed_path])
-    remove_page(engine, "therapeutics-als-treatment-strategies")
-    for table in (t.Page, t.Chunk, t.Fact, t.Link, t.PageTerm, t.RelatedEntry):
-        assert _count(engine, table) == 0
+def test_remove_deletes_a_page_and_its_parts(engine: Engine, page_path: Path, spec: PageSpec) -> None:
+    ingest_paths(engine, [page_path])
+    remove_page(engine, spec.slug)
+    for table in (t.Page, t.Section, t.Fact, t.InfoboxRow, t.Link, t.Citation, t.Chunk, t.PageTerm, t.RelatedEntry):
+        assert _count(engine, table) == 0, table
     with pytest.raises(UserInputError, match="no KB page"):
-        remove_page(engine, "therapeutics-als-treatment-strategies")
+        remove_page(engine, spec.slug)
 
 
 def test_the_sample_kb_ingests_cleanly(engine):
@@ -180,18 +184,23 @@ def test_the_sample_kb_ingests_cleanly(engine):
     assert not report.skipped
 
 
-def test_search_ranks_all_terms_first_then_falls_back_to_any_term(engine, seed_path, cli_env):
+def test_search_ranks_all_terms_first_then_falls_back_to_any_term(
+    engine: Engine, page_path: Path, spec: PageSpec, cli_env: dict[str, str]
+) -> None:
     from debate.kb.search import search
 
-    ingest_paths(engine, [seed_path])
-    both = search(engine, "tofersen SOD1", limit=5, min_hits=1)
+    ingest_paths(engine, [page_path])
+    query, heading_path = spec.search_all
+    word = query.split()[0]
+    both = search(engine, query, limit=5, min_hits=1)
     assert both and both[0].mode == "all"
-    assert "Tofersen" in " ".join(both[0].heading_path) or "tofersen" in both[0].text.lower()
-    widened = search(engine, "tofersen zebrafishology", limit=5, min_hits=3)
+    assert both[0].heading_path == heading_path and word in both[0].text.lower()
+    widened = search(engine, f"{word} zebrafishology", limit=5, min_hits=3)
     assert widened and all(h.mode == "any" for h in widened)
     assert search(engine, "zebrafishology", limit=5) == []
-    out = json.loads(run_cli("kb", "search", "riluzole glutamate", "--json", env=cli_env).stdout)
-    assert out[0]["slug"] == "therapeutics-als-treatment-strategies"
+    query, heading = spec.cli_search
+    out = json.loads(run_cli("kb", "search", query, "--json", env=cli_env).stdout)
+    assert out[0]["slug"] == spec.slug and out[0]["heading_path"][0] == heading
     assert set(out[0]) == {"slug", "heading_path", "snippet", "score", "mode"}
 
 

@@ -299,7 +299,7 @@ def closed_port() -> int:
     return port
 
 
-async def test_unreachable_endpoint() -> None:
+async def test_a_refused_connection_is_reported_at_once_not_retried() -> None:
     url = f"http://127.0.0.1:{closed_port()}/v1"
     client = client_for(url, max_transport_attempts=3)
     started = time.monotonic()
@@ -308,10 +308,31 @@ async def test_unreachable_endpoint() -> None:
     await client.aclose()
     elapsed = time.monotonic() - started
     message = str(info.value)
-    assert message.startswith(f"model endpoint {url} unreachable after 3 attempt(s)")
+    assert message.startswith(f"model endpoint {url} unreachable: ")
     assert "\n" not in message
-    assert [a.outcome for a in info.value.attempts] == ["connection_error"] * 3
+    assert [a.outcome for a in info.value.attempts] == ["connection_error"]
     assert elapsed < 1.0
+
+
+async def test_an_unknown_host_is_reported_at_once_not_retried() -> None:
+    url = "http://no-such-host.invalid/v1"
+    client = client_for(url, max_transport_attempts=3)
+    with pytest.raises(CompletionFailed) as info:
+        await client.complete(MESSAGES, Critique)
+    await client.aclose()
+    assert str(info.value).startswith(f"model endpoint {url} unreachable: ")
+    assert len(info.value.attempts) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_rejected_key_is_not_retried(server: FakeOpenAIServer, status: int) -> None:
+    client = client_for(server.base_url, max_transport_attempts=3)
+    server.script([Fault.status(status), Reply(VALID)])
+    with pytest.raises(CompletionFailed) as info:
+        await client.complete(MESSAGES, Critique)
+    await client.aclose()
+    assert f"refused the request: {status}" in str(info.value)
+    assert len(server.requests) == 1
 
 
 async def test_missing_usage_is_unknown_not_zero(server: FakeOpenAIServer) -> None:
@@ -370,7 +391,7 @@ async def test_prompt_mode_without_system_message_adds_one(server: FakeOpenAISer
 
 
 async def test_max_output_tokens_sent(server: FakeOpenAIServer) -> None:
-    client = client_for(server.base_url, max_output_tokens=123, temperature=None)
+    client = client_for(server.base_url, max_output_tokens=123, sampling={})
     await client.complete(MESSAGES, Critique)
     await client.aclose()
     body = server.requests[0].body
@@ -392,3 +413,42 @@ async def test_limiter_sees_every_attempt(server: FakeOpenAIServer) -> None:
     # Failed calls count no tokens; successful ones count what the server reported.
     reported = sum(a.usage.total_tokens or 0 for r in results for a in r.attempts)
     assert stats.tokens == reported
+
+
+@pytest.mark.parametrize(
+    ("configured", "served", "key"),
+    [
+        ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini"),
+        ("gpt-4o-mini", None, "gpt-4o-mini"),
+        ("gpt-4o-mini", "gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-4o-mini", "gpt-4o", "gpt-4o"),
+        ("gpt-4o-mini", "llama-3-8b", None),
+        ("smol", "/models/smol.gguf", "smol"),
+    ],
+)
+def test_a_reply_is_priced_by_the_model_the_server_says_answered(configured, served, key) -> None:  # type: ignore[no-untyped-def]
+    from debate.llm.client import price_key
+
+    prices = {"gpt-4o-mini": (0.15, 0.6), "gpt-4o": (2.5, 10.0), "smol": (0.0, 0.0)}
+    assert price_key(configured, served, prices) == key
+
+
+async def test_attempts_record_the_served_model_and_its_price(server: FakeOpenAIServer) -> None:
+    client = client_for(server.base_url, prices={"fake-model": (1.0, 2.0), "other-model": (10.0, 20.0)})
+    server.script([Reply(VALID)])
+    result = await client.complete(MESSAGES, Critique, model="other-model")
+    await client.aclose()
+    [attempt] = result.attempts
+    assert (attempt.model, attempt.served_model) == ("other-model", "other-model")
+    assert attempt.cost_usd is not None and attempt.cost_usd > 0
+
+
+async def test_sampling_defaults_and_a_calls_overrides_reach_the_server(server: FakeOpenAIServer) -> None:
+    client = client_for(server.base_url, sampling={"temperature": 0.0, "top_p": 0.9, "seed": None})
+    server.script([Reply(VALID), Reply(VALID)])
+    await client.complete(MESSAGES, Critique)
+    await client.complete(MESSAGES, Critique, sampling={"temperature": 0.7, "seed": 11, "presence_penalty": 0.5})
+    await client.aclose()
+    first, second = (r.body for r in server.requests)
+    assert (first["temperature"], first["top_p"], "seed" in first) == (0.0, 0.9, False)
+    assert (second["temperature"], second["top_p"], second["seed"], second["presence_penalty"]) == (0.7, 0.9, 11, 0.5)

@@ -1,14 +1,14 @@
-"""Specification of the wiki page parser: the real seed page, then small synthetic pages."""
+"""Specification of the wiki page parser: the exported pages (``pages.py``), then small synthetic pages."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from conftest import SEED_NAME
+from pages import PageSpec
 
 from debate.core.errors import PageParseError
-from debate.kb.parse import ParsedPage, decode_page, link_slug, parse_page
+from debate.kb.parse import Fact, ParsedPage, Section, decode_page, link_slug, parse_page
 
 
 def page(*lines: str) -> str:
@@ -16,269 +16,245 @@ def page(*lines: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def section_by_heading(parsed: ParsedPage, heading: str) -> list:
+def section_by_heading(parsed: ParsedPage, heading: str) -> list[Section]:
     return [s for s in parsed.sections if s.heading == heading]
 
 
 # ---------------------------------------------------------------------------------------------
-# The seed page
+# The exported pages (``pages.py``: the own page, and the seed page where it is present)
 # ---------------------------------------------------------------------------------------------
 
 
-class TestSeedIdentity:
-    def test_title_slug_and_entity_type(self, seed: ParsedPage) -> None:
-        assert seed.title == "ALS Treatment Strategies"
-        assert seed.slug == "therapeutics-als-treatment-strategies"
-        assert seed.entity_type == "therapeutic"
+class TestIdentity:
+    def test_title_slug_and_entity_type_come_from_the_page(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        assert parsed_page.title == spec.title
+        assert parsed_page.slug == spec.slug
+        assert parsed_page.entity_type == "therapeutic"
 
-    def test_metadata_rows_in_order(self, seed: ParsedPage) -> None:
-        assert seed.metadata["wiki_page_id"] == "wp-87cbd12852ba"
-        assert seed.metadata["source_table"] == "wiki_pages"
-        assert list(seed.metadata)[:3] == ["slug", "kg_node_id", "entity_type"]
-        assert list(seed.metadata)[-1] == "_schema_version"
-
-    def test_banner_title_repeats_and_trailer_are_not_sections(self, seed: ParsedPage) -> None:
-        headings = [s.heading for s in seed.sections]
-        assert "ALS Treatment Strategies" not in headings
-        assert not any("Cite This Artifact" in h for h in headings)
-        assert not any("provenance" in h.lower() or "scidex.ai" in h for h in headings)
-        assert headings.count("Overview") == 1  # the duplicated export block is merged
-
-
-class TestSeedInfobox:
-    def rows(self, seed: ParsedPage, table: str) -> dict[str, str]:
-        return {r.label: r.value for r in seed.infobox if r.table == table}
-
-    def test_targets_once_each_despite_duplicate_block(self, seed: ParsedPage) -> None:
-        assert self.rows(seed, "Target") == {
-            "SOD1": "ASO (tofersen)",
-            "C9orf72": "ASO candidates",
-            "FUS": "ASO candidates",
-            "ATXN2": "ASO (APB-101)",
-        }
-        assert [r.label for r in seed.infobox if r.table == "Target"] == [
-            "SOD1",
-            "C9orf72",
-            "FUS",
-            "ATXN2",
+    def test_metadata_rows_are_kept_in_order_and_glued_text_is_ignored(
+        self, parsed_page: ParsedPage, spec: PageSpec
+    ) -> None:
+        assert list(parsed_page.metadata) == [
+            "slug",
+            "kg_node_id",
+            "entity_type",
+            "origin_type",
+            "source_table",
+            "wiki_page_id",
+            "__merged_from",
+            "_schema_version",
         ]
-        assert {r.column for r in seed.infobox if r.table == "Target"} == {"Approach"}
+        assert parsed_page.metadata["wiki_page_id"] == spec.wiki_page_id
+        assert parsed_page.metadata["source_table"] == "wiki_pages"
+        assert parsed_page.metadata["kg_node_id"] == "None"
+        assert parsed_page.metadata["origin_type"] == "v1_polymorphic_backfill"  # from its row
+        assert parsed_page.metadata["__merged_from"] == (
+            f"{{'merged_at': '{spec.merged_at}', 'unprefixed_id': '{spec.slug}'}}"
+        )
 
-    def test_trials(self, seed: ParsedPage) -> None:
-        assert self.rows(seed, "Trial") == {
-            "NCT05686534": "Reldesemtiv",
-            "NCT03162211": "Masitinib",
-            "NCT04482113": "CNM-Au8",
-            "NCT05270330": "Combination therapy",
-        }
-        assert {r.column for r in seed.infobox if r.table == "Trial"} == {"Intervention"}
+    def test_banner_title_repeats_and_trailer_are_not_sections(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        headings = [s.heading for s in parsed_page.sections]
+        assert spec.title not in headings
+        assert not any("Cite This Artifact" in h for h in headings)
+        assert not any("provenance" in h.lower() or "scidex.ai" in h or "embed" in h for h in headings)
+        assert headings.count("Overview") == 1  # the duplicated export block is merged
+        assert headings[0] == "Overview" and headings[-1] == "Related Hypotheses"
 
-    def test_agents(self, seed: ParsedPage) -> None:
-        assert self.rows(seed, "Agent") == {
-            "CNM-Au8": "Catalytic gold nanocrystals",
-            "Reldesemtiv": "Fast skeletal muscle troponin activator",
-            "Masitinib": "Tyrosine kinase inhibitor",
-            "Pridopidine": "Dopamine stabilizer",
-        }
 
-    def test_header_rows_are_not_data_and_rows_are_unique(self, seed: ParsedPage) -> None:
-        assert len(seed.infobox) == 12
-        labels = {r.label for r in seed.infobox}
-        assert not labels & {"Target", "Agent", "Trial"}
-        keys = [(r.table, r.label, r.value) for r in seed.infobox]
+class TestInfobox:
+    def rows(self, parsed: ParsedPage, table: str) -> dict[str, str]:
+        return {r.label: r.value for r in parsed.infobox if r.table == table}
+
+    def columns(self, parsed: ParsedPage, table: str) -> set[str]:
+        return {r.column for r in parsed.infobox if r.table == table}
+
+    def test_targets_are_kept_once_each_despite_the_duplicated_block(
+        self, parsed_page: ParsedPage, spec: PageSpec
+    ) -> None:
+        assert self.rows(parsed_page, "Target") == spec.targets
+        assert [r.label for r in parsed_page.infobox if r.table == "Target"] == list(spec.targets)
+        assert self.columns(parsed_page, "Target") == {"Approach"}
+
+    def test_trials_sub_table(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        assert self.rows(parsed_page, "Trial") == spec.trials
+        assert self.columns(parsed_page, "Trial") == {"Intervention"}
+
+    def test_agents_sub_table_rows_are_data(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        assert self.rows(parsed_page, "Agent") == spec.agents
+        assert self.columns(parsed_page, "Agent") == {"Mechanism"}
+
+    def test_header_rows_are_not_data_and_rows_are_unique(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        assert len(parsed_page.infobox) == 12
+        labels = {r.label for r in parsed_page.infobox}
+        assert not labels & {"Target", "Agent", "Trial", spec.title}
+        keys = [(r.table, r.label, r.value) for r in parsed_page.infobox]
         assert len(keys) == len(set(keys))
 
-    def test_row_lines_point_at_the_label_cell(self, seed: ParsedPage, seed_text: str) -> None:
-        lines = seed_text.split("\n")
-        for row in seed.infobox:
+    def test_row_lines_point_at_the_label_cell_of_the_first_block(
+        self, parsed_page: ParsedPage, page_text: str
+    ) -> None:
+        lines = page_text.split("\n")
+        for row in parsed_page.infobox:
             assert 'class="label"' in lines[row.line - 1]
+        second_block = lines.index("</table>") + 1
+        assert all(row.line < second_block for row in parsed_page.infobox)
 
-    def test_link_in_a_cell_is_reduced_and_collected(self, seed: ParsedPage) -> None:
-        c9 = [link for link in seed.links if link.path == "/entities/c9orf72"]
-        assert len(c9) == 1  # the duplicated infobox does not add it twice
-        assert c9[0].slug == "entities-c9orf72"
-        assert c9[0].text == "C9orf72"
+    def test_link_in_a_cell_is_reduced_and_collected_once(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        path, slug, text = spec.cell_link
+        found = [link for link in parsed_page.links if link.path == path]
+        assert len(found) == 1  # the duplicated infobox does not add it twice
+        assert found[0].slug == slug
+        assert found[0].text == text
+        assert found[0].heading_path == ["Overview"]
 
 
-class TestSeedFacts:
-    def fact(self, seed: ParsedPage, heading: str, key: str):
-        found = [f for f in seed.facts if f.heading_path[-1] == heading and f.key == key]
-        assert len(found) == 1, (heading, key)
+class TestFacts:
+    def fact(self, parsed: ParsedPage, path: tuple[str, ...]) -> Fact:
+        *heading_path, key = path
+        found = [f for f in parsed.facts if f.heading_path == heading_path and f.key == key]
+        assert len(found) == 1, path
         return found[0]
 
-    def test_approved_drug_facts(self, seed: ParsedPage) -> None:
-        tofersen = self.fact(seed, "Tofersen (Qalsody)", "Status")
-        assert tofersen.value == "FDA-approved (2023) for SOD1-ALS"
-        assert tofersen.heading_path == [
-            "FDA-Approved Disease-Modifying Therapies",
-            "Tofersen (Qalsody)",
-        ]
-        assert self.fact(seed, "Riluzole (Rilutek)", "Mechanism").value == (
-            "Sodium channel blocker; glutamate excitotoxicity reduction"
-        )
-        assert self.fact(seed, "Edaravone (Radicava)", "Status").value == "FDA-approved (2017)"
-        assert self.fact(seed, "AMX0035 (Relyvrio)", "Efficacy").value == (
-            "Extended survival by 4.8 months; functional benefit"
-        )
+    def test_drug_facts_are_keyed_by_heading_path_and_key(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        for path, value in spec.facts.items():
+            assert self.fact(parsed_page, path).value == value, path
 
-    def test_links_reduced_to_text_in_keys_and_values(self, seed: ParsedPage) -> None:
-        assert self.fact(seed, "Anti-Aggregation Strategies", "Autophagy enhancers").value == ("Rapamycin, trehalose")
-        assert self.fact(seed, "Tofersen (Qalsody)", "Efficacy").value == (
-            "Reduces SOD1 protein and neurofilament light chain; functional benefit in SOD1 patients"
-        )
+    def test_links_and_citations_are_reduced_to_text_in_keys_and_values(
+        self, parsed_page: ParsedPage, spec: PageSpec
+    ) -> None:
+        for path, value in spec.linked_facts.items():
+            assert self.fact(parsed_page, path).value == value, path
 
-    def test_link_only_bullets_and_related_lines_are_not_facts(self, seed: ParsedPage) -> None:
-        skipped = ("See Also", "Related Hypotheses")
-        assert not [f for f in seed.facts if f.heading_path[0] in skipped]
-        assert not [f for f in seed.facts if f.heading_path[0] == "External Links"]
-        assert all(f.line < 226 for f in seed.facts)
+    def test_link_only_bullets_and_related_lines_are_not_facts(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        for skipped in ("See Also", "External Links", "Related Hypotheses"):
+            assert not [f for f in parsed_page.facts if f.heading_path[0] == skipped], skipped
+        (see_also,) = section_by_heading(parsed_page, "See Also")
+        assert all(f.line < see_also.line for f in parsed_page.facts)
+        assert len(parsed_page.facts) == spec.fact_count
 
-    def test_fact_line_numbers(self, seed: ParsedPage, seed_text: str) -> None:
-        lines = seed_text.split("\n")
-        for f in seed.facts:
+    def test_fact_line_numbers_point_at_the_bullet(self, parsed_page: ParsedPage, page_text: str) -> None:
+        lines = page_text.split("\n")
+        for f in parsed_page.facts:
             assert lines[f.line - 1].startswith("- ")
+            assert f.key.split()[-1] in lines[f.line - 1]
 
 
-class TestSeedLinksAndCitations:
-    def test_internal_link_slugs(self, seed: ParsedPage) -> None:
-        slugs = {link.path: link.slug for link in seed.links}
-        assert slugs["/entities/neurons"] == "entities-neurons"
-        assert slugs["/biomarkers/neurofilament-light-chain-nfl"] == ("biomarkers-neurofilament-light-chain-nfl")
-        assert slugs["/diseases/amyotrophic-lateral-sclerosis"] == ("diseases-amyotrophic-lateral-sclerosis")
-        assert slugs["/mechanisms/excitotoxicity"] == "mechanisms-excitotoxicity"
-        assert slugs["/mechanisms/tdp-43-proteinopathy"] == "mechanisms-tdp-43-proteinopathy"
+class TestLinksAndCitations:
+    def test_internal_link_slugs(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        slugs = {link.path: link.slug for link in parsed_page.links}
+        for path, slug in spec.link_slugs.items():
+            assert slugs[path] == slug
 
-    def test_links_carry_heading_path(self, seed: ParsedPage) -> None:
-        neurons = next(link for link in seed.links if link.path == "/entities/neurons")
-        assert neurons.heading_path == ["Overview"]
-        assert neurons.text == "neurons"
-        riluzole = next(link for link in seed.links if link.path == "/therapeutics/riluzole")
-        assert riluzole.heading_path == ["See Also"]
+    def test_links_carry_their_text_and_heading_path(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        for path, (text, heading_path) in spec.placed_links.items():
+            link = next(link for link in parsed_page.links if link.path == path)
+            assert (link.text, link.heading_path) == (text, heading_path)
 
-    def test_engine_links_are_not_part_of_the_link_graph(self, seed: ParsedPage) -> None:
-        paths = [link.path for link in seed.links]
+    def test_engine_links_are_not_part_of_the_link_graph(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        paths = [link.path for link in parsed_page.links]
         assert not any(p.startswith(("/hypothesis/", "/analysis/", "/exchange")) for p in paths)
+        assert paths == spec.link_paths  # page order; the duplicated infobox adds nothing
 
-    def test_citations(self, seed: ParsedPage) -> None:
-        assert seed.citations == ["bensimon1994"]
+    def test_citations_in_order_of_appearance(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        assert parsed_page.citations == spec.citations
 
-    def test_external_links_kept(self, seed: ParsedPage) -> None:
-        urls = [e.url for e in seed.external_links]
-        assert urls == [
-            "https://pubmed.ncbi.nlm.nih.gov/?term=amyotrophic+lateral+sclerosis+treatment",
-            "https://clinicaltrials.gov",
-            "https://www.als.org/",
-            "https://www.als.net/",
-        ]
-        assert seed.external_links[0].text == "PubMed: ALS Treatment Strategies"
+    def test_external_links_are_kept_and_the_trailer_is_not(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        urls = [e.url for e in parsed_page.external_links]
+        assert urls == spec.external_urls
+        assert parsed_page.external_links[0].text == spec.first_external_text
         assert not any("scidex.ai/artifact" in u for u in urls)  # trailer ignored
 
 
-class TestSeedRelated:
-    def test_scored_hypotheses_in_order(self, seed: ParsedPage) -> None:
-        hyps = [r for r in seed.related if r.kind == "hypothesis"]
-        assert [h.id for h in hyps] == [
-            "h-2600483e",
-            "h-0758b337",
-            "h-ae1b2beb",
-            "h-5dbfd3aa",
-            "h-76888762",
-            "h-8ef34c4c",
-            "h-637a53c9",
-            "h-3d993b5d",
-        ]
-        assert [h.score for h in hyps] == [0.79, 0.74, 0.72, 0.71, 0.69, 0.68, 0.67, 0.66]
-        assert hyps[0].title == "CYP46A1 Overexpression Gene Therapy"
-        assert hyps[0].path == "/hypothesis/h-2600483e"
-        assert hyps[0].target_label == "CYP46A1" and hyps[0].genes == ["CYP46A1"]
+class TestRelated:
+    def test_scored_hypotheses_in_order(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        hyps = [r for r in parsed_page.related if r.kind == "hypothesis"]
+        assert [h.id for h in hyps] == spec.hypothesis_ids
+        assert [h.score for h in hyps] == spec.scores
+        assert hyps[0].title == spec.top_title
+        assert hyps[0].path == f"/hypothesis/{spec.hypothesis_ids[0]}"
+        assert hyps[0].target_label == spec.top_target and hyps[0].genes == [spec.top_target]
         assert not any(h.in_progress for h in hyps)
 
-    def test_target_labels_kept_as_written_and_split(self, seed: ParsedPage) -> None:
-        by_id = {r.id: r for r in seed.related}
-        assert by_id["h-0758b337"].target_label == "P2RY1 and P2RX7"
-        assert by_id["h-0758b337"].genes == ["P2RY1", "P2RX7"]
-        assert by_id["h-637a53c9"].target_label == "HSPA1A, HSP90AA1, DNAJB1, FKBP5"
-        assert by_id["h-637a53c9"].genes == ["HSPA1A", "HSP90AA1", "DNAJB1", "FKBP5"]
+    def test_target_labels_are_kept_as_written_and_split_into_genes(
+        self, parsed_page: ParsedPage, spec: PageSpec
+    ) -> None:
+        by_id = {r.id: r for r in parsed_page.related}
+        for hyp_id, (label, genes) in spec.split_targets.items():
+            assert by_id[hyp_id].target_label == label
+            assert by_id[hyp_id].genes == genes
 
-    def test_in_progress_analyses_follow(self, seed: ParsedPage) -> None:
-        tail = seed.related[8:]
-        assert [r.id for r in tail] == [
-            "SDA-2026-04-02-gap-microglial-subtypes-20260402004119",
-            "SDA-2026-04-01-gap-006",
-            "SDA-2026-04-01-gap-v2-68d9c9c1",
-            "SDA-2026-04-02-gap-crispr-neurodegeneration-20260402",
-        ]
+    def test_in_progress_analyses_follow_the_scored_lines(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        tail = parsed_page.related[len(spec.hypothesis_ids) :]
+        assert [r.id for r in tail] == spec.analysis_ids
         assert all(r.kind == "analysis" and r.in_progress for r in tail)
         assert all(r.score is None and r.target_label is None and r.genes == [] for r in tail)
-        assert tail[0].title == "Microglial subtypes in neurodegeneration — friend vs foe"
+        assert tail[0].title == spec.first_analysis_title
+        assert tail[0].path == f"/analysis/{spec.analysis_ids[0]}"
 
-    def test_span_covers_heading_to_last_list_line(self, seed: ParsedPage, seed_text: str) -> None:
-        assert seed.has_related_section
-        assert seed.related_span is not None
-        start, end = seed.related_span
-        block = seed_text[start:end]
+    def test_span_covers_heading_to_last_list_line(
+        self, parsed_page: ParsedPage, page_text: str, spec: PageSpec
+    ) -> None:
+        assert parsed_page.has_related_section
+        assert parsed_page.related_span is not None
+        start, end = parsed_page.related_span
+        block = page_text[start:end]
         assert block.startswith("Related Hypotheses\nFrom the [SciDEX Exchange](/exchange)")
-        assert block.endswith("gap-crispr-neurodegeneration-20260402) 🔄\n")
-        assert seed_text[end:].startswith("▸Metadata")
+        assert block.endswith(f"/analysis/{spec.analysis_ids[-1]}) 🔄\n")
+        assert page_text[end:].startswith("▸Metadata")
         assert block.count("\n") == 14
+        assert [r.line for r in parsed_page.related] == list(spec.related_lines)
 
-    def test_insert_at_is_the_metadata_line(self, seed: ParsedPage, seed_text: str) -> None:
-        assert seed_text[seed.insert_at :].startswith("▸Metadataorigin_type")
-        assert seed.insert_at == seed.related_span[1]
+    def test_insert_at_is_the_metadata_line(self, parsed_page: ParsedPage, page_text: str) -> None:
+        assert parsed_page.related_span is not None
+        assert page_text[parsed_page.insert_at :].startswith("▸Metadataorigin_type")
+        assert parsed_page.insert_at == parsed_page.related_span[1]
 
 
-class TestSeedHeadingsAndChunks:
-    def path_of(self, seed: ParsedPage, heading: str) -> list[str]:
-        (section,) = section_by_heading(seed, heading)
+class TestHeadingsAndChunks:
+    def path_of(self, parsed: ParsedPage, heading: str) -> list[str]:
+        (section,) = section_by_heading(parsed, heading)
         return section.heading_path
 
-    def test_inferred_heading_paths(self, seed: ParsedPage) -> None:
-        assert self.path_of(seed, "Riluzole (Rilutek)") == [
-            "FDA-Approved Disease-Modifying Therapies",
-            "Riluzole (Rilutek)",
-        ]
-        assert self.path_of(seed, "Anti-Aggregation Strategies") == [
-            "Emerging Disease-Modifying Therapies",
-            "Anti-Aggregation Strategies",
-        ]
-        assert self.path_of(seed, "Genetic Subtypes") == [
-            "Patient Stratification",
-            "Genetic Subtypes",
-        ]
-        assert self.path_of(seed, "Muscle Cramps") == ["Symptomatic Treatments", "Muscle Cramps"]
+    def test_inferred_heading_paths(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        for heading, path in spec.heading_paths.items():
+            assert self.path_of(parsed_page, heading) == path
         for top in ("Overview", "See Also", "External Links", "References", "Related Hypotheses"):
-            assert self.path_of(seed, top) == [top]
+            assert self.path_of(parsed_page, top) == [top]
 
-    def test_headings_without_bullets_are_sections(self, seed: ParsedPage) -> None:
-        (gene,) = section_by_heading(seed, "Gene Therapies")
-        assert gene.lines == []
-        assert gene.heading_path == ["Emerging Disease-Modifying Therapies", "Gene Therapies"]
-        assert section_by_heading(seed, "Neuroprotective Agents")
+    def test_headings_without_bullets_are_sections(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        for heading, path in spec.empty_headings.items():
+            (section,) = section_by_heading(parsed_page, heading)
+            assert section.lines == [] and section.heading_path == path, heading
+        (references,) = section_by_heading(parsed_page, "References")
+        assert references.lines == []
 
-    def test_overview_prose_is_a_chunk_not_a_heading(self, seed: ParsedPage) -> None:
-        assert not any(s.heading.startswith("Amyotrophic lateral") for s in seed.sections)
-        prose = [c for c in seed.chunks if c.text.startswith("Amyotrophic lateral sclerosis (ALS)")]
+    def test_overview_prose_is_a_chunk_not_a_heading(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        assert not any(s.heading.startswith(spec.prose_start) for s in parsed_page.sections)
+        prose = [c for c in parsed_page.chunks if c.text.startswith(spec.prose_start)]
         assert len(prose) == 1
         assert prose[0].heading_path == ["Overview"]
-        assert "motor neurons, leading" in prose[0].text  # link reduced to its text
-        assert "[@" not in prose[0].text and "bensimon" not in prose[0].text
+        assert spec.prose_link_text in prose[0].text  # link reduced to its text
+        cited = spec.citations[0].rstrip("0123456789")  # the cited key without its year
+        assert "[@" not in prose[0].text and cited not in prose[0].text
 
-    def test_infobox_is_one_chunk_under_its_heading(self, seed: ParsedPage) -> None:
-        boxes = [c for c in seed.chunks if "Target SOD1: ASO (tofersen)" in c.text]
+    def test_infobox_is_one_chunk_under_its_heading(self, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        boxes = [c for c in parsed_page.chunks if spec.infobox_lines[0] in c.text]
         assert len(boxes) == 1
         assert boxes[0].heading_path == ["Overview"]
-        assert "Trial NCT05686534: Reldesemtiv" in boxes[0].text.split("\n")
+        assert boxes[0].text.split("\n") == spec.infobox_lines
 
-    def test_chunks_are_plain_text_and_exclude_engine_and_trailer(self, seed: ParsedPage) -> None:
-        assert [c.ordinal for c in seed.chunks] == list(range(len(seed.chunks)))
-        assert [c.line for c in seed.chunks] == sorted(c.line for c in seed.chunks)
-        text = "\n".join(c.text for c in seed.chunks)
+    def test_chunks_are_plain_text_and_exclude_engine_and_trailer(
+        self, parsed_page: ParsedPage, spec: PageSpec
+    ) -> None:
+        assert [c.ordinal for c in parsed_page.chunks] == list(range(len(parsed_page.chunks)))
+        assert [c.line for c in parsed_page.chunks] == sorted(c.line for c in parsed_page.chunks)
+        text = "\n".join(c.text for c in parsed_page.chunks)
         for absent in (
             "](",
             "<td",
             "<span",
             "[@",
-            "CYP46A1",
+            spec.related_only_target,
             "SciDEX Exchange",
             "wiki_page_id",
             "embed=1",
@@ -287,17 +263,20 @@ class TestSeedHeadingsAndChunks:
             "ClinicalTrials.gov",
         ):
             assert absent not in text, absent
-        assert "- Status: FDA-approved (2023) for SOD1-ALS" in text
-        assert "- Amyotrophic Lateral Sclerosis" in text  # See Also is kept
-        assert all(c.heading_path[0] not in ("Related Hypotheses", "External Links") for c in seed.chunks)
+        for kept in spec.kept_in_chunks:  # a fact, and a See Also bullet
+            assert kept in text, kept
+        assert all(c.heading_path[0] not in ("Related Hypotheses", "External Links") for c in parsed_page.chunks)
+
+    def test_infobox_html_is_not_kept_in_section_lines(self, parsed_page: ParsedPage) -> None:
+        assert not any("<t" in line for s in parsed_page.sections for line in s.lines)
 
 
-def test_seed_parses_fast(seed_text: str) -> None:
+def test_the_page_parses_fast(page_text: str, spec: PageSpec) -> None:
     # a loose bound that only catches gross (e.g. quadratic) regressions
-    parse_page(seed_text, source_name=SEED_NAME)
+    parse_page(page_text, source_name=spec.name)
     t0 = time.perf_counter()
     for _ in range(100):
-        parse_page(seed_text, source_name=SEED_NAME)
+        parse_page(page_text, source_name=spec.name)
     assert (time.perf_counter() - t0) / 100 < 0.02
 
 
@@ -702,6 +681,3 @@ class TestMalformedTables:
         with pytest.raises(PageParseError, match="another <table> opens on line 4") as err:
             parse_page(text, source_name="nested.txt")
         assert err.value.where == "nested.txt:2"
-
-    def test_infobox_html_is_not_kept_in_section_lines(self, seed: ParsedPage) -> None:
-        assert not any("<t" in line for s in seed.sections for line in s.lines)

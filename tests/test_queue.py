@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
+from conftest import ONE_MODE, SAMPLE_HYPOTHESES, SAMPLE_KB, run_cli
 from pg import pg_url  # noqa: F401  (fixture)
 from sqlalchemy import text
 
@@ -162,12 +162,13 @@ def test_two_workers_finish_a_batch_despite_one_killed_mid_batch(queue_db, cli_e
             "DEBATE_BACKEND": "openai",
             "DEBATE_OPENAI__BASE_URL": server.base_url,
             "DEBATE_OPENAI__API_KEY": "k",
+            **ONE_MODE,
             "DEBATE_QUEUE__HEARTBEAT_S": "0.5",
             "DEBATE_QUEUE__STALLED_AFTER_S": "2",
             "DEBATE_QUEUE__STALLED_CHECK": "* * * * * */1",
             "DEBATE_QUEUE__SCHEDULE": "",
         }
-        settings = load_settings(database_url=queue_db, backend="openai")
+        settings = load_settings(database_url=queue_db, backend="openai", openai={"base_url": server.base_url})
         opts = normalize_options(
             backend="openai",
             stale_after="1d",

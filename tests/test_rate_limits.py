@@ -37,7 +37,7 @@ def _rescore(engine, db_url: str, base_url: str, *, concurrency: int, **openai: 
     settings = load_settings(
         database_url=db_url,
         debate={"rounds": 1, "judges": 2},
-        openai={"base_url": base_url, "api_key": "k", "timeout_s": 10.0, **openai},
+        openai={"base_url": base_url, "api_key": "k", "structured_output": "json_schema", "timeout_s": 10.0, **openai},
     )
     opts = normalize_options(
         backend="openai",

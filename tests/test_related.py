@@ -13,6 +13,7 @@ from sqlalchemy import insert
 
 from debate.core.models import HypothesisIn
 from debate.core.scoring import GREEN, RED, YELLOW
+from debate.engine.leases import me
 from debate.kb import hypotheses as hyps
 from debate.kb.ingest import ingest_paths
 from debate.store import tables as t
@@ -103,6 +104,7 @@ def add_run(
                 interval_lo=score - 0.05 if score is not None else None,
                 interval_hi=score + 0.05 if score is not None else None,
                 flagged=flagged,
+                owner=me() if status in ("queued", "running") else None,  # live: this process holds it
             )
         )
     return run_id
@@ -470,3 +472,39 @@ def test_a_full_list_shows_only_pending_debates_as_related_as_its_lines(engine, 
     assert [i.id for i in full.items if i.in_progress] == [close]
     roomy = related(engine, "entities-p", limit=3)
     assert [i.id for i in roomy.items if i.in_progress] == [loose, close]  # queue order
+
+
+ATTACKS = {
+    "img": ("Marsh idea <img src=x onerror=alert(1)>", "Marsh idea &lt;img src=x onerror=alert(1)&gt;"),
+    "script": ("Marsh <script>alert(1)</script> plan", "Marsh &lt;script&gt;alert(1)&lt;/script&gt; plan"),
+    "javascript": ("M](javascript:alert(1)) [m", r"M\](javascript:alert(1)) \[m"),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_md_lines_escape_titles_and_labels(engine, tmp_path: Path, cli_env: dict[str, str], attack: str) -> None:
+    title, escaped = ATTACKS[attack]
+    ingest(engine, tmp_path, {"p.txt": wiki_page("entities-marsh", "Marsh Page", targets=("SOD1",))})
+    h = add_hyp(engine, title, targets=["SOD1"], prior_score=0.7)
+    with session_scope(engine) as s:  # a label as imported, as hostile as the title
+        s.get(t.Hypothesis, h).target_label = title  # type: ignore[union-attr]
+    md = run_cli("related", "entities-marsh", "--format", "md", env=cli_env).stdout
+    line = md.splitlines()[2]
+    assert line == f"- [{escaped}](/hypothesis/{h}) — {span('0.70', GREEN)} · Target: {escaped}"
+    assert "<img" not in md and "<script" not in md
+
+
+def test_the_api_md_format_is_the_same_escaped_renderer(engine, tmp_path: Path, db_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from debate.core.config import load_settings
+    from debate.server.api import create_app
+
+    ingest(engine, tmp_path, {"p.txt": wiki_page("entities-marsh", "Marsh Page", targets=("SOD1",))})
+    for title, _escaped in ATTACKS.values():
+        add_hyp(engine, title, targets=["SOD1"], prior_score=0.7)
+    with TestClient(create_app(load_settings(database_url=db_url), backends=("offline",))) as client:
+        md = client.get("/api/pages/entities-marsh/related", params={"format": "md"}).text
+    assert md == related(engine, "entities-marsh").markdown
+    for _title, escaped in ATTACKS.values():
+        assert f"- [{escaped}](/hypothesis/" in md

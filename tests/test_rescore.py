@@ -227,7 +227,13 @@ def _openai_settings(
         database_url=db_url,
         prompts_dir=str(prompts_dir) if prompts_dir else "",
         debate={"rounds": 1, "judges": 1},
-        openai={"base_url": base_url, "api_key": "k", "timeout_s": 5.0, "max_concurrency": 64},
+        openai={
+            "base_url": base_url,
+            "api_key": "k",
+            "structured_output": "json_schema",
+            "timeout_s": 5.0,
+            "max_concurrency": 64,
+        },
         rescore=rescore,
     )
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import run_cli
+from conftest import ONE_MODE, run_cli
 from sqlalchemy import func, select
 
 from debate.llm.fake import FakeOpenAIServer
@@ -93,6 +93,7 @@ def test_killed_model_batch_resumes_to_exactly_one_score_each(sample_engine, db_
             **cli_env,
             "DEBATE_OPENAI__BASE_URL": server.base_url,
             "DEBATE_OPENAI__API_KEY": "k",
+            **ONE_MODE,
             "DEBATE_DEBATE__ROUNDS": "1",
             "DEBATE_DEBATE__JUDGES": "2",
         }

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import run_cli
+from conftest import ONE_MODE, run_cli
 from sqlalchemy import select
 
 from debate.llm.fake import FakeOpenAIServer
@@ -58,7 +58,7 @@ def _run_ids(db_url: str) -> list[str]:
 )
 def test_killed_run_resumes_without_repeating_finished_turns(sample_engine, db_url, cli_env, kill_after_turns):
     with FakeOpenAIServer(_staggered) as server:
-        env = {**cli_env, "DEBATE_OPENAI__BASE_URL": server.base_url, "DEBATE_OPENAI__API_KEY": "k"}
+        env = {**cli_env, "DEBATE_OPENAI__BASE_URL": server.base_url, "DEBATE_OPENAI__API_KEY": "k", **ONE_MODE}
         proc = subprocess.Popen(
             [sys.executable, "-m", "debate", "run", SOD1, "--backend", "openai", "-q"],
             env=env,
@@ -148,7 +148,7 @@ def test_run_killed_during_its_first_model_call_retrieves_again_and_keeps_one_sn
     # A fresh run's evidence is written with its first turn: killed before that turn, nothing of
     # the run is stored but its status, and the resumed run retrieves and stores the snapshot.
     with FakeOpenAIServer(_staggered) as server:
-        env = {**cli_env, "DEBATE_OPENAI__BASE_URL": server.base_url, "DEBATE_OPENAI__API_KEY": "k"}
+        env = {**cli_env, "DEBATE_OPENAI__BASE_URL": server.base_url, "DEBATE_OPENAI__API_KEY": "k", **ONE_MODE}
         proc = subprocess.Popen(
             [sys.executable, "-m", "debate", "run", SOD1, "--backend", "openai", "-q"],
             env=env,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SEED_NAME
+from pages import PageSpec
 
 from debate.kb.parse import ParsedPage, parse_page
 from debate.kb.rewrite import replace_related_section
@@ -14,42 +14,51 @@ LINE_B = "- [FUS granules](/hypothesis/h-4567cdef) 🔄\n"
 
 
 def rendered_block(parsed: ParsedPage) -> str:
-    """The seed's section rebuilt by hand from its parsed lines (as a renderer would emit it)."""
+    """The page's section rebuilt by hand from its parsed lines (as a renderer would emit it)."""
     (related,) = [s for s in parsed.sections if s.heading == "Related Hypotheses"]
     return "Related Hypotheses\n" + "".join(f"{line}\n" for line in related.lines)
 
 
-class TestSeed:
-    def test_unchanged_section_round_trips_byte_for_byte(self, seed_text: str, seed: ParsedPage) -> None:
-        block = rendered_block(seed)
-        start, end = seed.related_span
-        assert block == seed_text[start:end]
-        assert replace_related_section(seed_text, seed, block) == seed_text
+class TestExportedPage:
+    """On each page of ``pages.py``."""
 
-    def test_changed_line_changes_only_that_line(self, seed_text: str, seed: ParsedPage) -> None:
-        old = rendered_block(seed)
-        new = old.replace(">0.79</span> · Target: CYP46A1", ">0.81</span> · Target: CYP46A1")
+    def test_unchanged_section_round_trips_byte_for_byte(self, page_text: str, parsed_page: ParsedPage) -> None:
+        block = rendered_block(parsed_page)
+        assert parsed_page.related_span is not None
+        start, end = parsed_page.related_span
+        assert block == page_text[start:end]
+        assert replace_related_section(page_text, parsed_page, block) == page_text
+
+    def test_changed_line_changes_only_that_line(self, page_text: str, parsed_page: ParsedPage, spec: PageSpec) -> None:
+        old = rendered_block(parsed_page)
+        rescored = round(spec.scores[0] + 0.02, 2)
+        top = f"</span> · Target: {spec.top_target}"
+        new = old.replace(f">{spec.scores[0]:.2f}{top}", f">{rescored:.2f}{top}")
         assert new != old
-        out = replace_related_section(seed_text, seed, new)
-        before, after = seed_text.split("\n"), out.split("\n")
+        out = replace_related_section(page_text, parsed_page, new)
+        before, after = page_text.split("\n"), out.split("\n")
         assert len(before) == len(after)
         changed = [i + 1 for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
-        assert changed == [seed.related[0].line]
-        reparsed = parse_page(out, source_name=SEED_NAME)
-        assert reparsed.related[0].score == 0.81
-        assert reparsed.metadata == seed.metadata
+        assert changed == [parsed_page.related[0].line]
+        reparsed = parse_page(out, source_name=spec.name)
+        assert reparsed.related[0].score == rescored
+        assert reparsed.metadata == parsed_page.metadata
 
-    def test_shorter_list_keeps_the_rest_of_the_page(self, seed_text: str, seed: ParsedPage) -> None:
-        out = replace_related_section(seed_text, seed, HEADER + LINE_A + LINE_B)
-        start, end = seed.related_span
-        assert out.startswith(seed_text[:start])
-        assert out.endswith(seed_text[end:])
-        reparsed = parse_page(out, source_name=SEED_NAME)
+    def test_shorter_list_keeps_the_rest_of_the_page(
+        self, page_text: str, parsed_page: ParsedPage, spec: PageSpec
+    ) -> None:
+        out = replace_related_section(page_text, parsed_page, HEADER + LINE_A + LINE_B)
+        assert parsed_page.related_span is not None
+        start, end = parsed_page.related_span
+        assert out.startswith(page_text[:start])
+        assert out.endswith(page_text[end:])
+        reparsed = parse_page(out, source_name=spec.name)
         assert [r.id for r in reparsed.related] == ["h-0123abcd", "h-4567cdef"]
-        assert reparsed.infobox == seed.infobox and reparsed.facts == seed.facts
+        assert reparsed.related[1].kind == "hypothesis" and reparsed.related[1].in_progress
+        assert reparsed.infobox == parsed_page.infobox and reparsed.facts == parsed_page.facts
 
-    def test_empty_section_leaves_text_unchanged(self, seed_text: str, seed: ParsedPage) -> None:
-        assert replace_related_section(seed_text, seed, "") == seed_text
+    def test_empty_section_leaves_text_unchanged(self, page_text: str, parsed_page: ParsedPage) -> None:
+        assert replace_related_section(page_text, parsed_page, "") == page_text
 
 
 class TestInsertion:

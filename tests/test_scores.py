@@ -10,6 +10,7 @@ from conftest import run_cli
 from sqlalchemy import insert
 
 from debate.core.models import HypothesisIn
+from debate.engine.leases import me
 from debate.kb import hypotheses as hyps
 from debate.store import tables as t
 from debate.store.db import session_scope
@@ -63,6 +64,7 @@ def add_run(
                 flagged=flagged,
                 trigger="test",
                 batch_id=batch,
+                owner=me() if status in ("queued", "running") else None,  # live: this process holds it
             )
         )
     return run_id

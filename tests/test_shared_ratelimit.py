@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_HYPOTHESES, SAMPLE_KB, max_in_window
+from conftest import ONE_MODE, SAMPLE_HYPOTHESES, SAMPLE_KB, max_in_window
 from pg import pg_url  # noqa: F401  (fixture)
 from sqlalchemy import text
 
@@ -148,7 +148,9 @@ def test_two_workers_send_at_most_rpm_requests_together(
 
     n = 10
     base_url, log = server_process
-    settings = load_settings(database_url=db, backend="openai", debate={"rounds": 1, "judges": 2})
+    settings = load_settings(
+        database_url=db, backend="openai", openai={"base_url": base_url}, debate={"rounds": 1, "judges": 2}
+    )
     ensure_queue_schema(settings)
     engine = ensure_schema(db)
     opts = normalize_options(
@@ -175,6 +177,7 @@ def test_two_workers_send_at_most_rpm_requests_together(
         "DEBATE_BACKEND": "openai",
         "DEBATE_OPENAI__BASE_URL": base_url,
         "DEBATE_OPENAI__API_KEY": "k",
+        **ONE_MODE,
         "DEBATE_OPENAI__RPM": str(n),
         "DEBATE_OPENAI__RATE_WINDOW_S": str(WINDOW_S),
         "DEBATE_QUEUE__SCHEDULE": "",

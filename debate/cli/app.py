@@ -21,6 +21,7 @@ from debate import __version__
 from debate.core.config import Settings, load_settings
 from debate.core.errors import DebateError
 from debate.core.redact import redact
+from debate.core.text import terminal_safe
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -89,15 +90,17 @@ def announce_db() -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {rich_escape(redact(message))}", markup=True, highlight=False)
+    console.print(f"[red]error:[/red] {rich_escape(terminal_safe(redact(message)))}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 
 def main() -> None:
     """Console entry point."""
     import debate.cli  # noqa: F401  (registers the command modules)
+    from debate.cli.safe import check_args
 
     try:
+        check_args(sys.argv[1:])
         rc = app(standalone_mode=False)
     except DebateError as e:
         _print_error(str(e))
@@ -121,4 +124,5 @@ def main() -> None:
 
 def _print_error(message: str) -> None:
     first = message.strip().splitlines()[0] if message.strip() else "error"
-    sys.stderr.write(f"error: {redact(first)}\n")
+    # A message may quote untrusted text (a file name, a page line): no control characters.
+    sys.stderr.write(f"error: {terminal_safe(redact(first))}\n")

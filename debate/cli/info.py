@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from debate import __version__
 from debate.cli.app import app, emit_json, out, state
+from debate.cli.safe import lit
 from debate.core.redact import redact
 from debate.store import tables as t
 from debate.store.db import current_revision, get_engine, migrate, ping, session_scope
@@ -21,8 +22,10 @@ def init() -> None:
     ping(engine)
     applied = migrate(engine)
     out.print(
-        f"{redact(state.settings.database_url)}: schema {'upgraded to' if applied else 'already at'} "
-        f"{current_revision(engine)}"
+        lit(
+            f"{redact(state.settings.database_url)}: schema {'upgraded to' if applied else 'already at'} "
+            f"{current_revision(engine)}"
+        )
     )
 
 
@@ -48,4 +51,4 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         emit_json(data)
         return
     for k, v in data.items():
-        out.print(f"{k:>12}: {v}", markup=False)
+        out.print(lit(f"{k:>12}: {v}"))

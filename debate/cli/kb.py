@@ -11,6 +11,8 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from debate.cli.app import announce_db, app, console, emit_json, out, state
+from debate.cli.safe import esc, lit
+from debate.cli.tables import print_table
 from debate.core.errors import NotFoundError
 from debate.kb import ingest as kb_ingest
 from debate.kb.search import search as kb_search
@@ -32,7 +34,7 @@ def ingest(
     """Parse pages in the wiki export format and store them (unchanged pages are left alone)."""
     announce_db()
     engine = state.engine()
-    files_total = sum(1 for _ in kb_ingest.collect_files(paths))
+    files_total = len(kb_ingest.page_paths(paths))
     with Progress(
         TextColumn("ingest"),
         BarColumn(),
@@ -43,7 +45,9 @@ def ingest(
         disable=files_total < 50,
     ) as bar:
         task = bar.add_task("pages", total=files_total)
-        report = kb_ingest.ingest_paths(engine, paths, skip_bad=skip_bad, progress=lambda n: bar.advance(task, n))
+        report = kb_ingest.ingest_paths(
+            engine, paths, skip_bad=skip_bad, progress=lambda n: bar.advance(task, n), limits=state.settings.kb
+        )
     summary = {
         "added": report.added,
         "changed": report.changed,
@@ -59,7 +63,7 @@ def ingest(
             f"{len(report.unchanged)} unchanged; hypotheses imported: {report.hypotheses_imported}"
         )
         for line in report.skipped:
-            console.print(f"[yellow]skipped[/yellow] {line}")
+            console.print(f"[yellow]skipped[/yellow] {esc(line)}", soft_wrap=True)
     if report.skipped:
         raise typer.Exit(1)
 
@@ -94,8 +98,8 @@ def list_pages(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
         return
     table = Table("slug", "title", "type", "chunks")
     for i in items:
-        table.add_row(i["slug"], i["title"], i["entity_type"] or "", str(i["chunks"]))
-    out.print(table)
+        table.add_row(lit(i["slug"]), lit(i["title"]), lit(i["entity_type"]), str(i["chunks"]))
+    print_table(out, table, flex=("slug", "title"))
 
 
 def page_detail(slug: str) -> dict:
@@ -171,7 +175,7 @@ def show(
     if as_json:
         emit_json(d)
         return
-    out.print(f"[bold]{d['title']}[/bold]  ({d['slug']}, {d['entity_type'] or 'no type'})")
+    out.print(f"[bold]{esc(d['title'])}[/bold]  ({esc(d['slug'])}, {esc(d['entity_type'] or 'no type')})")
     out.print(
         f"sections {len(d['sections'])} · facts {len(d['facts'])} · infobox rows {len(d['infobox'])} · "
         f"links {len(d['links'])} · citations {len(d['citations'])} · chunks {len(d['chunks'])} · "
@@ -179,9 +183,9 @@ def show(
     )
     genes = [x["term"] for x in d["terms"] if x["kind"] == "gene"]
     if genes:
-        out.print("genes: " + ", ".join(genes))
+        out.print(lit("genes: " + ", ".join(genes)))
     for f in d["facts"]:
-        out.print(f"  [dim]{' › '.join(f['heading_path'])}[/dim]  {f['key']}: {f['value']}", markup=True)
+        out.print(f"  [dim]{esc(' › '.join(f['heading_path']))}[/dim]  {esc(f['key'])}: {esc(f['value'])}")
 
 
 @kb_app.command("search")
@@ -210,12 +214,12 @@ def search(
     if not hits:
         out.print("no matches")
     for h in hits:
-        out.print(f"[bold]{h.slug}[/bold] [dim]{' › '.join(h.heading_path)}  ({h.score:.2f}, {h.mode})[/dim]")
-        out.print(f"  {h.snippet}", markup=False)
+        out.print(f"[bold]{esc(h.slug)}[/bold] [dim]{esc(' › '.join(h.heading_path))}  ({h.score:.2f}, {h.mode})[/dim]")
+        out.print(lit(f"  {h.snippet}"))
 
 
 @kb_app.command("remove")
 def remove(slug: Annotated[str, typer.Argument(help="Slug of the page to remove.")]) -> None:
     """Remove a page and everything extracted from it."""
     kb_ingest.remove_page(state.engine(), slug)
-    out.print(f"removed {slug}")
+    out.print(lit(f"removed {slug}"))

@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from debate.cli.app import announce_db, app, console, emit_json, out, state
+from debate.cli.safe import lit
+from debate.cli.tables import print_table
 
 queue_app = typer.Typer(help="The task queue (PostgreSQL): add debates, show job counts.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
@@ -47,7 +49,9 @@ def worker(
 @queue_app.command("add")
 def add(
     hypothesis_ids: Annotated[list[str], typer.Argument(help="Hypothesis ids to debate.")],
-    backend: Annotated[str | None, typer.Option("--backend", help="offline or openai (default: config).")] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="offline, openai or local (default: config).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Put debates on the queue (a hypothesis already queued is skipped)."""
@@ -91,8 +95,8 @@ def status(
         return
     table = Table("queue", "queued", "running", "failed", "stalled", "succeeded", "cancelled")
     table.add_row(
-        st.queue, *(str(x) for x in (st.queued, st.running, st.failed, st.stalled, st.succeeded, st.cancelled))
+        lit(st.queue), *(str(x) for x in (st.queued, st.running, st.failed, st.stalled, st.succeeded, st.cancelled))
     )
-    out.print(table)
+    print_table(out, table)
     if st.stalled:
         console.print(f"[yellow]{st.stalled} stalled job(s): a worker's stalled-job check will retry them[/yellow]")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from debate.cli.app import announce_db, app, console, emit_json, out, state
 from debate.cli.batches import money, tokens
+from debate.cli.safe import esc, lit
+from debate.cli.tables import print_table
+from debate.core.config import BackendName
 from debate.core.errors import UserInputError
 from debate.store import tables as t
 from debate.store.db import session_scope
@@ -19,7 +22,7 @@ if TYPE_CHECKING:
     from debate.jobs.batches import Budget
     from debate.jobs.runner import BatchProgress, BatchSummary
 
-Backend = Literal["offline", "openai"]
+Backend = BackendName
 EXIT_STOPPED = 3  # the batch stopped before its end (budget): rerun to continue
 
 
@@ -51,7 +54,7 @@ _LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="At most N
 _ConcurrencyOpt = Annotated[
     int | None, typer.Option("--concurrency", min=1, max=1024, help="Debates at once (default [rescore] concurrency).")
 ]
-_BackendOpt = Annotated[Backend | None, typer.Option("--backend", help="offline or openai (default: config).")]
+_BackendOpt = Annotated[Backend | None, typer.Option("--backend", help="offline, openai or local (default: config).")]
 _MaxTokensTotalOpt = Annotated[
     int | None,
     typer.Option(
@@ -205,10 +208,10 @@ def _select_and_open(
         if as_json:
             emit_json({"batch_id": None, "status": "empty", "options": opts.model_dump(mode="json"), "total": 0})
         else:
-            out.print(f"nothing to rescore ({opts.describe()})")
+            out.print(lit(f"nothing to rescore ({opts.describe()})"))
         return None
     if not as_json:
-        console.print(f"[dim]{opts.describe()}[/dim]")
+        console.print(f"[dim]{esc(opts.describe())}[/dim]")
     return batch.id, not created
 
 
@@ -324,9 +327,10 @@ def _print_summary(s: BatchSummary) -> None:
             markup=False,
         )
     for note in s.notes:
-        out.print(f"note: {note}", markup=False)
+        out.print(lit(f"note: {note}"))
     for e in s.errors[:5]:
-        out.print(f"  {e['status']}: {e['hypothesis_id'] or e['run_id']}: {e['error'][:160]}", markup=False)
+        # An error may quote a model's reply: printed as plain, one-line text.
+        out.print(lit(f"  {e['status']}: {e['hypothesis_id'] or e['run_id']}: {e['error'][:160]}"))
 
 
 def _show_open(batch_id: str, as_json: bool) -> None:
@@ -368,11 +372,11 @@ def _dry_run(opts: Any, ids: list[str] | None, as_json: bool) -> None:
             }
         )
         return
-    out.print(f"would debate {len(selected)} hypotheses: {opts.describe()}", markup=False)
+    out.print(lit(f"would debate {len(selected)} hypotheses: {opts.describe()}"))
     if selected:
         table = Table("hypothesis", "why")
         for x in selected[:200]:
-            table.add_row(x.id, x.reasons.summary())
-        out.print(table)
+            table.add_row(lit(x.id), lit(x.reasons.summary()))
+        print_table(out, table, flex=("why",))
         if len(selected) > 200:
             out.print(f"... and {len(selected) - 200} more (--json lists all)", markup=False)

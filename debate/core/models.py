@@ -99,6 +99,9 @@ class EvidenceItem(BaseModel):
     heading_path: list[str]
     text: str
     score: float
+    relevance: float | None = Field(
+        default=None, description="Score over the best score of the same search, in [0, 1]; 1 at rank 1."
+    )
     facts: list[dict[str, str]] = Field(default_factory=list, description="Facts under the chunk's heading.")
 
 

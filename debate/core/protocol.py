@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
-from debate.core.calls import Attempt, ChatMessage
+from debate.core.calls import Attempt, ChatMessage, PromptFit
 from debate.core.models import CriticReply, EvidenceItem, HypothesisOut, ProposerReply
 
 
@@ -90,6 +90,8 @@ class AgentResult:
     model: str
     label: Literal["model", "heuristic"]
     prompt: dict[str, str] = field(default_factory=dict)
+    fit: PromptFit | None = None
+    """How the prompt was fitted to the context window (None: not counted, nothing trimmed)."""
 
 
 class Backend(Protocol):

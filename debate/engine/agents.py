@@ -10,16 +10,17 @@ one here (prompts + the :mod:`debate.llm.client` seam) and the deterministic one
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from debate.core.calls import ChatClient, ChatMessage
+from debate.core.calls import ChatClient, ChatMessage, PromptFitter, PromptVariant, speaking
 from debate.core.models import CriticReply, EvidenceItem, HypothesisOut, JudgeReply, ProposerReply
 from debate.core.protocol import AgentResult, DebateView, JudgeSeat, TurnView
 from debate.core.rubric import DIMENSION_DESCRIPTIONS, DIMENSIONS
-from debate.llm.prompts import BUNDLED_DIR, load
+from debate.llm.prompts import BUNDLED_DIR, Prompt, load
 
 # ---------------------------------------------------------------- rendering for prompts
 
@@ -39,8 +40,13 @@ def render_evidence(evidence: list[EvidenceItem]) -> str:
     )
 
 
-def render_history(turns: list[TurnView], *, critic_first: bool = False) -> str:
-    """Earlier turns, round by round; judges on odd seats see the critic's side first."""
+def render_history(
+    turns: list[TurnView], *, critic_first: bool = False, shortened: frozenset[int] = frozenset()
+) -> str:
+    """Earlier turns, round by round; judges on odd seats see the critic's side first.
+
+    Rounds in ``shortened`` show their claims only (the arguments left out to fit the context).
+    """
     if not turns:
         return "(no turns yet)"
     lines: list[str] = []
@@ -49,8 +55,38 @@ def render_history(turns: list[TurnView], *, critic_first: bool = False) -> str:
         in_round.sort(key=lambda t: (t.role == "proposer") if critic_first else (t.role != "proposer"))
         for t in in_round:
             claims = "; ".join(f"{c.text} [{', '.join(c.evidence_ids) or 'no citation'}]" for c in t.reply.claims)
-            lines.append(f"Round {rnd} {t.role}: {t.reply.argument}\n  Claims: {claims or '(none)'}")
+            argument = "(argument left out for length)" if rnd in shortened else t.reply.argument
+            lines.append(f"Round {rnd} {t.role}: {argument}\n  Claims: {claims or '(none)'}")
     return "\n".join(lines)
+
+
+def prompt_variants(
+    prompt: Prompt,
+    values: Mapping[str, str],
+    evidence: list[EvidenceItem],
+    history: Callable[[frozenset[int]], str],
+    earlier_rounds: list[int],
+) -> Iterator[PromptVariant]:
+    """The prompt from the full one down to the smallest, made lazily (most never get past the
+    first): the lowest-ranked evidence dropped one by one down to the best item, then the
+    earlier rounds, oldest first, cut to their claims."""
+
+    ranked = sorted(evidence, key=lambda e: e.rank)
+
+    def make(keep: int, shortened: frozenset[int]) -> PromptVariant:
+        system, user = prompt.render(**values, evidence=render_evidence(ranked[:keep]), history=history(shortened))
+        return PromptVariant(
+            messages=[ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)],
+            evidence_dropped=tuple(e.eid for e in reversed(ranked[keep:])),
+            rounds_shortened=tuple(sorted(shortened)),
+        )
+
+    yield make(len(ranked), frozenset())
+    for keep in range(len(ranked) - 1, 0, -1):
+        yield make(keep, frozenset())
+    floor = min(len(ranked), 1)
+    for i in range(1, len(earlier_rounds) + 1):
+        yield make(floor, frozenset(earlier_rounds[:i]))
 
 
 def hypothesis_vars(h: HypothesisOut) -> dict[str, str]:
@@ -70,26 +106,68 @@ def hypothesis_vars(h: HypothesisOut) -> dict[str, str]:
 class ModelBackend:
     """Agents that ask a model through the :class:`~debate.llm.client.ChatClient` seam."""
 
-    name = "openai"
-
     def __init__(
         self,
         client: ChatClient,
         *,
         model: str,
         role_models: dict[str, str] | None = None,
+        role_sampling: Mapping[str, Mapping[str, float | int]] | None = None,
         prompts_dir: Path = BUNDLED_DIR,
+        name: str = "openai",
     ) -> None:
         self.client = client
         self.model = model
         self.role_models = role_models or {}
+        self.role_sampling = role_sampling or {}
         self.prompts_dir = prompts_dir
+        self.name = name
 
-    async def _ask(self, name: str, schema: type[BaseModel], model: str, **values: Any) -> AgentResult:
+    async def _ask(
+        self,
+        name: str,
+        schema: type[BaseModel],
+        model: str,
+        view: DebateView,
+        values: Mapping[str, str],
+        *,
+        critic_first: bool = False,
+        seat: int = 0,
+    ) -> AgentResult:
+        """Ask ``name``'s prompt, trimmed to the endpoint's context when the client can count.
+
+        The call's progress (:func:`~debate.core.calls.progress_sink`) names this turn: the
+        view's round, ``name`` as the role, and ``seat`` (the run is named by whoever runs it)."""
+        with speaking(round=view.round, role=name, seat=seat):
+            return await self._ask_now(name, schema, model, view, values, critic_first=critic_first)
+
+    async def _ask_now(
+        self,
+        name: str,
+        schema: type[BaseModel],
+        model: str,
+        view: DebateView,
+        values: Mapping[str, str],
+        *,
+        critic_first: bool,
+    ) -> AgentResult:
         prompt = load(name, self.prompts_dir)
-        system, user = prompt.render(**values)
-        messages = [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
-        done = await self.client.complete(messages, schema, model=model)
+        # Rounds before the one being argued (a judge sees the last round whole).
+        last = max((t.round for t in view.turns), default=0) if name == "judge" else view.round
+        variants = prompt_variants(
+            prompt,
+            values,
+            view.evidence,
+            lambda shortened: render_history(view.turns, critic_first=critic_first, shortened=shortened),
+            sorted({t.round for t in view.turns if t.round < last}),
+        )
+        fit = None
+        if isinstance(self.client, PromptFitter):
+            variant, fit = await self.client.fit(variants, schema, role=name, model=model)
+        else:
+            variant = next(variants)
+        sampling = self.role_sampling.get(name)
+        done = await self.client.complete(variant.messages, schema, model=model, sampling=sampling, role=name, fit=fit)
         return AgentResult(
             reply=done.parsed,
             raw=done.raw,
@@ -98,51 +176,36 @@ class ModelBackend:
             model=done.model,
             label="model",
             prompt=prompt.ref,
+            fit=fit,
         )
+
+    def _debater_values(self, view: DebateView) -> dict[str, str]:
+        return {**hypothesis_vars(view.hypothesis), "round": str(view.round), "max_rounds": str(view.max_rounds)}
 
     async def propose(self, view: DebateView) -> AgentResult:
-        return await self._ask(
-            "proposer",
-            ProposerReply,
-            self.role_models.get("proposer", self.model),
-            **hypothesis_vars(view.hypothesis),
-            evidence=render_evidence(view.evidence),
-            history=render_history(view.turns),
-            round=str(view.round),
-            max_rounds=str(view.max_rounds),
-        )
+        model = self.role_models.get("proposer", self.model)
+        return await self._ask("proposer", ProposerReply, model, view, self._debater_values(view))
 
     async def critique(self, view: DebateView) -> AgentResult:
-        return await self._ask(
-            "critic",
-            CriticReply,
-            self.role_models.get("critic", self.model),
-            **hypothesis_vars(view.hypothesis),
-            evidence=render_evidence(view.evidence),
-            history=render_history(view.turns),
-            round=str(view.round),
-            max_rounds=str(view.max_rounds),
-        )
+        model = self.role_models.get("critic", self.model)
+        return await self._ask("critic", CriticReply, model, view, self._debater_values(view))
 
     async def judge(self, view: DebateView, seat: JudgeSeat) -> AgentResult:
         h = hypothesis_vars(view.hypothesis)
         rubric = "\n".join(f"  - {d}: {DIMENSION_DESCRIPTIONS[d]}" for d in DIMENSIONS)
-        return await self._ask(
-            "judge",
-            JudgeReply,
-            seat.model or self.role_models.get("judge", self.model),
-            seat=str(seat.seat),
-            persona=seat.persona,
-            emphasis=", ".join(seat.emphasis).replace("_", " "),
-            rubric=rubric,
-            hypothesis_id=h["hypothesis_id"],
-            title=h["title"],
-            statement=h["statement"],
-            targets=h["targets"],
-            evidence=render_evidence(view.evidence),
-            order_note="critic shown first" if seat.critic_first else "proposer shown first",
-            history=render_history(view.turns, critic_first=seat.critic_first),
-        )
+        values = {
+            "seat": str(seat.seat),
+            "persona": seat.persona,
+            "emphasis": ", ".join(seat.emphasis).replace("_", " "),
+            "rubric": rubric,
+            "hypothesis_id": h["hypothesis_id"],
+            "title": h["title"],
+            "statement": h["statement"],
+            "targets": h["targets"],
+            "order_note": "critic shown first" if seat.critic_first else "proposer shown first",
+        }
+        model = seat.model or self.role_models.get("judge", self.model)
+        return await self._ask("judge", JudgeReply, model, view, values, critic_first=seat.critic_first, seat=seat.seat)
 
 
 def dump_reply(reply: BaseModel) -> dict[str, Any]:

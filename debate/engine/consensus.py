@@ -36,6 +36,13 @@ class Consensus(BaseModel):
     agreement: float | None
     """Krippendorff's alpha (interval metric) over judges × dimensions; None when undefined."""
     n_judges: int
+    """Judges whose verdicts were counted (a failed judge's seat stays empty)."""
+
+
+def quorum_needed(quorum: int, seated: int) -> int:
+    """Valid verdicts a panel of ``seated`` judges needs: ``quorum`` (at most the panel), or a
+    majority when it is 0."""
+    return min(quorum, seated) if quorum > 0 else seated // 2 + 1
 
 
 def _bootstrap_median_interval(values: np.ndarray, *, seed: int, n_boot: int) -> tuple[float, float]:

@@ -4,6 +4,10 @@
                                           └─ (rounds done, conceded, or nothing new)
                                                → judge × N (Send, one per seat) → consensus → persist → END
 
+A judge that fails for good leaves its seat empty instead of failing the run: the consensus
+needs ``quorum`` verdicts (default a majority of the panel), and below that the run fails.
+Either way every call made is kept, a cancelled one's too (:func:`~debate.core.calls.attempt_log`).
+
 Graph state is small (ids and numbers); evidence and turns live in the database, written by
 :class:`~debate.engine.runstore.RunStore`. Every node is idempotent: a node that finds its turn already
 stored reuses it, so LangGraph re-running a node after a kill asks no model twice.
@@ -12,7 +16,7 @@ stored reuses it, so LangGraph re-running a node after a kill asks no model twic
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
@@ -20,13 +24,14 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from debate.core.calls import CompletionFailed
+from debate.core.calls import CompletionFailed, attempt_log
+from debate.core.errors import DebateError
 from debate.core.models import CitationCheck, CriticReply, EvidenceItem, JudgeReply, ProposerReply
-from debate.core.protocol import Backend, DebateView, JudgeSeat
+from debate.core.protocol import AgentResult, Backend, DebateView, JudgeSeat
 from debate.core.rubric import Rubric, weighted_score
-from debate.engine.consensus import Consensus, consensus
+from debate.engine.consensus import Consensus, consensus, quorum_needed
 from debate.engine.retrieval import retrieve
-from debate.engine.runstore import RunStore
+from debate.engine.runstore import RunStore, TurnKey
 
 
 class DebateState(TypedDict):
@@ -35,6 +40,8 @@ class DebateState(TypedDict):
     conceded: bool
     stale: bool
     judged: Annotated[list[int], operator.add]
+    # Seats whose judge failed for good: {"seat": n, "error": "..."} (small: one line each).
+    unseated: Annotated[list[dict[str, Any]], operator.add]
     consensus: dict[str, Any] | None
 
 
@@ -57,7 +64,13 @@ class DebateContext:
     min_hits: int = 3
     stop_on_concede: bool = True
     stop_on_repeat: bool = True
+    quorum: int = 0
+    """Valid verdicts a consensus needs; 0 = a majority of the panel."""
     on_turn: Callable[[str, int, str, int, str], None] | None = field(default=None)
+
+
+class QuorumNotMet(DebateError):
+    """Fewer judges than the quorum returned a valid verdict."""
 
 
 def check_citations(reply: ProposerReply | CriticReply, evidence: list[EvidenceItem]) -> list[CitationCheck]:
@@ -94,6 +107,31 @@ def _view(ctx: DebateContext, round_: int) -> DebateView:
     )
 
 
+async def _asked(store: RunStore, key: TurnKey, call: Awaitable[AgentResult]) -> AgentResult:
+    """``call``'s result; the attempts of a call that fails or is cancelled are stored first."""
+    with attempt_log() as log:
+        try:
+            return await call
+        except CompletionFailed as e:
+            store.write_failed_attempts(key, e.attempts)
+            raise
+        except BaseException:
+            # Cancelled (the run was, or the graph ended this branch): keep what it spent.
+            if log:
+                store.write_failed_attempts(key, log)
+            raise
+
+
+def _turn_meta(result: AgentResult, **extra: Any) -> dict[str, Any]:
+    """A turn's meta: ``extra``, how its prompt was fitted, whether its usage is estimated."""
+    meta = dict(extra)
+    if result.fit is not None:
+        meta["fit"] = result.fit.model_dump(mode="json")
+    if any(a.usage.estimated for a in result.attempts):
+        meta["usage_estimated"] = True
+    return meta
+
+
 async def _debater_turn(ctx: DebateContext, round_: int, role: str) -> ProposerReply | CriticReply:
     store = ctx.store
     existing = store.turn(round_, role)
@@ -104,11 +142,7 @@ async def _debater_turn(ctx: DebateContext, round_: int, role: str) -> ProposerR
         store.check_not_cancelled()
     view = _view(ctx, round_)
     call = ctx.backend.propose if role == "proposer" else ctx.backend.critique
-    try:
-        result = await call(view)
-    except CompletionFailed as e:
-        store.write_failed_attempts((round_, role, 0), e.attempts)
-        raise
+    result = await _asked(store, (round_, role, 0), call(view))
     reply = result.reply
     assert isinstance(reply, model)
     store.write_turn(
@@ -116,6 +150,7 @@ async def _debater_turn(ctx: DebateContext, round_: int, role: str) -> ProposerR
         result,
         backend=ctx.backend.name,
         citations=check_citations(reply, view.evidence),
+        meta=_turn_meta(result),
         rounds_done=round_ if role == "critic" else None,
     )
     if ctx.on_turn:
@@ -183,20 +218,23 @@ async def judge_node(state: JudgeInput, runtime: Runtime[DebateContext]) -> dict
             store.check_not_cancelled()
         view = _view(ctx, state["round"])
         try:
-            result = await ctx.backend.judge(view, seat)
+            result = await _asked(store, key, ctx.backend.judge(view, seat))
         except CompletionFailed as e:
-            store.write_failed_attempts(key, e.attempts)
-            raise
+            # An empty seat, not a failed run: the consensus node checks the quorum.
+            if ctx.on_turn:
+                ctx.on_turn(store.run_id, state["round"], "judge", seat.seat, f"no verdict: {e}")
+            return {"judged": [], "unseated": [{"seat": seat.seat, "error": str(e)[:300]}]}
         reply = result.reply
         assert isinstance(reply, JudgeReply)
         overall = weighted_score(reply.scores.model_dump(), ctx.rubric)
+        persona = {"persona": seat.persona, "emphasis": list(seat.emphasis), "critic_first": seat.critic_first}
         store.write_turn(
             key,
             result,
             backend=ctx.backend.name,
             citations=[],
             overall=overall,
-            meta={"persona": seat.persona, "emphasis": list(seat.emphasis), "critic_first": seat.critic_first},
+            meta=_turn_meta(result, **persona),
         )
         if ctx.on_turn:
             ctx.on_turn(store.run_id, state["round"], "judge", seat.seat, f"overall {overall:.3f}")
@@ -206,6 +244,16 @@ async def judge_node(state: JudgeInput, runtime: Runtime[DebateContext]) -> dict
 async def consensus_node(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
     ctx = runtime.context
     judges = sorted((turn for (_, role, _), turn in ctx.store.turns().items() if role == "judge"), key=lambda t: t.seat)
+    needed = quorum_needed(ctx.quorum, len(ctx.seats))
+    if len(judges) < needed:
+        seated = {j.seat for j in judges}
+        reasons = {u["seat"]: u["error"] for u in state.get("unseated") or []}
+        missing = "; ".join(
+            f"judge {s.seat}: {reasons.get(s.seat, 'no verdict')}" for s in ctx.seats if s.seat not in seated
+        )
+        raise QuorumNotMet(
+            f"only {len(judges)} of {len(ctx.seats)} judges returned a valid verdict (quorum {needed}): {missing}"
+        )
     c = consensus([j.overall for j in judges], [j.parsed["scores"] for j in judges])  # type: ignore[misc]
     return {"consensus": c.model_dump(mode="json")}
 
@@ -248,4 +296,4 @@ def add_debate_edges(g: StateGraph, route: Callable[..., Any]) -> None:
 
 
 def initial_state(run_id: str) -> DebateState:
-    return DebateState(run_id=run_id, round=1, conceded=False, stale=False, judged=[], consensus=None)
+    return DebateState(run_id=run_id, round=1, conceded=False, stale=False, judged=[], unseated=[], consensus=None)

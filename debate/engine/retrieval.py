@@ -32,12 +32,14 @@ def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: in
     """Evidence items E1..En for a hypothesis (empty when the KB has nothing on it)."""
     per_query = [search(conn, "", terms=q, limit=limit, min_hits=min_hits, snippets=False) for q in evidence_queries(h)]
     picked: list[SearchHit] = []
+    relevance: dict[int, float] = {}
     seen: set[int] = set()
     for tier in zip_longest(*per_query):
-        for hit in tier:
+        for q, hit in enumerate(tier):
             if hit is not None and hit.chunk_id not in seen and len(picked) < limit:
                 seen.add(hit.chunk_id)
                 picked.append(hit)
+                relevance[hit.chunk_id] = _relevance(hit.score, per_query[q][0].score)
     if not picked:
         return []
     page_ids = {f"p{i}": page_id for i, page_id in enumerate({hit.page_id for hit in picked})}
@@ -55,10 +57,17 @@ def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: in
             heading_path=hit.heading_path,
             text=hit.text,
             score=round(hit.score, 6),
+            relevance=relevance[hit.chunk_id],
             facts=facts.get(hit.chunk_id, []),
         )
         for i, hit in enumerate(picked, start=1)
     ]
+
+
+def _relevance(score: float, best: float) -> float:
+    """A hit's score over its search's best, in [0, 1]: raw scores of different searches (and of
+    BM25 against ts_rank_cd) are not comparable, ratios within one search are."""
+    return round(min(1.0, max(0.0, score / best)), 3) if best > 0 else 0.0
 
 
 @lru_cache(maxsize=64)

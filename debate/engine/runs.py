@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,24 +24,28 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from debate.core.calls import speaking
 from debate.core.config import Settings
 from debate.core.errors import DebateError, NotFoundError, StorageError, UserInputError
 from debate.core.models import HypothesisOut
 from debate.core.protocol import panel
-from debate.engine.backends import backend_models, build_backend, prompt_hashes
+from debate.engine.backends import backend_models, build_backend, check_endpoint, prompt_hashes
 from debate.engine.graph import DebateContext, build_graph, initial_state
-from debate.engine.runstore import RunCancelled, RunStore
+from debate.engine.heartbeat import Heartbeat
+from debate.engine.leases import PENDING, RunBusy, db_now, live_job_runs, me, owner_live, release, take
+from debate.engine.runstore import RunCancelled, RunStore, attempt_usage
 from debate.kb.hypotheses import to_out
 from debate.store import tables as t
 from debate.store.db import HeldConnections, is_sqlite, session_scope, sqlite_path
-from debate.store.driver import Sql, execute, fetchall
+from debate.store.driver import Sql, fetchall
 from debate.store.tables import utcnow
 
 TurnCallback = Callable[[str, int, str, int, str], None]
+log = logging.getLogger("debate.engine")
 _CHECKPOINT_LOCK = 0x64656262  # advisory lock key: one process sets the checkpoint tables up
 
 
-_RUN_FIELDS = ("id", "hypothesis_id", "status", "backend", "config", "started_at", "score")
+_RUN_FIELDS = ("id", "hypothesis_id", "status", "backend", "config", "started_at", "score", "owner", "heartbeat_at")
 _HYP_FIELDS = (
     "id",
     "title",
@@ -55,17 +60,14 @@ _HYP_FIELDS = (
     "created_at",
     "updated_at",
 )
-# A run starts with one read of it and its hypothesis and one update, on the driver's cursor.
+# A run starts with one read of it and its hypothesis on the driver's cursor, and one update
+# (the lease's compare-and-set, see debate.engine.leases).
 _START = Sql(
     f"SELECT {', '.join('r.' + f for f in _RUN_FIELDS)}, {', '.join('h.' + f for f in _HYP_FIELDS)} "
     "FROM runs r JOIN hypotheses h ON h.id = r.hypothesis_id WHERE r.id = :id",
     tables=[t.Run.__table__, t.Hypothesis.__table__],  # type: ignore[attr-defined]
     results=_RUN_FIELDS + _HYP_FIELDS,
 )
-_MARK_RUNNING = Sql(
-    "UPDATE runs SET status = 'running', error = NULL, started_at = :started_at WHERE id = :id",
-    tables=[t.Run.__table__],
-)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class _Started:
     config: dict[str, Any]
     started_at: Any
     score: float | None
+    owner: str | None
+    heartbeat_at: Any
     hypothesis: HypothesisOut
 
 
@@ -123,6 +127,8 @@ def run_config(
         "stop_on_repeat": d.stop_on_repeat,
         "rubric": settings.rubric,
         "backend": backend,
+        # Recorded only when set, so runs with the default (a majority) keep their config as before.
+        **({"quorum": d.quorum} if d.quorum else {}),
     }
 
 
@@ -137,9 +143,14 @@ def create_runs(
     trigger: str = "cli",
     batch_id: str | None = None,
 ) -> list[str]:
-    """Queue one run per hypothesis (all ids checked first; an unknown id names itself)."""
+    """Queue one run per hypothesis (all ids checked first; an unknown id names itself).
+
+    This process holds the runs' leases (it executes them, or hands them to the task queue,
+    :func:`debate.engine.leases.hand_over`), so they are live, not interrupted, meanwhile."""
     config = run_config(settings, backend=backend, rounds=rounds, judges=judges)
     judges = config["judges"]
+    if backend == "openai":
+        check_endpoint(settings)  # a run for an endpoint that cannot work is not even queued
     models = backend_models(settings, backend, judges)
     hashes = prompt_hashes(settings, backend)
     kb = kb_hash(engine)
@@ -165,6 +176,8 @@ def create_runs(
                     trigger=trigger,
                     batch_id=batch_id,
                     created_at=now,
+                    owner=me(),
+                    heartbeat_at=now,
                 )
             )
             ids.append(run_id)
@@ -255,7 +268,11 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[Any]:
 
 
 class Executor:
-    """Executes runs in this process: one checkpointer, one compiled graph, one backend."""
+    """Executes runs in this process: one checkpointer, one compiled graph, one backend.
+
+    Each run executes under its lease (:mod:`debate.engine.leases`), which a heartbeat task
+    refreshes while the executor is open; a run taken over by another process meanwhile stops.
+    """
 
     def __init__(self, engine: Engine, settings: Settings, *, backend: str, on_turn: TurnCallback | None = None):
         self.engine = engine
@@ -263,6 +280,8 @@ class Executor:
         self.backend_name = backend
         self.on_turn = on_turn
         self._stack = AsyncExitStack()
+        self._graphs: dict[str, asyncio.Future[Any]] = {}  # run id -> its graph execution
+        self._taken: dict[str, str] = {}  # run id -> the process that took it over from us
 
     async def __aenter__(self) -> Executor:
         self.db = HeldConnections(self.engine)
@@ -271,20 +290,76 @@ class Executor:
         self.graph = build_graph().compile(checkpointer=saver)
         self.backend, close = build_backend(self.settings, self.backend_name)
         self._stack.push_async_callback(close)
+        beat = Heartbeat(self.engine, self.settings.debate.heartbeat_s, watched=self._graphs.keys, on_lost=self._lost)
+        await self._stack.enter_async_context(beat)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
 
-    async def execute(self, run_id: str) -> RunOutcome:
-        """Run (or resume) one run to its end; failures are recorded on the run, not raised."""
-        run, fresh = self._start(run_id)
+    async def execute(self, run_id: str, *, from_queue: bool = False) -> RunOutcome:
+        """Run (or resume) one run to its end; failures are recorded on the run, not raised.
+
+        Raises :class:`RunBusy` when another live process or queue job holds the run.
+        ``from_queue``: the caller executes the run's queue job, so the process that created
+        and queued the run does not hold it against us (a running run's executor still does).
+        """
+        with speaking(run_id=run_id):  # its model calls' progress names the run
+            return await self._execute(run_id, from_queue)
+
+    async def _execute(self, run_id: str, from_queue: bool) -> RunOutcome:
+        if run_id in self._graphs:
+            raise RunBusy(f"run {run_id} is being run by this process already")
+        run, fresh = self._start(run_id, from_queue)
         if run.status == "done":
             return RunOutcome(run.id, run.hypothesis_id, "done", run.score)
+        ctx = self._context(run, fresh)
+        config = {"configurable": {"thread_id": run_id}}
+        # Held from here (the checkpoint read below awaits): a second execute of it is refused.
+        self._graphs[run_id] = asyncio.get_running_loop().create_future()
+        try:
+            # A run that never started has no checkpoint; anything else resumes from its last one.
+            resumable = not fresh and (await self.graph.aget_state(config)).values
+            graph_input = None if resumable else initial_state(run_id)
+            durability = "exit" if run.backend == "offline" else "sync"
+            # Its own task, so that losing the lease stops this run and nothing else.
+            graph = self._graphs[run_id] = asyncio.ensure_future(
+                self.graph.ainvoke(graph_input, config, context=ctx, durability=durability)
+            )
+            await graph
+        except asyncio.CancelledError:
+            taker = self._taken.pop(run_id, None)
+            task = asyncio.current_task()
+            if taker is None or (task is not None and task.cancelling()):
+                self._release(run_id)  # we are stopping: the run is interrupted, resumable at once
+                raise
+            return RunOutcome(run.id, run.hypothesis_id, "running", None, f"taken over by {taker}")
+        except RunCancelled as e:
+            self._settle_usage(run_id)
+            return RunOutcome(run.id, run.hypothesis_id, "cancelled", None, str(e))
+        except DebateError as e:
+            self._fail(run_id, str(e))
+            return RunOutcome(run.id, run.hypothesis_id, "failed", None, str(e))
+        except Exception as e:
+            self._fail(run_id, f"internal error: {type(e).__name__}: {e}")
+            raise
+        finally:
+            self._graphs.pop(run_id, None)
+            # A deferring run that ended failed or cancelled keeps its transcript so far
+            # (nothing is left to write once the run is done).
+            ctx.store.flush_pending()
+        if ctx.store.finished_score is not None:  # this execution marked it done
+            return RunOutcome(run_id, run.hypothesis_id, "done", ctx.store.finished_score)
+        runs = t.Run.__table__  # type: ignore[attr-defined]
+        with self.db.tx() as conn:
+            done = conn.execute(select(runs.c.status, runs.c.score, runs.c.error).where(runs.c.id == run_id)).one()
+        return RunOutcome(run_id, run.hypothesis_id, done.status, done.score, done.error)
+
+    def _context(self, run: _Started, fresh: bool) -> DebateContext:
         cfg_run = run.config
-        ctx = DebateContext(
+        return DebateContext(
             store=RunStore(
-                self.engine, run_id, fresh=fresh, db=self.db, defer=run.backend == "offline", hypothesis=run.hypothesis
+                self.engine, run.id, fresh=fresh, db=self.db, defer=run.backend == "offline", hypothesis=run.hypothesis
             ),
             backend=self.backend,
             seats=panel(
@@ -296,36 +371,13 @@ class Executor:
             min_hits=cfg_run["min_hits"],
             stop_on_concede=cfg_run["stop_on_concede"],
             stop_on_repeat=cfg_run["stop_on_repeat"],
+            quorum=cfg_run.get("quorum", 0),
             on_turn=self.on_turn,
         )
-        config = {"configurable": {"thread_id": run_id}}
-        # A run that never started has no checkpoint; anything else resumes from its last one.
-        resumable = not fresh and (await self.graph.aget_state(config)).values
-        graph_input = None if resumable else initial_state(run_id)
-        durability = "exit" if run.backend == "offline" else "sync"
-        try:
-            await self.graph.ainvoke(graph_input, config, context=ctx, durability=durability)
-        except RunCancelled as e:
-            return RunOutcome(run.id, run.hypothesis_id, "cancelled", None, str(e))
-        except DebateError as e:
-            self._fail(run_id, str(e))
-            return RunOutcome(run.id, run.hypothesis_id, "failed", None, str(e))
-        except Exception as e:
-            self._fail(run_id, f"internal error: {type(e).__name__}: {e}")
-            raise
-        finally:
-            # A deferring run that ended failed or cancelled keeps its transcript so far
-            # (nothing is left to write once the run is done).
-            ctx.store.flush_pending()
-        if ctx.store.finished_score is not None:  # this execution marked it done
-            return RunOutcome(run_id, run.hypothesis_id, "done", ctx.store.finished_score)
-        runs = t.Run.__table__  # type: ignore[attr-defined]
-        with self.db.tx() as conn:
-            done = conn.execute(select(runs.c.status, runs.c.score, runs.c.error).where(runs.c.id == run_id)).one()
-        return RunOutcome(run_id, run.hypothesis_id, done.status, done.score, done.error)
 
-    def _start(self, run_id: str) -> tuple[_Started, bool]:
-        """Mark the run running; returns (the run with its hypothesis, whether it had never started)."""
+    def _start(self, run_id: str, from_queue: bool = False) -> tuple[_Started, bool]:
+        """Take the run's lease and mark it running; returns (the run with its hypothesis,
+        whether it had never started)."""
         with self.db.tx(write=True) as conn:
             row = fetchall(conn, _START, {"id": run_id})
             if not row:
@@ -340,15 +392,54 @@ class Executor:
                 raise UserInputError(f"run {run_id} uses backend {run.backend}, not {self.backend_name}")
             fresh = run.status == "queued" and run.started_at is None
             if run.status != "done":
-                execute(conn, _MARK_RUNNING, {"id": run_id, "started_at": run.started_at or utcnow()})
+                if run.owner != me() and run.status in PENDING:
+                    held = self._held(conn, run, from_queue)
+                    if held:
+                        raise RunBusy(f"run {run_id} {held}; wait for it or cancel it")
+                started = run.started_at or utcnow()
+                if not take(
+                    conn, run_id, run.owner, run.heartbeat_at, status="running", error=None, started_at=started
+                ):
+                    raise RunBusy(f"run {run_id} was taken over by another process a moment ago")
             return run, fresh
+
+    def _held(self, conn: Any, run: _Started, from_queue: bool) -> str | None:
+        """Why another process or a queue job holds ``run``, or None when it is free to take."""
+        if not (from_queue and run.status == "queued") and owner_live(
+            run.owner, run.heartbeat_at, db_now(conn), self.settings.debate.heartbeat_s
+        ):
+            return f"is being run by process {run.owner}"
+        if not from_queue and live_job_runs(conn, [run.id]):
+            return "is on the task queue, where a worker will run it"
+        return None
+
+    def _release(self, run_id: str) -> None:
+        try:
+            with self.db.tx(write=True) as conn:
+                release(conn, run_id)
+        except Exception as e:  # stopping anyway: its owner's death will tell the same
+            log.warning("could not release run %s: %s", run_id, e)
+
+    def _lost(self, taken: dict[str, str]) -> None:
+        """The heartbeat found runs another process took over: stop executing them."""
+        for run_id, owner in taken.items():
+            graph = self._graphs.get(run_id)
+            if graph is not None and not graph.done():
+                log.warning("run %s was taken over by %s; stopping it here", run_id, owner)
+                self._taken[run_id] = owner
+                graph.cancel()
+
+    def _settle_usage(self, run_id: str) -> None:
+        """A cancelled run's usage: what its attempts spent, though it has no score."""
+        with self.db.tx(write=True) as conn:
+            conn.execute(update(t.Run).where(t.Run.id == run_id).values(**attempt_usage(conn, run_id)))
 
     def _fail(self, run_id: str, message: str) -> None:
         with self.db.tx(write=True) as conn:
             conn.execute(
                 update(t.Run)
                 .where(t.Run.id == run_id, t.Run.status != "done")
-                .values(status="failed", error=message[:2000], finished_at=utcnow())
+                .values(status="failed", error=message[:2000], finished_at=utcnow(), **attempt_usage(conn, run_id))
             )
 
     async def execute_many(

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -89,13 +89,25 @@ _ATTEMPT_COLUMNS = (
     "error",
     "raw_reply",
     "model",
+    "served_model",
     "prompt_tokens",
     "completion_tokens",
     "cost_usd",
     "latency_ms",
     "started_at",
 )
-_EVIDENCE_COLUMNS = ("run_id", "eid", "rank", "page_slug", "page_hash", "heading_path", "text", "score", "facts")
+_EVIDENCE_COLUMNS = (
+    "run_id",
+    "eid",
+    "rank",
+    "page_slug",
+    "page_hash",
+    "heading_path",
+    "text",
+    "score",
+    "relevance",
+    "facts",
+)
 _INSERT_TURN = Sql.insert(_TURN, _TURN_COLUMNS)
 _INSERT_ATTEMPT = Sql.insert(_ATTEMPT, _ATTEMPT_COLUMNS)
 _INSERT_EVIDENCE = Sql.insert(_EVIDENCE, _EVIDENCE_COLUMNS)
@@ -208,6 +220,7 @@ class RunStore:
                     heading_path=list(r.heading_path),
                     text=r.text,
                     score=r.score,
+                    relevance=r.relevance,
                     facts=list(r.facts),
                 )
                 for r in rows
@@ -279,6 +292,7 @@ class RunStore:
                 heading_path=e.heading_path,
                 text=e.text,
                 score=e.score,
+                relevance=e.relevance,
                 facts=e.facts,
             )
             for e in items
@@ -396,6 +410,7 @@ class RunStore:
                 error=a.error,
                 raw_reply=a.raw_reply,
                 model=a.model,
+                served_model=a.served_model,
                 prompt_tokens=a.usage.prompt_tokens,
                 completion_tokens=a.usage.completion_tokens,
                 cost_usd=a.cost_usd,
@@ -407,33 +422,14 @@ class RunStore:
 
     def finish(self, c: Consensus) -> None:
         """Mark the run done with its consensus and totals, in one transaction (once)."""
-        a = t.Attempt
         with self._write() as conn:
-            if self._usage is not None:
-                n = len(self._usage)
-                n_prompt, n_completion, n_cost = (sum(u[i] is not None for u in self._usage) for i in range(3))
-                prompt, completion, cost = (sum(u[i] or 0 for u in self._usage) for i in range(3))
-            else:
-                n, n_prompt, n_completion, n_cost, prompt, completion, cost = conn.execute(
-                    select(
-                        func.count(a.id),
-                        func.count(a.prompt_tokens),
-                        func.count(a.completion_tokens),
-                        func.count(a.cost_usd),
-                        func.sum(a.prompt_tokens),
-                        func.sum(a.completion_tokens),
-                        func.sum(a.cost_usd),
-                    ).where(a.run_id == self.run_id)
-                ).one()
-            # Unknown usage on any attempt makes the total unknown, not an undercount.
+            usage = _totals(self._usage) if self._usage is not None else attempt_usage(conn, self.run_id)
             marked = execute(
                 conn,
                 _FINISH,
                 dict(
                     id=self.run_id,
-                    prompt_tokens=prompt if n and n_prompt == n else None,
-                    completion_tokens=completion if n and n_completion == n else None,
-                    cost_usd=cost if n and n_cost == n else None,
+                    **usage,
                     score=c.score,
                     interval_lo=c.interval[0],
                     interval_hi=c.interval[1],
@@ -489,3 +485,21 @@ def _sum_usage(attempts: list[AttemptRecord]) -> tuple[int | None, int | None, f
         None if None in c else sum(c),  # type: ignore[arg-type]
         None if None in cost else sum(cost),  # type: ignore[arg-type]
     )
+
+
+def _totals(usage: list[tuple[int | None, int | None, float | None]]) -> dict[str, Any]:
+    """Summed usage; unknown on any attempt makes that total unknown, not an undercount."""
+    n = len(usage)
+    names = ("prompt_tokens", "completion_tokens", "cost_usd")
+    return {
+        name: (sum(u[i] or 0 for u in usage) if n and all(u[i] is not None for u in usage) else None)
+        for i, name in enumerate(names)
+    }
+
+
+def attempt_usage(conn: Connection, run_id: str) -> dict[str, Any]:
+    """A run's prompt and completion tokens and cost: the sum over every attempt it recorded,
+    failed ones and those of sibling judges included (so a failed run shows what it spent)."""
+    a = t.Attempt
+    rows = conn.execute(select(a.prompt_tokens, a.completion_tokens, a.cost_usd).where(a.run_id == run_id)).all()
+    return _totals([tuple(r) for r in rows])

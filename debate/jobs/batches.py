@@ -14,11 +14,8 @@ ones included; a call that reached a model but reported no usage is counted as u
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +25,7 @@ from sqlmodel import Session
 
 from debate.core.config import Settings
 from debate.core.errors import ConfigError, NotFoundError, UserInputError
+from debate.engine.leases import OwnerState, me, owner_state
 from debate.jobs.selection import Selected, SelectionOptions
 from debate.store import tables as t
 from debate.store.db import session_scope
@@ -50,6 +48,7 @@ __all__ = [
 ]
 
 OPEN = ("pending", "running", "stopped")
+BATCH_STATUSES = (*OPEN, "done")
 TERMINAL = ("done", "failed", "cancelled")
 # Outcomes of calls that never reached a model: they spent nothing, so no usage is missing.
 _UNSENT = ("http_error", "connection_error")
@@ -174,7 +173,8 @@ def create_batch(
 ) -> tuple[t.Batch, bool]:
     """Store a new batch with its items, or return the open one with the same options.
 
-    Returns (batch, created). One transaction: a concurrent twin finds this one.
+    Returns (batch, created). One transaction: a concurrent twin finds this one. An item
+    selected for an interrupted run adopts it (see :func:`_adopt`).
     """
     now = utcnow()
     with session_scope(engine, immediate=True) as s:
@@ -211,7 +211,26 @@ def create_batch(
                     for i, x in enumerate(selected)
                 ],
             )
+            _adopt(s, batch.id, {x.id: x.reasons.interrupted for x in selected if x.reasons.interrupted})
         return batch, True
+
+
+def _adopt(session: Session, batch_id: str, runs: dict[str, str]) -> None:
+    """Give items their hypothesis's interrupted run (hypothesis id → run id), so the batch
+    resumes it. A run is adopted once (``batch_id IS NULL``): one another batch adopted
+    meanwhile leaves the item to get a new run as usual."""
+    R, B = t.Run, t.BatchItem
+    now = utcnow()
+    for hyp_id, run_id in runs.items():
+        adopted = session.execute(
+            update(R).where(R.id == run_id, R.batch_id.is_(None)).values(batch_id=batch_id)
+        ).rowcount  # type: ignore[attr-defined]
+        if adopted:
+            session.execute(
+                update(B)
+                .where(B.batch_id == batch_id, B.hypothesis_id == hyp_id)
+                .values(run_id=run_id, status="queued", updated_at=now)
+            )
 
 
 def open_or_create_batch(
@@ -236,7 +255,12 @@ def open_or_create_batch(
         if existing is not None:
             return existing, False
         selected = select_hypotheses(
-            s, opts, now=utcnow(), current_prompts=prompt_hashes(settings, opts.backend), ids=ids
+            s,
+            opts,
+            now=utcnow(),
+            current_prompts=prompt_hashes(settings, opts.backend),
+            ids=ids,
+            heartbeat_s=settings.debate.heartbeat_s,
         )
     if not selected:
         return None, False
@@ -255,7 +279,9 @@ def get_batch(session: Session, batch_id: str) -> t.Batch:
 
 
 def list_batches(session: Session, *, status: str | None = None, limit: int = 50) -> list[t.Batch]:
-    """Batches, newest first."""
+    """Batches, newest first; an unknown ``status`` is refused rather than matching nothing."""
+    if status and status not in BATCH_STATUSES:
+        raise UserInputError(f"unknown batch status {status!r} (expected one of: {', '.join(BATCH_STATUSES)})")
     q = select(t.Batch).order_by(t.Batch.created_at.desc(), t.Batch.id).limit(limit)
     if status:
         q = q.where(t.Batch.status == status)
@@ -332,36 +358,11 @@ def batch_spend(session: Session, batch_id: str) -> Spend:
 # ---------------------------------------------------------------- ownership
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (Linux), or None."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
 def _me() -> str:
-    # host:pid:start time, so a pid reused by another process is not taken for the owner.
-    stat = _proc_stat(os.getpid())
-    return f"{socket.gethostname()}:{os.getpid()}:{stat[19] if stat else ''}"
+    """This process as a batch owner (the same identity as a run lease's owner)."""
+    return me()
 
 
 def owner_alive(owner: str | None) -> bool:
     """Whether another live process on this machine runs the batch (a dead or foreign one does not)."""
-    if not owner:
-        return False
-    host, pid_s, started = (owner.split(":") + ["", ""])[:3]
-    if host != socket.gethostname() or not pid_s.isdigit() or int(pid_s) == os.getpid():
-        return False
-    pid = int(pid_s)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = _proc_stat(pid)
-    if stat is None:
-        return True
-    # A killed child its parent has not reaped yet is a zombie: dead for our purposes.
-    return stat[0] != "Z" and (not started or stat[19] == started)
+    return bool(owner) and owner != me() and owner_state(owner) is OwnerState.ALIVE

@@ -8,6 +8,12 @@
 * Workers heartbeat; a periodic task retries the jobs of workers without a heartbeat for
   ``[queue] stalled_after_s``. Failed debates and lost connections are retried with a
   ``RetryStrategy`` up to ``[queue] max_attempts`` tries.
+* The same periodic task puts every interrupted run (its process was killed: ``debate run``,
+  ``debate rescore``, a server; see :mod:`debate.engine.leases`) on the queue, so a worker
+  resumes it from its checkpoint. A job takes its run's lease by compare-and-set, so a run
+  resumed elsewhere meanwhile is left to that process.
+* A run put on the queue is handed over: the job, not the process that created it, keeps it
+  live (``hand_over``).
 * A periodic task (``[queue] schedule``) enqueues stale and evidence-changed hypotheses as a
   rescoring batch; procrastinate defers each tick once across all workers.
 
@@ -30,6 +36,7 @@ from sqlmodel import col
 
 from debate.core.config import Settings
 from debate.core.errors import DebateError, StorageError, UserInputError
+from debate.engine.leases import Lease, RunBusy, hand_over, interrupted_runs
 from debate.engine.runs import Executor, create_runs
 from debate.store import tables as t
 from debate.store.db import ensure_schema, is_sqlite, session_scope
@@ -131,7 +138,10 @@ async def _debate_hypothesis(
     hypothesis_id: str, run_id: str, backend: str, batch_id: str | None = None
 ) -> dict[str, Any]:
     w = _state()
-    outcome = await (await w.executor(backend)).execute(run_id)
+    try:
+        outcome = await (await w.executor(backend)).execute(run_id, from_queue=True)
+    except RunBusy as e:  # another process resumed the run meanwhile: it finishes it
+        return {"run_id": run_id, "status": "busy", "error": str(e)}
     if batch_id:
         await asyncio.to_thread(_sync_batch, w.engine, batch_id, run_id)
     if outcome.status == "failed":
@@ -140,7 +150,8 @@ async def _debate_hypothesis(
 
 
 async def _retry_stalled(context: Any, timestamp: int) -> int:
-    """Give the running jobs of dead workers (no heartbeat) back to the queue."""
+    """Give the running jobs of dead workers (no heartbeat) back to the queue, then queue the
+    interrupted runs (see :func:`requeue_interrupted`). Returns how many jobs it queued."""
     w = _state()
     manager = context.app.job_manager
     from procrastinate.exceptions import ConnectorException
@@ -153,7 +164,38 @@ async def _retry_stalled(context: Any, timestamp: int) -> int:
             retried += 1
         except ConnectorException:
             pass  # an overlapping check (a slow previous tick) retried it first
-    return retried
+    return retried + len(await requeue_interrupted(context.app, w.engine, w.settings))
+
+
+async def requeue_interrupted(app: Any, engine: Engine, settings: Settings) -> list[dict[str, Any]]:
+    """A job for each interrupted run, so a worker resumes it (after the stalled jobs are
+    retried: their runs are live again). Returns the jobs deferred."""
+
+    def find() -> list[Lease]:
+        with session_scope(engine) as s:
+            return interrupted_runs(s, heartbeat_s=settings.debate.heartbeat_s)
+
+    queued, _ = await _defer_existing(app, await asyncio.to_thread(find))
+    return queued
+
+
+async def _defer_existing(app: Any, runs: Sequence[Lease]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Jobs for runs that exist already (their batch item, if any, is theirs). Returns (queued,
+    hypotheses already on the queue: a waiting job of theirs goes first, this run on a later tick)."""
+    from procrastinate.exceptions import AlreadyEnqueued
+
+    queued: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for x in runs:
+        try:
+            job_id = await _job(app, x.hypothesis_id).defer_async(
+                hypothesis_id=x.hypothesis_id, run_id=x.run_id, backend=x.backend, batch_id=x.batch_id
+            )
+        except AlreadyEnqueued:
+            skipped.append(x.hypothesis_id)
+            continue
+        queued.append({"hypothesis_id": x.hypothesis_id, "run_id": x.run_id, "job_id": job_id})
+    return queued, skipped
 
 
 async def _rescore_tick(context: Any, timestamp: int) -> dict[str, Any]:
@@ -292,7 +334,13 @@ async def enqueue(
         queued.append({"hypothesis_id": hid, "run_id": rid, "job_id": job_id})
     if refused:
         await asyncio.to_thread(_drop_runs, engine, batch_id, refused)
+    await asyncio.to_thread(_hand_over, engine, [q["run_id"] for q in queued])
     return Enqueued(queued=queued, skipped=[*taken, *refused], batch_id=batch_id)
+
+
+def _hand_over(engine: Engine, run_ids: Sequence[str]) -> None:
+    with session_scope(engine) as s:
+        hand_over(s.connection(), run_ids)
 
 
 def _job(app: Any, hypothesis_id: str) -> Any:
@@ -321,6 +369,7 @@ def defer_runs(app: Any, engine: Engine, runs: dict[str, str], *, backend: str) 
             _drop_runs(engine, None, {h: r for h, r in runs.items() if h not in kept})
             return Enqueued(queued=[], skipped=[hid])
         queued.append({"hypothesis_id": hid, "run_id": rid, "job_id": job_id})
+    _hand_over(engine, [q["run_id"] for q in queued])
     return Enqueued(queued=queued, skipped=[])
 
 
@@ -361,26 +410,28 @@ def _drop_runs(engine: Engine, batch_id: str | None, runs: dict[str, str]) -> No
 
 
 async def enqueue_batch(app: Any, engine: Engine, settings: Settings, batch_id: str) -> Enqueued:
-    """Enqueue the items of a batch that have no run yet."""
+    """Enqueue the items of a batch that have no run yet, and those whose run is interrupted
+    (one the batch adopted, or whose job was lost)."""
     with session_scope(engine) as s:
         batch = s.get(t.Batch, batch_id)
         if batch is None:
             raise UserInputError(f"unknown batch {batch_id!r}")
         backend = batch.backend
+        B = t.BatchItem
         ids = list(
             s.execute(
-                select(col(t.BatchItem.hypothesis_id))
-                .where(
-                    col(t.BatchItem.batch_id) == batch_id,
-                    col(t.BatchItem.run_id).is_(None),
-                    col(t.BatchItem.status) == "pending",
-                )
-                .order_by(col(t.BatchItem.ordinal))
+                select(col(B.hypothesis_id))
+                .where(col(B.batch_id) == batch_id, col(B.run_id).is_(None), col(B.status) == "pending")
+                .order_by(col(B.ordinal))
             ).scalars()
         )
+        claimed = [r for r in s.execute(select(col(B.run_id)).where(col(B.batch_id) == batch_id)).scalars() if r]
+        leases = interrupted_runs(s, run_ids=claimed, heartbeat_s=settings.debate.heartbeat_s) if claimed else []
+    resumed, busy = await _defer_existing(app, leases)
     if not ids:
-        return Enqueued(queued=[], skipped=[], batch_id=batch_id)
-    return await enqueue(app, engine, settings, ids, backend=backend, batch_id=batch_id, trigger="rescore")
+        return Enqueued(queued=resumed, skipped=busy, batch_id=batch_id)
+    result = await enqueue(app, engine, settings, ids, backend=backend, batch_id=batch_id, trigger="rescore")
+    return Enqueued(queued=resumed + result.queued, skipped=busy + result.skipped, batch_id=batch_id)
 
 
 async def enqueue_selection(app: Any, engine: Engine, settings: Settings, *, backend: BackendName) -> Enqueued:

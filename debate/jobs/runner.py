@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 
 from debate.core.config import Settings
 from debate.core.errors import UserInputError
+from debate.engine.leases import RunBusy, me
 from debate.jobs.batches import (
     TERMINAL,
     Budget,
@@ -293,7 +294,9 @@ class BatchRunner:
                     conn.execute(
                         _RUN.insert(),
                         [
-                            dict(id=run_id, hypothesis_id=hyp_id, created_at=now, **self._template)
+                            # Held by this process from the start: live, never taken for interrupted.
+                            dict(id=run_id, hypothesis_id=hyp_id, created_at=now, owner=me(), heartbeat_at=now)
+                            | self._template
                             for _, hyp_id, run_id in claims
                         ],
                     )
@@ -392,13 +395,16 @@ class BatchRunner:
             try:
                 outcome = await ex.execute(run_id)
                 status = outcome.status
+            except RunBusy:  # resumed by another process meanwhile: it finishes the run
+                status = "running"
             except UserInputError:  # cancelled meanwhile, or a backend mismatch
                 status = "cancelled"
             except Exception:  # a bug: the executor recorded it on the run; the batch goes on
                 status = "failed"
             finally:
                 self._inflight.discard(run_id)
-            self._finished_here += 1
+            if status != "running":  # not taken over: this process finished it
+                self._finished_here += 1
             self._update_spend([run_id])
             if not self.helper:
                 # The run leaves the status it had when the batch was taken (pending if claimed now).

@@ -12,6 +12,11 @@ criterion is, with ``[rescore] stale_after`` as its default):
 * **prompt changed** — the prompt hashes recorded on its latest finished run differ from the
   prompts the batch's backend would use now.
 
+Whatever the criteria, a hypothesis with an **interrupted** run of the batch's backend (its
+process was killed; see :mod:`debate.engine.leases`) that belongs to no batch is selected,
+first, and its batch item adopts that run: the batch resumes it from its checkpoint instead of
+starting over. (A batch's own interrupted runs resume with that batch.)
+
 ``--ids FILE`` narrows the candidates to the ids in the file; ``--limit N`` keeps the first N
 by urgency (never scored / prior only first, then oldest score first, then id).
 
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,8 +39,10 @@ from sqlalchemy import func
 from sqlalchemy import select as sql_select
 from sqlmodel import Session
 
+from debate.core.config import BackendName
 from debate.core.durations import format_duration, parse_duration
 from debate.core.errors import NotFoundError, UserInputError
+from debate.engine.leases import interrupted_runs
 from debate.store import tables as t
 
 __all__ = [
@@ -56,7 +63,6 @@ __all__ = [
     "select_hypotheses",
 ]
 
-BackendName = Literal["offline", "openai"]
 _IN_CHUNK = 900
 
 
@@ -182,6 +188,7 @@ class HypothesisFacts:
     has_prior: bool
     last_run: LastRun | None
     pages: tuple[PageFact, ...] = field(default_factory=tuple)
+    interrupted: str | None = None  # an interrupted run of it, of no batch, to adopt and resume
 
 
 class Reasons(BaseModel):
@@ -192,10 +199,11 @@ class Reasons(BaseModel):
     stale: str | None = Field(None, description="'never scored', 'prior only' or the age of its score.")
     pages: list[str] = Field(default_factory=list, description="Changed pages it cites or is listed on.")
     prompts: list[str] = Field(default_factory=list, description="Prompts whose hash differs from its last run.")
+    interrupted: str | None = Field(None, description="An interrupted run of it, resumed by the batch.")
 
     def summary(self) -> str:
         """e.g. ``stale 42d; pages: entities-sod1; prompts: judge``."""
-        parts = []
+        parts = [f"interrupted run {self.interrupted}"] if self.interrupted else []
         if self.stale:
             parts.append(f"stale {self.stale}" if self.stale[0].isdigit() else self.stale)
         if self.pages:
@@ -218,7 +226,7 @@ def reasons_for(
     facts: HypothesisFacts, opts: SelectionOptions, now: datetime, current_prompts: dict[str, str]
 ) -> Reasons | None:
     """The reasons ``facts`` meets any criterion of ``opts``, or None when it meets none."""
-    r = Reasons()
+    r = Reasons(interrupted=facts.interrupted)
     last = facts.last_run
     if opts.stale_after_s is not None:
         if last is None:
@@ -235,10 +243,12 @@ def reasons_for(
     if opts.prompt_changed and last is not None:
         names = set(current_prompts) | set(last.prompt_hashes)
         r.prompts = sorted(n for n in names if current_prompts.get(n) != last.prompt_hashes.get(n))
-    return r if (r.stale or r.pages or r.prompts) else None
+    return r if (r.interrupted or r.stale or r.pages or r.prompts) else None
 
 
 def _urgency(f: HypothesisFacts) -> tuple[int, str, str]:
+    if f.interrupted:  # half debated already
+        return (-1, "", f.id)
     if f.last_run is None:
         return (0, "", f.id)
     return (1, f.last_run.finished_at.isoformat(), f.id)
@@ -266,10 +276,50 @@ def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
         yield ids[i : i + _IN_CHUNK]
 
 
-def load_facts(session: Session, *, ids: Sequence[str] | None = None, pages: bool = False) -> list[HypothesisFacts]:
+def _page_facts(session: Session, ranked: Any, hyps: Mapping[str, bool]) -> dict[str, list[PageFact]]:
+    """The pages each hypothesis depends on: cited by its latest done run (``ranked``, rn 1) or
+    listing it in a Related Hypotheses section."""
+    page_facts: dict[str, list[PageFact]] = {}
+    E, P, RE = t.Evidence, t.Page, t.RelatedEntry
+    cited = (
+        sql_select(ranked.c.hypothesis_id, E.page_slug, P.changed_at, P.content_hash, E.page_hash)
+        .join(E, E.run_id == ranked.c.id)
+        .outerjoin(P, P.slug == E.page_slug)
+        .where(ranked.c.rn == 1)
+        .distinct()
+    )
+    found: dict[tuple[str, str], PageFact] = {}
+    for hid, slug, changed_at, now_hash, snap_hash in session.execute(cited):
+        if hid not in hyps:
+            continue
+        differs = changed_at is not None and now_hash != snap_hash
+        prev = found.get((hid, slug))
+        found[(hid, slug)] = PageFact(
+            slug,
+            "cited",
+            t.as_utc(changed_at),
+            snapshot_differs=differs or (prev is not None and prev.snapshot_differs),
+        )
+    listed = sql_select(RE.ref_id, P.slug, P.changed_at).join(P, P.id == RE.page_id).distinct()
+    for hid, slug, changed_at in session.execute(listed):
+        if hid in hyps and (hid, slug) not in found:
+            found[(hid, slug)] = PageFact(slug, "listed", t.as_utc(changed_at))
+    for (hid, _slug), fact in sorted(found.items()):
+        page_facts.setdefault(hid, []).append(fact)
+    return page_facts
+
+
+def load_facts(
+    session: Session,
+    *,
+    ids: Sequence[str] | None = None,
+    pages: bool = False,
+    interrupted: Mapping[str, str] | None = None,
+) -> list[HypothesisFacts]:
     """Facts for every hypothesis (or only ``ids``: an unknown id is an error naming it).
 
-    ``pages`` also reads the pages each one depends on (needed only for the changed criterion).
+    ``pages`` also reads the pages each one depends on (needed only for the changed criterion);
+    ``interrupted`` maps hypotheses to an interrupted run of theirs.
     """
     H, R = t.Hypothesis, t.Run
     hyps: dict[str, bool] = {}
@@ -312,37 +362,16 @@ def load_facts(session: Session, *, ids: Sequence[str] | None = None, pages: boo
                 prompt_hashes=dict(row.prompt_hashes or {}),
             )
 
-    page_facts: dict[str, list[PageFact]] = {}
-    if pages:
-        E, P, RE = t.Evidence, t.Page, t.RelatedEntry
-        cited = (
-            sql_select(ranked.c.hypothesis_id, E.page_slug, P.changed_at, P.content_hash, E.page_hash)
-            .join(E, E.run_id == ranked.c.id)
-            .outerjoin(P, P.slug == E.page_slug)
-            .where(ranked.c.rn == 1)
-            .distinct()
-        )
-        found: dict[tuple[str, str], PageFact] = {}
-        for hid, slug, changed_at, now_hash, snap_hash in session.execute(cited):
-            if hid not in hyps:
-                continue
-            differs = changed_at is not None and now_hash != snap_hash
-            prev = found.get((hid, slug))
-            found[(hid, slug)] = PageFact(
-                slug,
-                "cited",
-                t.as_utc(changed_at),
-                snapshot_differs=differs or (prev is not None and prev.snapshot_differs),
-            )
-        listed = sql_select(RE.ref_id, P.slug, P.changed_at).join(P, P.id == RE.page_id).distinct()
-        for hid, slug, changed_at in session.execute(listed):
-            if hid in hyps and (hid, slug) not in found:
-                found[(hid, slug)] = PageFact(slug, "listed", t.as_utc(changed_at))
-        for (hid, _slug), fact in sorted(found.items()):
-            page_facts.setdefault(hid, []).append(fact)
-
+    page_facts = _page_facts(session, ranked, hyps) if pages else {}
+    interrupted = interrupted or {}
     return [
-        HypothesisFacts(id=hid, has_prior=prior, last_run=last_runs.get(hid), pages=tuple(page_facts.get(hid, ())))
+        HypothesisFacts(
+            id=hid,
+            has_prior=prior,
+            last_run=last_runs.get(hid),
+            pages=tuple(page_facts.get(hid, ())),
+            interrupted=interrupted.get(hid),
+        )
         for hid, prior in hyps.items()
     ]
 
@@ -354,9 +383,15 @@ def select_hypotheses(
     now: datetime,
     current_prompts: dict[str, str],
     ids: Sequence[str] | None = None,
+    heartbeat_s: float | None = None,
 ) -> list[Selected]:
     """Read the facts ``opts`` needs and select (``ids``: the --ids file's ids, if any)."""
-    facts = load_facts(session, ids=ids, pages=opts.changed)
+    stuck: dict[str, str] = {}
+    for lease in interrupted_runs(
+        session, heartbeat_s=heartbeat_s, hypothesis_ids=ids, backend=opts.backend, unbatched=True
+    ):
+        stuck.setdefault(lease.hypothesis_id, lease.run_id)  # the oldest, when there are several
+    facts = load_facts(session, ids=ids, pages=opts.changed, interrupted=stuck)
     return choose(facts, opts, now, current_prompts)
 
 

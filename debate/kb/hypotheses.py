@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -17,6 +19,7 @@ from sqlmodel import Session
 from debate.core.errors import NotFoundError, UserInputError
 from debate.core.genes import gene_key
 from debate.core.models import HypothesisIn, HypothesisOut, new_hypothesis_id, normalize_title
+from debate.core.text import describe_control_char
 from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.store.tables import utcnow
@@ -46,6 +49,18 @@ def to_out(h: t.Hypothesis) -> HypothesisOut:
     )
 
 
+def refuse_control(values: Mapping[Any, Any], where: str | None = None) -> None:
+    """Refuse a control character in any text value (or list item) of a hypothesis record.
+
+    Titles and notes reach terminals and databases: ESC drives the one, NUL breaks the other.
+    """
+    for name, value in values.items():
+        for item in value if isinstance(value, list) else [value]:
+            problem = describe_control_char(item) if isinstance(item, str) else None
+            if problem is not None:
+                raise UserInputError(f"{name}: {problem}", where=where)
+
+
 def get(s: Session, hyp_id: str) -> t.Hypothesis:
     h = s.get(t.Hypothesis, hyp_id)
     if h is None:
@@ -67,6 +82,7 @@ def add(s: Session, hyp: HypothesisIn, *, update: bool = False) -> tuple[t.Hypot
 
     Returns (row, created). A duplicate normalized title is refused naming the existing id.
     """
+    refuse_control(hyp.model_dump())
     key = normalize_title(hyp.title)
     if not key:
         raise UserInputError("title has no letters or digits", where="title")
@@ -172,23 +188,37 @@ def count(s: Session) -> int:
 
 def read_hypotheses_file(path: Path) -> list[HypothesisIn]:
     """Parse a YAML, JSON or CSV file of hypotheses; the first error names its line or record."""
+    return [h for _, h in read_located(path)]
+
+
+Located = list[tuple[str, HypothesisIn]]  # (file:line or file: record N, hypothesis)
+
+
+def read_located(path: Path) -> Located:
+    """Like :func:`read_hypotheses_file`, each hypothesis with where it stands in the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserInputError("no such file", where=str(path)) from None
+    except IsADirectoryError:
+        raise UserInputError("is a directory, not a file of hypotheses", where=str(path)) from None
+    except PermissionError:
+        raise UserInputError("not readable (permission denied)", where=str(path)) from None
     except UnicodeDecodeError:
         raise UserInputError("not UTF-8 text", where=str(path)) from None
+    if not text.strip():  # an empty CSV would otherwise import nothing and succeed
+        raise UserInputError("empty file, no hypotheses in it", where=str(path))
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _read_csv(text, path)
     records, lines = _load_structured(text, path, suffix)
-    out: list[HypothesisIn] = []
+    out: Located = []
     for i, rec in enumerate(records):
         where = f"{path}:{lines[i]}" if lines else f"{path}: record {i + 1}"
         if not isinstance(rec, dict):
             raise UserInputError("each hypothesis must be a mapping", where=where)
-        out.append(_validate(rec, where))
-    _check_unique(out, path)
+        out.append((where, _validate(rec, where)))
+    _check_unique(out)
     return out
 
 
@@ -196,13 +226,15 @@ def _load_structured(text: str, path: Path, suffix: str) -> tuple[list, list[int
     try:
         if suffix == ".json":
             data = json.loads(text)
-            lines: list[int] = []
+            lines = _json_record_lines(text, data)
         else:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
             data = yaml.safe_load(text)
             lines = [n.start_mark.line + 1 for n in node.value] if isinstance(node, yaml.SequenceNode) else []
     except json.JSONDecodeError as e:
         raise UserInputError(f"invalid JSON: {e.msg}", where=f"{path}:{e.lineno}") from None
+    except RecursionError:
+        raise UserInputError("nested too deeply to be a list of hypotheses", where=str(path)) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -215,12 +247,36 @@ def _load_structured(text: str, path: Path, suffix: str) -> tuple[list, list[int
     return data, lines
 
 
-def _read_csv(text: str, path: Path) -> list[HypothesisIn]:
+def _json_record_lines(text: str, data: object) -> list[int]:
+    """The line each element of a top-level JSON array starts on (none for other shapes)."""
+    if not isinstance(data, list):
+        return []
+    decoder, ws = json.JSONDecoder(), re.compile(r"[\s,]*")
+    pos = ws.match(text, 0).end() + 1  # type: ignore[union-attr]  # past "["
+    lines = []
+    for _ in data:
+        pos = ws.match(text, pos).end()  # type: ignore[union-attr]
+        lines.append(text.count("\n", 0, pos) + 1)
+        _, pos = decoder.raw_decode(text, pos)
+    return lines
+
+
+def _read_csv(text: str, path: Path) -> Located:
     reader = csv.DictReader(io.StringIO(text))
-    out: list[HypothesisIn] = []
+    known = set(HypothesisIn.model_fields)
+    unknown = [c for c in reader.fieldnames or [] if c.strip() not in known]
+    if unknown:
+        raise UserInputError(
+            f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(known))})",
+            where=f"{path}:1",
+        )
+    out: Located = []
     list_fields = ("diseases", "targets", "mechanisms")
     for rec in reader:
         where = f"{path}:{reader.line_num}"
+        if None in rec:  # DictReader files cells beyond the header under None
+            raise UserInputError(f"{len(rec[None])} more cell(s) than the header has columns", where=where)  # type: ignore[index]
         clean = {k.strip(): (v or "").strip() for k, v in rec.items() if k}
         for f in list_fields:
             if f in clean:
@@ -228,27 +284,30 @@ def _read_csv(text: str, path: Path) -> list[HypothesisIn]:
         for f in ("id", "prior_score", "target_label", "statement"):
             if clean.get(f) == "":
                 clean.pop(f)
-        out.append(_validate(clean, where))
-    _check_unique(out, path)
+        out.append((where, _validate(clean, where)))
+    _check_unique(out)
     return out
 
 
 def _validate(rec: dict, where: str) -> HypothesisIn:
     rec = {k: v for k, v in rec.items() if v is not None}
+    refuse_control(rec, where)
     rec.setdefault("source", "import")
     try:
         return HypothesisIn.model_validate(rec)
     except ValidationError as e:
         raise UserInputError(_first_error(e), where=where) from None
+    except UserInputError as e:  # raised by a field validator (an invalid gene symbol)
+        raise UserInputError(str(e), where=where) from None
 
 
-def _check_unique(hyps: list[HypothesisIn], path: Path) -> None:
+def _check_unique(hyps: Located) -> None:
     ids: set[str] = set()
     titles: set[str] = set()
-    for i, h in enumerate(hyps):
+    for where, h in hyps:
         key = normalize_title(h.title)
         if (h.id and h.id in ids) or key in titles:
-            raise UserInputError(f"duplicate hypothesis {h.id or h.title!r} in file", where=f"{path}: record {i + 1}")
+            raise UserInputError(f"duplicate hypothesis {h.id or h.title!r} in file", where=where)
         if h.id:
             ids.add(h.id)
         titles.add(key)
@@ -256,13 +315,13 @@ def _check_unique(hyps: list[HypothesisIn], path: Path) -> None:
 
 def import_file(engine: Engine, path: Path, *, update: bool = False) -> list[str]:
     """Import every hypothesis in a file in one transaction (all or nothing). Returns their ids."""
-    hyps = read_hypotheses_file(path)
+    hyps = read_located(path)
     ids: list[str] = []
     with session_scope(engine, immediate=True) as s:
-        for i, h in enumerate(hyps):
+        for where, h in hyps:
             try:
                 row, _ = add(s, h, update=update)
             except UserInputError as e:
-                raise UserInputError(str(e), where=f"{path}: record {i + 1}") from None
+                raise UserInputError(str(e), where=where) from None
             ids.append(row.id)
     return ids

@@ -21,13 +21,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy import JSON, Table, delete, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
+from debate.core.config import KbSettings
 from debate.core.errors import NotFoundError, PageParseError, UserInputError
 from debate.core.genes import gene_key, is_gene_symbol
 from debate.core.models import HypothesisIn
+from debate.kb.guard import check_file_name, check_page_size, check_page_text
 from debate.kb.parse import ParsedPage, decode_page, parse_page
 from debate.kb.terms import slug_term, text_genes
 from debate.store import tables as t
@@ -73,31 +76,64 @@ class IngestReport:
         return len(self.added) + len(self.changed) + len(self.unchanged)
 
 
-def collect_files(paths: Sequence[Path]) -> list[PageFile]:
-    """Files named directly, and pages (.txt/.md) found recursively in folders, sorted."""
-    found: list[PageFile] = []
+def page_paths(paths: Sequence[Path]) -> list[tuple[Path, str]]:
+    """(path, name relative to the ingested root) of files named directly, and of pages
+    (.txt/.md) found recursively in folders, sorted; nothing is read. A missing path, or a
+    folder holding no pages, is a :class:`UserInputError`."""
+    found: list[tuple[Path, str]] = []
     for root in paths:
         if root.is_dir():
-            for p in sorted(root.rglob("*")):
-                if p.is_file() and p.suffix.lower() in PAGE_SUFFIXES:
-                    found.append(PageFile(p, p.relative_to(root).as_posix(), p.read_bytes()))
+            pages = [
+                (p, p.relative_to(root).as_posix())
+                for p in sorted(root.rglob("*"))
+                if p.is_file() and p.suffix.lower() in PAGE_SUFFIXES
+            ]
+            if not pages:  # a mistyped folder would otherwise "ingest" nothing and succeed
+                raise UserInputError("no pages (.txt or .md files) in this folder", where=str(root))
+            found += pages
         elif root.is_file():
-            found.append(PageFile(root, root.name, root.read_bytes()))
+            found.append((root, root.name))
         else:
             raise UserInputError("no such file or folder", where=str(root))
     return found
 
 
+def collect_files(paths: Sequence[Path], *, max_bytes: int | None = None) -> list[PageFile]:
+    """The files of :func:`page_paths`, read. With ``max_bytes`` at most one byte more is read
+    of each: enough to refuse an oversized page without holding all of it."""
+    size = -1 if max_bytes is None else max_bytes + 1
+    found: list[PageFile] = []
+    for path, name in page_paths(paths):
+        with path.open("rb") as fh:
+            found.append(PageFile(path, name, fh.read(size)))
+    return found
+
+
+def read_page(f: PageFile, limits: KbSettings) -> tuple[str, ParsedPage]:
+    """Check, decode and parse one page file; a :class:`PageParseError` names file and line."""
+    check_file_name(f.source_name)
+    check_page_size(f.data, f.source_name, limits)
+    text = decode_page(f.data, source_name=f.source_name)
+    check_page_text(text, f.source_name)
+    page = parse_page(text, source_name=f.source_name, chunk_bytes=limits.max_chunk_bytes)
+    listed_hypotheses(page, f.source_name)  # refused now, not half-way through storing
+    return text, page
+
+
 def parse_files(
-    files: Sequence[PageFile], *, skip_bad: bool = False, errors: list[str] | None = None
+    files: Sequence[PageFile],
+    *,
+    skip_bad: bool = False,
+    errors: list[str] | None = None,
+    limits: KbSettings | None = None,
 ) -> list[tuple[PageFile, str, ParsedPage]]:
-    """Decode and parse every file before anything is written (all-or-nothing by default)."""
+    """Check, decode and parse every file before anything is written (all-or-nothing by default)."""
+    limits = limits or KbSettings()
     parsed: list[tuple[PageFile, str, ParsedPage]] = []
     slugs: dict[str, str] = {}
     for f in files:
         try:
-            text = decode_page(f.data, source_name=f.source_name)
-            page = parse_page(text, source_name=f.source_name)
+            text, page = read_page(f, limits)
             if page.slug in slugs:
                 raise PageParseError(f"slug {page.slug!r} also used by {slugs[page.slug]}", where=f.source_name)
         except PageParseError as e:
@@ -118,12 +154,17 @@ def ingest_paths(
     skip_bad: bool = False,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 200,
+    limits: KbSettings | None = None,
 ) -> IngestReport:
-    """Ingest files and folders; raises on the first bad page unless ``skip_bad``."""
+    """Ingest files and folders; raises on the first bad page unless ``skip_bad``.
+
+    ``limits`` (default: the ``[kb]`` defaults) bound page size, line length and chunk size.
+    """
     report = IngestReport()
+    limits = limits or KbSettings()
     with _cyclic_gc_paused():
-        files = collect_files(paths)
-        parsed = parse_files(files, skip_bad=skip_bad, errors=report.skipped)
+        files = collect_files(paths, max_bytes=limits.max_page_bytes)
+        parsed = parse_files(files, skip_bad=skip_bad, errors=report.skipped, limits=limits)
         for start in range(0, len(parsed), batch_size):
             chunk = parsed[start : start + batch_size]
             with session_scope(engine, immediate=True) as s:
@@ -330,25 +371,38 @@ def page_terms(page: ParsedPage) -> list[dict[str, str]]:
     return out
 
 
+def listed_hypotheses(page: ParsedPage, source_name: str | None = None) -> list[HypothesisIn]:
+    """The hypotheses the page's Related section lists; a line that does not make a valid
+    hypothesis (a title over 300 characters, say) is a :class:`PageParseError` at its line."""
+    out: list[HypothesisIn] = []
+    for r in page.related:
+        if r.kind != "hypothesis":
+            continue
+        try:
+            hyp = HypothesisIn(
+                id=r.id,
+                title=r.title,
+                targets=[g for g in r.genes if is_gene_symbol(g)],
+                target_label=r.target_label,
+                source=f"page:{page.slug}",
+                prior_score=r.score,
+                prior_source=page.slug if r.score is not None else None,
+            )
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            where = f"{source_name or page.slug}:{r.line}"
+            raise PageParseError(f"listed hypothesis {r.id}: {field}: {msg}", where=where) from None
+        out.append(hyp)
+    return out
+
+
 def import_listed_hypotheses(s: Session, page: ParsedPage) -> int:
     """Create hypotheses named in the page's Related section, or refresh their imported prior."""
     from debate.kb.hypotheses import upsert_imported  # local: hypotheses imports kb modules too
 
-    n = 0
-    for r in page.related:
-        if r.kind != "hypothesis":
-            continue
-        hyp = HypothesisIn(
-            id=r.id,
-            title=r.title,
-            targets=[g for g in r.genes if is_gene_symbol(g)],
-            target_label=r.target_label,
-            source=f"page:{page.slug}",
-            prior_score=r.score,
-            prior_source=page.slug if r.score is not None else None,
-        )
-        n += upsert_imported(s, hyp)
-    return n
+    return sum(upsert_imported(s, hyp) for hyp in listed_hypotheses(page))
 
 
 def remove_page(engine: Engine, slug: str) -> None:
@@ -367,6 +421,9 @@ __all__ = [
     "PageFile",
     "collect_files",
     "ingest_paths",
+    "listed_hypotheses",
+    "page_paths",
+    "read_page",
     "remove_page",
     "store_page",
     "store_pages",

@@ -36,10 +36,11 @@ value is a common column word (``Status``, ``Phase``, ``Role``, ...). The guard 
 such as ``Riluzole | Blocker`` from being read as headers. Rows repeated by a duplicated
 infobox are kept once; text after ``</table>`` on the same line is ignored.
 
-Chunks: the text of each section, split at about 120 words on line boundaries (a single longer
-line stays whole), plus one chunk for the infobox (``Target SOD1: ASO (tofersen)`` lines) under
-the heading it sits in. Chunk text is plain: links reduced to their text, HTML tags and
-``[@key]`` citation markers removed. Related Hypotheses and External Links give no chunks.
+Chunks: the text of each section, split at about 120 words on line boundaries (a longer line
+stays whole up to the byte limit, see ``chunks.py``), plus one chunk for the infobox
+(``Target SOD1: ASO (tofersen)`` lines) under the heading it sits in. Chunk text is plain:
+links reduced to their text, HTML tags and ``[@key]`` citation markers removed. Related
+Hypotheses and External Links give no chunks.
 
 Text glued after ``▸Metadata`` on its line is ignored (it repeats a metadata row).
 """
@@ -49,7 +50,7 @@ from __future__ import annotations
 import re
 
 from debate.core.errors import PageParseError
-from debate.kb.chunks import ChunkBuilder
+from debate.kb.chunks import MAX_CHUNK_BYTES, ChunkBuilder
 from debate.kb.infobox import (
     TABLE_CLASS_RE,
     TABLE_CLOSE_RE,
@@ -81,7 +82,7 @@ from debate.kb.page import (
     Section,
 )
 from debate.kb.related import parse_related_line
-from debate.kb.slugs import link_slug, slug_from_name
+from debate.kb.slugs import link_slug, slug_from_name, slug_problem
 
 # The models and link_slug are re-exported: callers import them from here, the entry point.
 __all__ = [
@@ -140,7 +141,7 @@ class _Sec:
 class _PageParser:
     """Single pass over the lines; state lives here so helpers stay small."""
 
-    def __init__(self, text: str, source_name: str) -> None:
+    def __init__(self, text: str, source_name: str, chunk_bytes: int) -> None:
         self.text = text
         self.src = source_name
         self.lines = text.split("\n")
@@ -157,11 +158,12 @@ class _PageParser:
         self.links: list[Link] = []
         self.external: list[ExternalLink] = []
         self.citations: dict[str, None] = {}
-        self.chunker = ChunkBuilder()
+        self.chunker = ChunkBuilder(chunk_bytes)
         self.infobox: list[InfoboxRow] = []
         self.infobox_seen: set[tuple[str, str, str]] = set()
         self.table_class: str | None = None
         self.metadata: dict[str, str] = {}
+        self.slug_line = 0  # line of the metadata slug row, for errors
         self.related: list[RelatedEntry] = []
         self.related_start: int | None = None
         self.related_end = 0
@@ -198,7 +200,7 @@ class _PageParser:
                 self._head_line(s, idx + 1)
                 continue
             if phase == "meta":
-                self._meta_line(s)
+                self._meta_line(s, idx + 1)
                 continue
             end = min(pos, text_len)
             if phase == "related" and self._related_line(raw, s, idx + 1, end):
@@ -212,6 +214,11 @@ class _PageParser:
 
         if self.title is None:
             raise self.fail("no page title (only banner or blank lines)", max(1, n))
+        if not (self.banner_done or self.sections or self.facts or self.infobox or self.phase == "meta"):
+            # A stray text file ("hello") must not become a page that debates then cite.
+            raise self.fail(
+                "not a wiki page: no banner, heading, '- Key: value' fact or metadata table after the title", 1
+            )
         self.chunker.flush()
         return self._result()
 
@@ -230,11 +237,13 @@ class _PageParser:
         self.title, self.title_raw = title, s
         self.phase = "body"
 
-    def _meta_line(self, s: str) -> None:
+    def _meta_line(self, s: str, lineno: int) -> None:
         """After ``▸Metadata``: keep the first value of each ``| key | value |`` row."""
         if s.startswith("|"):
             m = _META_ROW_RE.match(s)
             if m and m.group(1) and not _META_SEP_RE.match(m.group(1)):
+                if m.group(1) == "slug" and "slug" not in self.metadata:
+                    self.slug_line = lineno
                 self.metadata.setdefault(m.group(1), m.group(2))
 
     def _related_line(self, raw: str, s: str, lineno: int, end: int) -> bool:
@@ -418,10 +427,15 @@ class _PageParser:
 
     def _slug(self) -> str:
         slug = self.metadata.get("slug", "").strip()
+        where = f"{self.src}:{self.slug_line}"
         if not slug or slug == "None":
-            slug = slug_from_name(self.src)
+            slug, where = slug_from_name(self.src), self.src
             if not slug:
                 raise PageParseError("cannot derive a page slug from the file name", where=self.src)
+        # The slug keys the page and names its export file: a path in it must not get that far.
+        problem = slug_problem(slug)
+        if problem is not None:
+            raise PageParseError(problem, where=where)
         return slug
 
     def _entity_type(self) -> str | None:
@@ -454,15 +468,16 @@ class _PageParser:
         )
 
 
-def parse_page(text: str, *, source_name: str) -> ParsedPage:
+def parse_page(text: str, *, source_name: str, chunk_bytes: int = MAX_CHUNK_BYTES) -> ParsedPage:
     """Parse one exported wiki page.
 
     ``source_name`` is the page's file name: it gives the slug when the page has no metadata
     ``slug`` row, and names the file in errors (``where="name:line"``). Raises
     :class:`PageParseError` for an empty page, a page without a title, an infobox ``<table>``
     that is never closed, an infobox row without a value cell, and an unreadable Related
-    Hypotheses list line. Character offsets in the result index ``text`` as given (CRLF kept).
+    Hypotheses list line, and a slug that could not name a file (``../x``). Chunks longer than
+    ``chunk_bytes`` (UTF-8) are split. Character offsets in the result index ``text`` as given.
     """
     if not text.strip():
         raise PageParseError("empty page", where=f"{source_name}:1")
-    return _PageParser(text, source_name).run()
+    return _PageParser(text, source_name, chunk_bytes).run()

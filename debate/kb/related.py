@@ -6,9 +6,10 @@ import re
 from typing import Literal, cast
 
 from debate.core.genes import split_target_label
+from debate.kb.escape import unescape_md
 from debate.kb.page import Fail, RelatedEntry
 
-__all__ = ["parse_related_line"]
+__all__ = ["parse_related_line", "related_path"]
 
 _RELATED_RE = re.compile(
     r"^[-*•]\s+\[(?P<title>.*)\]"
@@ -20,7 +21,15 @@ _RELATED_REST_RE = re.compile(
     r"\s*(?P<prog>🔄)?\s*$"
 )
 _HYP_ID_RE = re.compile(r"^h-[0-9a-f]{8}$")
-_ANALYSIS_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ANALYSIS_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_ID_RES = {"hypothesis": _HYP_ID_RE, "analysis": _ANALYSIS_ID_RE}
+
+
+def related_path(kind: str, ident: str) -> str | None:
+    """The link path of a list line (``/hypothesis/h-...``, ``/analysis/...``); None when the
+    id does not have its kind's shape, so no other link target can reach a page."""
+    pattern = _ID_RES.get(kind)
+    return f"/{kind}/{ident}" if pattern is not None and pattern.fullmatch(ident) else None
 
 
 def parse_related_line(s: str, lineno: int, fail: Fail) -> RelatedEntry:
@@ -38,15 +47,16 @@ def parse_related_line(s: str, lineno: int, fail: Fail) -> RelatedEntry:
     rest = _RELATED_REST_RE.match(m.group("rest"))
     if rest is None:
         raise fail(f"unreadable Related Hypotheses line: {s[:80]!r}", lineno)
+    # The engine escapes titles and labels when it writes them (debate.kb.escape): undo that.
     target = rest.group("target")
-    target = target.strip() if target is not None else None
+    target = unescape_md(target.strip()) if target is not None else None
     if not target:
         target = None
     return RelatedEntry(
         kind=kind,
         id=ident,
         path=m.group("path"),
-        title=m.group("title").strip(),
+        title=unescape_md(m.group("title").strip()),
         score=_score(rest.group("score"), lineno, fail),
         target_label=target,
         genes=split_target_label(target) if target else [],

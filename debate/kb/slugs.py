@@ -6,9 +6,11 @@ import re
 import unicodedata
 from pathlib import PurePath
 
-__all__ = ["link_slug", "slug_from_name"]
+__all__ = ["link_slug", "slug_problem", "slug_from_name"]
 
 _SLUG_JUNK_RE = re.compile(r"[^a-z0-9-]+")
+# A page's key, also a file name on export (related/SLUG.json): no "/", no "..", not hidden.
+_VALID_SLUG_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,199}")
 # The engine's own pages, linked from KB pages but never KB pages themselves.
 _NOT_KB_PREFIXES = frozenset({"hypothesis", "hypotheses", "analysis", "analyses", "exchange"})
 
@@ -40,3 +42,13 @@ def slug_from_name(source_name: str) -> str:
     # fold accents ("ü" -> "u") so non-ASCII names still give a usable slug
     stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
     return _SLUG_JUNK_RE.sub("-", stem.lower()).strip("-")
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why ``slug`` cannot key a page (and name its export file), or None when it can."""
+    if not _VALID_SLUG_RE.fullmatch(slug) or ".." in slug:
+        return (
+            f"invalid page slug {slug[:80]!r}: expected 1 to 200 of a-z, 0-9, '.', '_', '-', "
+            "starting with a letter or digit, without '..'"
+        )
+    return None

@@ -3,37 +3,41 @@
 Everything that talks to a model goes through a :class:`~debate.core.calls.ChatClient`: give it messages and a
 pydantic model, get back a validated instance of that model plus a record of every HTTP call
 made to get it (:class:`~debate.core.calls.Attempt`). :class:`OpenAIChatClient` implements it for any
-OpenAI-compatible endpoint; with :mod:`~debate.llm.structured` and :mod:`~debate.llm.failures`
-it is the only code that imports ``openai`` (an import-linter contract keeps it so).
+OpenAI-compatible endpoint; with :mod:`~debate.llm.structured`, :mod:`~debate.llm.failures`,
+:mod:`~debate.llm.transport`, :mod:`~debate.llm.streaming` and :mod:`~debate.llm.attempts` it is
+the only code that imports ``openai`` (an import-linter contract keeps it so).
 
-Two kinds of failure are handled here, and only here:
+Three kinds of trouble are handled here, and only here:
 
-* transport failures (connection errors, timeouts, 408/409/429/5xx) are retried with
-  exponential backoff and jitter, honouring ``Retry-After``; the SDK's own retries are off;
-* replies that do not validate against the schema are re-asked: the bad reply and the
-  validation error are appended to the conversation and the model is asked again.
+* transport failures (connection errors, timeouts, a stalled stream, 408/409/429/5xx) are
+  retried with exponential backoff and jitter, honouring ``Retry-After``; the SDK's own
+  retries are off;
+* replies that do not validate against the schema are re-asked: the first ask's messages plus
+  a bounded quote of the bad reply and the validation error (never the whole reply, so a
+  re-ask is never much longer than the first ask);
+* replies cut at the output cap (``finish_reason == "length"``) are re-asked once for
+  brevity; cut again, the error names the cap and the setting it came from.
 
-Endpoints differ in how they constrain output (``EndpointConfig.structured_output``):
-``json_schema`` sends a strict schema as ``response_format``; ``json_object`` and ``prompt``
-put the schema in the last system message between :data:`SCHEMA_MARKER_OPEN` and
-:data:`SCHEMA_MARKER_CLOSE` (``json_object`` also asks for JSON mode).
+Requests are fitted to the endpoint's context before they are sent (:meth:`OpenAIChatClient.fit`,
+:mod:`~debate.llm.budget`). Endpoints differ in how they constrain output
+(``EndpointConfig.structured_output``): ``json_schema`` sends a strict schema as
+``response_format``; ``json_object`` and ``prompt`` put the schema in the last system message
+between :data:`SCHEMA_MARKER_OPEN` and :data:`SCHEMA_MARKER_CLOSE` (``json_object`` also asks
+for JSON mode).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import httpx2
 import openai
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -42,30 +46,44 @@ from debate.core.calls import (
     ChatMessage,
     Completion,
     CompletionFailed,
+    PromptFit,
+    PromptVariant,
     T,
-    Usage,
+    attempt_progress,
+    log_attempt,
+    report_failure,
 )
+from debate.llm.attempts import cost_of, failed_attempt, price_key, reply_attempt
+from debate.llm.budget import ESTIMATE_CHARS_PER_TOKEN, ContextBudget, estimate_prompt_tokens
 from debate.llm.failures import (
     NotACompletion,
+    StreamStalled,
+    context_overflow,
     error_detail,
     is_transient,
     one_line,
     retry_after_s,
     status_text,
-    usage_of,
 )
-from debate.llm.ratelimit import RateLimiter, SlotTicket
+from debate.llm.modes import MODES, MemoryModes, Mode, ModeCache, detect_mode
+from debate.llm.ratelimit import RateLimiter
+from debate.llm.streaming import RawReply
 from debate.llm.structured import (
+    REASK_ERROR_CHARS,
+    REASK_QUOTE_CHARS,
     SCHEMA_MARKER_CLOSE,
     SCHEMA_MARKER_OPEN,
+    bounded_json_schema,
     estimate_tokens,
-    reask_message,
+    reask_messages,
+    reask_text,
     schema_instructions,
     strict_json_schema,
     strip_fences,
     summarize_validation,
     with_schema_instructions,
 )
+from debate.llm.transport import Pools, limiter_slot
 
 __all__ = [
     "SCHEMA_MARKER_CLOSE",
@@ -73,19 +91,20 @@ __all__ = [
     "EndpointConfig",
     "OpenAIChatClient",
     "estimate_tokens",
+    "price_key",
     "schema_instructions",
     "strict_json_schema",
 ]
 
-# Tokens assumed for a reply when no max_output_tokens is configured (rate-limit estimate only;
+# Reply tokens assumed where no cap is configured (for fitting and the rate-limit estimate;
 # the actual count replaces it once the endpoint reports usage).
 _DEFAULT_REPLY_TOKEN_ESTIMATE = 512
-# The rate-limit ticket of the call the current task is making; the HTTP trace hook stamps it
-# when the request headers go out.
-_SENDING: ContextVar[SlotTicket | None] = ContextVar("debate_llm_sending", default=None)
-# Connection pools: see OpenAIChatClient.__init__.
-_CALLS_PER_POOL = 16
-_MAX_POOLS = 32
+# Room kept for a re-ask's own words (its quote of the bad reply gets what else is spare).
+_REASK_RESERVE_TOKENS = estimate_prompt_tokens([ChatMessage(role="user", content=reask_text("x" * REASK_ERROR_CHARS))])
+
+
+def _default_sampling() -> dict[str, float | int | None]:
+    return {"temperature": 0.0}
 
 
 class EndpointConfig(BaseModel):
@@ -96,8 +115,14 @@ class EndpointConfig(BaseModel):
     base_url: str | None = None
     api_key: str | None = None
     model: str
-    structured_output: Literal["json_schema", "json_object", "prompt"] = "json_schema"
+    # "auto": the first call for a model probes the endpoint (see :mod:`debate.llm.modes`).
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "json_schema"
+    # Without streaming, the whole request; with it, connecting and sending.
     timeout_s: float = Field(default=60.0, gt=0)
+    # > 0: requests stream, and fail when no token arrives for this long (or after
+    # total_timeout_s, when set), however long a steadily writing model takes.
+    idle_timeout_s: float = Field(default=0.0, ge=0)
+    total_timeout_s: float = Field(default=0.0, ge=0)
     # Calls per message list (the first ask, and each re-ask) for transport failures.
     max_transport_attempts: int = Field(default=5, ge=1)
     max_reasks: int = Field(default=2, ge=0)
@@ -106,78 +131,64 @@ class EndpointConfig(BaseModel):
     max_retry_after_s: float = Field(default=120.0, ge=0)
     # model -> (USD per 1M prompt tokens, USD per 1M completion tokens)
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    temperature: float | None = 0.0
+    # Sent with every request; None leaves a parameter to the server. Per-call overrides
+    # (a role's) go to complete(sampling=...).
+    sampling: dict[str, float | int | None] = Field(default_factory=_default_sampling)
+    # Reply caps: a role's own, else the default; None sends none.
     max_output_tokens: int | None = Field(default=None, ge=1)
+    role_max_output_tokens: dict[str, int] = Field(default_factory=dict)
     # OpenAI's reasoning models only accept max_completion_tokens; most other servers max_tokens.
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    # A llama.cpp server decodes under a grammar built from the schema: cap strings and lists there.
+    grammar_bounds: bool = False
+    # The context window where the server cannot say (llama.cpp's /props can); 0 = unknown.
+    context_tokens: int = Field(default=0, ge=0)
 
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-async def _trace(event: str, info: dict[str, Any]) -> None:
-    if event.endswith("send_request_headers.started"):
-        ticket = _SENDING.get()
-        if ticket is not None:
-            ticket.mark_started()
-
-
-async def _on_request(request: httpx2.Request) -> None:
-    # Only rate-limited calls need the (small) cost of tracing.
-    if _SENDING.get() is not None:
-        request.extensions["trace"] = _trace
-
-
-# -- the OpenAI-compatible client ------------------------------------------------------------
+    def output_cap(self, role: str | None) -> tuple[int | None, str]:
+        """(the reply cap for ``role``, the setting it comes from)."""
+        if role is not None and role in self.role_max_output_tokens:
+            return self.role_max_output_tokens[role], f"[openai] role_max_output_tokens.{role}"
+        return self.max_output_tokens, "[openai] max_output_tokens"
 
 
 class OpenAIChatClient:
     """A :class:`ChatClient` for any OpenAI-compatible chat completions endpoint.
 
-    Holds ``AsyncOpenAI`` clients, one per connection pool, opened as concurrency grows (SDK
-    retries off: retries happen here). ``api_key`` falls back to ``OPENAI_API_KEY`` and then
-    to a placeholder so key-less local servers work; ``base_url`` falls back to
-    ``OPENAI_BASE_URL`` and then to OpenAI's API.
+    ``api_key`` falls back to ``OPENAI_API_KEY`` and then to a placeholder so key-less local
+    servers work; ``base_url`` falls back to ``OPENAI_BASE_URL`` and then to OpenAI's API.
     """
 
-    def __init__(self, config: EndpointConfig, *, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self, config: EndpointConfig, *, limiter: RateLimiter | None = None, modes: ModeCache | None = None
+    ) -> None:
         self.config = config
         self.limiter = limiter
+        self.modes: ModeCache = modes if modes is not None else MemoryModes()
+        self._mode_of: dict[str, Mode] = {}
+        self._mode_lock = asyncio.Lock()
         self._api_key = config.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
-        # Several SDK clients, each with its own connection pool: httpcore scans (and probes the
-        # socket of) every pooled connection twice per request, so one pool holding a hundred
-        # connections costs more CPU per call than the call itself. A new pool is opened only
-        # when every open one already carries _CALLS_PER_POOL calls, so a client making a few
-        # calls at a time keeps reusing one pool's connections.
-        self._pools: list[openai.AsyncOpenAI] = [self._new_pool()]
-        self._in_flight: list[int] = [0]
-        self.base_url = str(self._pools[0].base_url).rstrip("/")
-
-    def _new_pool(self) -> openai.AsyncOpenAI:
-        http_client = openai.DefaultAsyncHttpx2Client(
-            timeout=self.config.timeout_s, event_hooks={"request": [_on_request]}
-        )
-        return openai.AsyncOpenAI(
-            api_key=self._api_key,
-            base_url=self.config.base_url,
-            timeout=self.config.timeout_s,
-            max_retries=0,
-            http_client=http_client,
+        self._transport = Pools(api_key=self._api_key, base_url=config.base_url, timeout_s=config.timeout_s)
+        self.base_url = self._transport.base_url
+        self.budget = ContextBudget(
+            self.base_url, configured=config.context_tokens, headers={"Authorization": f"Bearer {self._api_key}"}
         )
 
-    def _pick_pool(self) -> int:
-        """The index of the least busy pool, opening another when all are full."""
-        i = min(range(len(self._pools)), key=self._in_flight.__getitem__)
-        if self._in_flight[i] >= _CALLS_PER_POOL and len(self._pools) < _MAX_POOLS:
-            self._pools.append(self._new_pool())
-            self._in_flight.append(0)
-            i = len(self._pools) - 1
-        return i
+    @property
+    def _pools(self) -> list[openai.AsyncOpenAI]:
+        return self._transport.clients
+
+    @property
+    def _in_flight(self) -> list[int]:
+        return self._transport.in_flight
+
+    async def _post(self, wire: list[dict[str, str]], request: dict[str, Any]) -> Any:
+        """One plain (unstreamed) request, parsed as the SDK's ``ChatCompletion``."""
+        return await self._transport.post({"messages": wire, **request})
 
     async def aclose(self) -> None:
         """Close the underlying HTTP connection pools."""
-        for pool in self._pools:
-            await pool.close()
+        await self._transport.aclose()
+        await self.budget.aclose()
 
     async def __aenter__(self) -> OpenAIChatClient:
         return self
@@ -185,60 +196,190 @@ class OpenAIChatClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    # -- structured-output mode --------------------------------------------------------------
+
+    async def mode(self, model: str | None = None) -> Mode:
+        """The structured-output mode for ``model``: configured, or with "auto" found once."""
+        configured = self.config.structured_output
+        if configured != "auto":
+            return configured
+        model = model or self.config.model
+        if model not in self._mode_of:
+            async with self._mode_lock:  # concurrent judges ask once, not three times
+                if model not in self._mode_of:
+                    self._mode_of[model] = await self._find_mode(model)
+        return self._mode_of[model]
+
+    async def _find_mode(self, model: str) -> Mode:
+        known = self.modes.get(self.base_url, model)
+        if known in MODES:
+            return known  # type: ignore[return-value]
+        # Two tries a mode: a server that refuses a mode (HTTP 500 from llama-cpp-python) is not
+        # waited out through every retry, and a lone transient error does not rule a mode out.
+        config = self.config.model_copy(
+            update={
+                "model": model,
+                "max_reasks": 0,
+                "max_transport_attempts": min(2, self.config.max_transport_attempts),
+            }
+        )
+        found = await detect_mode(
+            # The probe's requests count against the endpoint's rate limits like any other.
+            lambda mode: OpenAIChatClient(config.model_copy(update={"structured_output": mode}), limiter=self.limiter),
+            where=self.base_url,
+        )
+        self.modes.put(self.base_url, model, found)
+        return found
+
+    def _forget_mode(self, model: str) -> None:
+        """After a failed call in a found mode: the next run asks the endpoint again."""
+        if self.config.structured_output == "auto" and self._mode_of.pop(model, None) is not None:
+            self.modes.forget(self.base_url, model)
+
+    # -- fitting the prompt ------------------------------------------------------------------
+
+    @staticmethod
+    def _prepare(messages: list[ChatMessage], schema: type[BaseModel], mode: Mode) -> list[ChatMessage]:
+        """The messages as sent: with the schema in the system prompt where the mode needs it."""
+        if mode == "json_schema":
+            return list(messages)
+        return with_schema_instructions(messages, schema)
+
+    def _reply_room(self, role: str | None) -> int:
+        cap = self.config.output_cap(role)[0] or _DEFAULT_REPLY_TOKEN_ESTIMATE
+        return cap + (_REASK_RESERVE_TOKENS if self.config.max_reasks else 0)
+
+    async def fit(
+        self,
+        variants: Iterable[PromptVariant],
+        schema: type[BaseModel],
+        *,
+        role: str | None = None,
+        model: str | None = None,
+    ) -> tuple[PromptVariant, PromptFit | None]:
+        """The largest variant whose prompt, reply cap and a re-ask's room fit the context."""
+        mode = await self.mode(model)
+        return await self.budget.fit(
+            variants,
+            prepare=lambda messages: self._prepare(messages, schema, mode),
+            reply_tokens=self._reply_room(role),
+            what=role or "request",
+        )
+
+    def _quote_chars(self, fit: PromptFit | None) -> int:
+        """How much of a bad reply a re-ask may quote and still fit the window."""
+        if fit is None:
+            return REASK_QUOTE_CHARS
+        spare = fit.window - fit.prompt_tokens - fit.reply_tokens
+        return max(0, min(REASK_QUOTE_CHARS, int(spare * ESTIMATE_CHARS_PER_TOKEN)))
+
+    # -- one request -------------------------------------------------------------------------
+
+    def _request(
+        self,
+        schema: type[BaseModel],
+        model_name: str,
+        mode: Mode,
+        sampling: Mapping[str, float | int] | None,
+        cap: int | None,
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": model_name}
+        if mode == "json_schema":
+            name = re.sub(r"[^a-zA-Z0-9_-]", "_", schema.__name__)[:64]
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": self._schema(schema), "strict": True},
+            }
+        elif mode == "json_object":
+            request["response_format"] = {"type": "json_object"}
+        for key, value in {**self.config.sampling, **(sampling or {})}.items():
+            if value is not None:
+                request[key] = value
+        if cap is not None:
+            request[self.config.max_tokens_param] = cap
+        return request
+
     async def complete(
-        self, messages: list[ChatMessage], schema: type[T], *, model: str | None = None
+        self,
+        messages: list[ChatMessage],
+        schema: type[T],
+        *,
+        model: str | None = None,
+        sampling: Mapping[str, float | int] | None = None,
+        role: str | None = None,
+        fit: PromptFit | None = None,
     ) -> Completion[T]:
         """Ask the model and return its reply validated as ``schema``.
+
+        ``sampling`` (temperature, top_p, frequency_penalty, presence_penalty, seed) overrides
+        the endpoint's defaults for this call; ``role`` picks its reply cap; ``fit`` (from
+        :meth:`fit`) bounds what a re-ask may add.
 
         Transport failures are retried (see module docs); an invalid reply is re-asked up to
         ``max_reasks`` times. Raises :class:`CompletionFailed`, carrying every attempt, when
         the endpoint refuses, stays unreachable, or keeps replying invalid JSON.
         """
         model_name = model or self.config.model
-        mode = self.config.structured_output
-        request: dict[str, Any] = {"model": model_name}
-        if mode == "json_schema":
-            name = re.sub(r"[^a-zA-Z0-9_-]", "_", schema.__name__)[:64]
-            request["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": name, "schema": strict_json_schema(schema), "strict": True},
-            }
-            convo = list(messages)
-        else:
-            if mode == "json_object":
-                request["response_format"] = {"type": "json_object"}
-            convo = with_schema_instructions(messages, schema)
-        if self.config.temperature is not None:
-            request["temperature"] = self.config.temperature
-        if self.config.max_output_tokens is not None:
-            request[self.config.max_tokens_param] = self.config.max_output_tokens
+        mode = await self.mode(model_name)
+        try:
+            return await self._complete(messages, schema, model_name, mode, sampling, role, fit)
+        except CompletionFailed:
+            self._forget_mode(model_name)
+            raise
 
+    async def _complete(
+        self,
+        messages: list[ChatMessage],
+        schema: type[T],
+        model_name: str,
+        mode: Mode,
+        sampling: Mapping[str, float | int] | None,
+        role: str | None,
+        fit: PromptFit | None,
+    ) -> Completion[T]:
+        cap, setting = self.config.output_cap(role)
+        request = self._request(schema, model_name, mode, sampling, cap)
+        first = self._prepare(messages, schema, mode)
+        first_tokens = fit.prompt_tokens if fit is not None else estimate_tokens(first)
         attempts: list[Attempt] = []
-        kind: Literal["first", "reask"] = "first"
-        reasks = 0
+        ask, kind, reasks, cuts = first, "first", 0, 0
         while True:
-            content = await self._exchange(convo, request, attempts, kind)
+            prompt_tokens = first_tokens + estimate_tokens(ask[len(first) :]) if reasks else first_tokens
+            reply = await self._exchange(ask, request, attempts, kind, (prompt_tokens, cap))
             try:
-                parsed = schema.model_validate_json(strip_fences(content))
+                parsed = schema.model_validate_json(strip_fences(reply.content))
             except ValidationError as exc:
-                # An empty or refused reply already says why better than a JSON parse error.
-                summary = attempts[-1].error or summarize_validation(exc)
-                attempts[-1] = attempts[-1].model_copy(update={"outcome": "invalid_reply", "error": summary})
-                if reasks >= self.config.max_reasks:
-                    first_line = summary.split("; ")[0]
+                cut_at = (cap or reply.usage.completion_tokens or 0) if reply.finish_reason == "length" else None
+                cuts += cut_at is not None
+                # An empty, refused or cut reply says why better than a JSON parse error.
+                summary = (
+                    f"reply cut at {cut_at} output tokens"
+                    if cut_at is not None
+                    else attempts[-1].error or summarize_validation(exc)
+                )
+                self._amend_last(attempts, outcome="invalid_reply", error=summary)
+                report_failure(attempts[-1], retrying=reasks < self.config.max_reasks and cuts <= 1)
+                if cut_at is not None and (cuts > 1 or reasks >= self.config.max_reasks):
+                    source = setting if cap is not None else "the server's own limit; no cap was set"
                     raise CompletionFailed(
-                        f"model reply failed validation after {reasks} re-asks: {first_line}",
+                        f"model reply cut at {cut_at} output tokens after {reasks} re-ask(s) ({source}): "
+                        "raise the cap or ask for less",
                         attempts,
                     ) from None
-                convo = [
-                    *convo,
-                    ChatMessage(role="assistant", content=content),
-                    reask_message(summary),
-                ]
-                reasks += 1
-                kind = "reask"
+                if reasks >= self.config.max_reasks:
+                    raise CompletionFailed(
+                        f"model reply failed validation after {reasks} re-asks: {summary.split('; ')[0]}", attempts
+                    ) from None
+                quoted = reask_messages(reply.content, summary, cut_at=cut_at, quote_chars=self._quote_chars(fit))
+                ask, kind, reasks = [*first, *quoted], "reask", reasks + 1
                 continue
-            return Completion(parsed=parsed, raw=content, attempts=attempts, model=model_name, messages=convo)
+            return Completion(parsed=parsed, raw=reply.content, attempts=attempts, model=model_name, messages=ask)
+
+    @staticmethod
+    def _amend_last(attempts: list[Attempt], **update: Any) -> None:
+        old = attempts[-1]
+        attempts[-1] = old.model_copy(update=update)
+        log_attempt(attempts[-1], replaces=old)
 
     # -- one message list: first call plus transport retries ----------------------------------
 
@@ -247,8 +388,10 @@ class OpenAIChatClient:
         convo: list[ChatMessage],
         request: dict[str, Any],
         attempts: list[Attempt],
-        kind: Literal["first", "reask"],
-    ) -> str:
+        kind: str,
+        tokens: tuple[int, int | None],
+    ) -> RawReply:
+        """``tokens``: (the prompt's, the reply cap) for the rate limiter and unreported usage."""
         cfg = self.config
         retrying = AsyncRetrying(
             stop=stop_after_attempt(cfg.max_transport_attempts),
@@ -256,28 +399,24 @@ class OpenAIChatClient:
             retry=retry_if_exception(self._should_retry),
             reraise=True,
         )
-        wire = [{"role": m.role, "content": m.content} for m in convo]
-        estimate = estimate_tokens(convo) + (cfg.max_output_tokens or _DEFAULT_REPLY_TOKEN_ESTIMATE)
+        body = {"messages": [{"role": m.role, "content": m.content} for m in convo], **request}
         calls = 0
         try:
             async for attempt in retrying:
                 with attempt:
                     calls += 1
                     this_kind = kind if calls == 1 else "transport_retry"
-                    return await self._call_once(wire, request, estimate, attempts, this_kind)
+                    last = calls >= cfg.max_transport_attempts
+                    return await self._call_once(body, tokens, attempts, this_kind, last)
         except openai.APIStatusError as exc:
             raise CompletionFailed(self._status_failure(exc, calls), attempts) from exc
-        except openai.APITimeoutError as exc:
-            raise CompletionFailed(
-                f"model endpoint {self.base_url} timed out after {calls} attempt(s) (timeout {cfg.timeout_s:g} s)",
-                attempts,
-            ) from exc
+        except (openai.APITimeoutError, StreamStalled) as exc:
+            what = f"stalled ({exc})" if isinstance(exc, StreamStalled) else f"timed out (timeout {cfg.timeout_s:g} s)"
+            raise CompletionFailed(f"model endpoint {self.base_url} {what} after {calls} attempt(s)", attempts) from exc
         except openai.APIConnectionError as exc:
             cause = one_line(str(exc.__cause__ or exc), 200)
-            raise CompletionFailed(
-                f"model endpoint {self.base_url} unreachable after {calls} attempt(s): {cause}",
-                attempts,
-            ) from exc
+            tries = f" after {calls} attempt(s)" if calls > 1 else ""
+            raise CompletionFailed(f"model endpoint {self.base_url} unreachable{tries}: {cause}", attempts) from exc
         except openai.APIError as exc:
             raise CompletionFailed(
                 f"model endpoint {self.base_url} failed: {one_line(str(exc), 200)}", attempts
@@ -286,10 +425,21 @@ class OpenAIChatClient:
             raise CompletionFailed(str(exc), attempts) from exc.__cause__
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
+    def _schema(self, schema: type[BaseModel]) -> dict[str, Any]:
+        return bounded_json_schema(schema) if self.config.grammar_bounds else strict_json_schema(schema)
+
     def _status_failure(self, exc: openai.APIStatusError, calls: int) -> str:
         status = exc.status_code
         detail = error_detail(exc)
         suffix = f" ({detail})" if detail else ""
+        overflow = context_overflow(exc)
+        if overflow is not None:
+            needed, window = overflow
+            hint = "" if self.config.context_tokens else " (set [openai] context_tokens so prompts are trimmed to fit)"
+            return (
+                f"model endpoint {self.base_url} refused the request: it needs {needed:,} tokens "
+                f"but the context window is {window:,} tokens{hint}"
+            )
         if not is_transient(exc):
             return f"model endpoint {self.base_url} refused the request: {status_text(status)}{suffix}"
         retry_after = retry_after_s(exc)
@@ -320,67 +470,36 @@ class OpenAIChatClient:
         )
         return cap / 2 + random.uniform(0, cap / 2)
 
-    @asynccontextmanager
-    async def _slot(self, estimate: int) -> AsyncIterator[SlotTicket | None]:
-        if self.limiter is None:
-            yield None
-        else:
-            # The start is stamped when the request leaves (see _trace), so connection set-up
-            # and SDK overhead do not skew the window against the server's clock.
-            async with self.limiter.slot(estimate, defer_start=True) as ticket:
-                token = _SENDING.set(ticket)
-                try:
-                    yield ticket
-                finally:
-                    _SENDING.reset(token)
-
-    async def _post(self, wire: list[dict[str, str]], request: dict[str, Any]) -> Any:
-        """One chat completion request on the least busy pool.
-
-        ``post`` is what ``chat.completions.create`` ends in, minus the SDK's TypedDict
-        transform of the body, which walks the whole JSON schema on every call; our body is
-        already plain JSON. The reply is still parsed into the SDK's ``ChatCompletion``.
-        """
-        i = self._pick_pool()
-        self._in_flight[i] += 1
-        try:
-            return await self._pools[i].post(
-                "/chat/completions",
-                cast_to=ChatCompletion,
-                body={"messages": wire, **request},
-                options={"security": {"bearer_auth": True}},
-            )
-        finally:
-            self._in_flight[i] -= 1
-
     async def _call_once(
-        self,
-        wire: list[dict[str, str]],
-        request: dict[str, Any],
-        estimate: int,
-        attempts: list[Attempt],
-        kind: Literal["first", "transport_retry", "reask"],
-    ) -> str:
-        model_name: str = request["model"]
-        base = {
-            "n": len(attempts) + 1,
-            "kind": kind,
-            "model": model_name,
-            "messages_sent": len(wire),
-        }
-        async with self._slot(estimate) as ticket:
+        self, body: dict[str, Any], tokens: tuple[int, int | None], attempts: list[Attempt], kind: str, last: bool
+    ) -> RawReply:
+        """One call; ``last``: no transport retry follows a failure (for the progress report)."""
+        model_name: str = body["model"]
+        prompt_tokens, cap = tokens
+        estimate = prompt_tokens + (cap or _DEFAULT_REPLY_TOKEN_ESTIMATE)
+        base = {"n": len(attempts) + 1, "kind": kind, "model": model_name, "messages_sent": len(body["messages"])}
+        cfg = self.config
+        async with limiter_slot(self.limiter, estimate) as ticket:
             started_at = datetime.now(UTC)
             t0 = time.perf_counter()
             try:
-                response = await self._post(wire, request)
-                if not isinstance(response, ChatCompletion) or response.choices is None:
-                    raise NotACompletion(one_line(repr(response), 120))
-            except (openai.APIError, NotACompletion, ValueError) as exc:
-                latency_ms = (time.perf_counter() - t0) * 1000
-                if ticket is not None and not isinstance(exc, openai.APITimeoutError):
+                with attempt_progress(base["n"], base["kind"], attempts[-1] if attempts else None):
+                    reply = await self._transport.call(
+                        body,
+                        idle_s=cfg.idle_timeout_s,
+                        total_s=cfg.total_timeout_s,
+                        prompt_estimate=prompt_tokens,
+                    )
+            except (openai.APIError, NotACompletion, StreamStalled, ValueError, asyncio.CancelledError) as exc:
+                if ticket is not None and not isinstance(
+                    exc, openai.APITimeoutError | StreamStalled | asyncio.CancelledError
+                ):
                     ticket.record_tokens(0)  # refused or never delivered: nothing was spent
-                attempts.append(self._failed_attempt(exc, base, started_at, latency_ms))
-                if isinstance(exc, openai.APIError):
+                latency_ms = (time.perf_counter() - t0) * 1000
+                self._record(attempts, failed_attempt(exc, base, started_at, latency_ms, cfg.timeout_s))
+                if not isinstance(exc, asyncio.CancelledError):  # cancelled: the turn's end says so
+                    report_failure(attempts[-1], retrying=not last and self._should_retry(exc))
+                if isinstance(exc, openai.APIError | StreamStalled | asyncio.CancelledError):
                     raise
                 # A 200 that is not a chat completion (an HTML page, a JSON error, bad JSON)
                 # usually means a wrong base URL: retrying will not help.
@@ -388,73 +507,13 @@ class OpenAIChatClient:
                     f"model endpoint {self.base_url} did not return a chat completion: {one_line(str(exc), 160)}"
                 ) from exc
             latency_ms = (time.perf_counter() - t0) * 1000
-            usage = usage_of(response)
-            if ticket is not None and usage.total_tokens is not None:
-                ticket.record_tokens(usage.total_tokens)
+            if ticket is not None and reply.usage.total_tokens is not None:
+                ticket.record_tokens(reply.usage.total_tokens)
+        cost = cost_of(cfg.prices, model_name, reply.usage, reply.served_model)
+        self._record(attempts, reply_attempt(reply, base, started_at, latency_ms, cost))
+        return reply
 
-        error: str | None = None
-        content = ""
-        if response.choices:
-            choice = response.choices[0]
-            content = choice.message.content or ""
-            if not content:
-                refusal = getattr(choice.message, "refusal", None)
-                error = (
-                    f"refused: {one_line(refusal, 200)}"
-                    if refusal
-                    else (f"empty reply (finish_reason={choice.finish_reason})")
-                )
-        else:
-            error = "reply had no choices"
-        attempts.append(
-            Attempt(
-                **base,
-                started_at=started_at,
-                latency_ms=latency_ms,
-                outcome="ok",
-                error=error,
-                raw_reply=content,
-                usage=usage,
-                cost_usd=self._cost(model_name, usage),
-            )
-        )
-        return content
-
-    def _failed_attempt(self, exc: Exception, base: dict[str, Any], started_at: datetime, latency_ms: float) -> Attempt:
-        status: int | None = None
-        if isinstance(exc, openai.APITimeoutError):
-            outcome: Literal["http_error", "timeout", "connection_error"] = "timeout"
-            error = f"timed out after {self.config.timeout_s:g} s"
-        elif isinstance(exc, openai.APIConnectionError):
-            outcome = "connection_error"
-            error = one_line(str(exc.__cause__ or exc), 200)
-        elif isinstance(exc, openai.APIStatusError):
-            outcome = "http_error"
-            status = exc.status_code
-            detail = error_detail(exc)
-            error = status_text(status) + (f": {detail}" if detail else "")
-        else:
-            outcome = "http_error"
-            status = 200 if isinstance(exc, (NotACompletion, ValueError)) else None
-            error = one_line(str(exc), 200)
-            if status is not None:
-                error = f"not a chat completion: {error}"
-        return Attempt(
-            **base,
-            started_at=started_at,
-            latency_ms=latency_ms,
-            outcome=outcome,
-            http_status=status,
-            error=error,
-            raw_reply=None,
-            usage=Usage(),
-            cost_usd=None,
-        )
-
-    def _cost(self, model_name: str, usage: Usage) -> float | None:
-        price = self.config.prices.get(model_name)
-        if price is None or usage.prompt_tokens is None or usage.completion_tokens is None:
-            return None
-        prompt_price, completion_price = price
-        prompt_cost = usage.prompt_tokens * prompt_price
-        return (prompt_cost + usage.completion_tokens * completion_price) / 1e6
+    @staticmethod
+    def _record(attempts: list[Attempt], attempt: Attempt) -> None:
+        attempts.append(attempt)
+        log_attempt(attempt)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 from datetime import UTC, datetime
 from http import HTTPStatus
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
@@ -74,6 +76,41 @@ class NotACompletion(Exception):
     """A 2xx reply that is not a chat completion."""
 
 
+class StreamStalled(Exception):
+    """A streamed reply that stopped coming: no token for ``idle_timeout_s``, or past ``total_timeout_s``."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        super().__init__(f"{what} after {seconds:g} s")
+        self.what = what
+        self.seconds = seconds
+
+
+# What servers say when a prompt is longer than their context: llama.cpp (needed, window),
+# then OpenAI and vLLM (window, needed).
+_LLAMA_CONTEXT = re.compile(r"request \((\d+) tokens\) exceeds the available context size \((\d+) tokens\)")
+_OPENAI_CONTEXT = re.compile(r"maximum context length is (\d+) tokens.*?(?:resulted in|requested) (\d+) tokens", re.S)
+
+
+def context_overflow(exc: openai.APIStatusError) -> tuple[int, int] | None:
+    """(tokens needed, window) when a 400 says the request exceeds the context, else None."""
+    if exc.status_code != 400:
+        return None
+    body = exc.body if isinstance(exc.body, dict) else {}
+    inner = body.get("error", body)
+    if (
+        isinstance(inner, dict)
+        and isinstance(inner.get("n_prompt_tokens"), int)
+        and isinstance(inner.get("n_ctx"), int)
+    ):
+        return inner["n_prompt_tokens"], inner["n_ctx"]
+    text = error_detail(exc) or str(exc)
+    if match := _LLAMA_CONTEXT.search(text):
+        return int(match.group(1)), int(match.group(2))
+    if match := _OPENAI_CONTEXT.search(text):
+        return int(match.group(2)), int(match.group(1))
+    return None
+
+
 def usage_of(response: ChatCompletion) -> Usage:
     usage = response.usage
     if usage is None:
@@ -91,8 +128,17 @@ def usage_of(response: ChatCompletion) -> Usage:
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+    """Worth retrying: timeouts, dropped connections, 408/409/429 and 5xx.
+
+    Not: a refused connection or an unknown host (nothing is listening there; retrying only
+    delays the error), a URL the HTTP client cannot use, and every other 4xx (401/403: the key).
+    """
+    if isinstance(exc, openai.APITimeoutError | StreamStalled):
         return True
+    if isinstance(exc, openai.APIConnectionError):
+        return not isinstance(
+            exc.__cause__, httpx2.ConnectError | httpx2.UnsupportedProtocol | httpx2.LocalProtocolError
+        )
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
     return False

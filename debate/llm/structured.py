@@ -16,6 +16,7 @@ from openai.lib._pydantic import to_strict_json_schema
 from pydantic import BaseModel, ValidationError
 
 from debate.core.calls import ChatMessage
+from debate.llm.failures import one_line
 
 SCHEMA_MARKER_OPEN = "<json-schema>"
 SCHEMA_MARKER_CLOSE = "</json-schema>"
@@ -73,12 +74,80 @@ def summarize_validation(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts) or str(exc).splitlines()[0]
 
 
-def reask_message(summary: str) -> ChatMessage:
-    return ChatMessage(
-        role="user",
-        content=(
-            f"Your previous reply could not be used: {summary}. "
-            "Reply again with only a JSON object that matches the required schema, "
-            "with no prose and no code fences."
-        ),
+# A re-ask quotes the start of the failed reply and the error, never the whole reply: re-asking
+# with every failed reply appended grew a 737-token prompt to 2,254 in two re-asks.
+REASK_QUOTE_CHARS = 240
+REASK_ERROR_CHARS = 160
+
+
+def reask_text(summary: str, *, cut_at: int | None = None) -> str:
+    """The user turn of a re-ask: why the reply was refused and what to send instead."""
+    if cut_at is not None:
+        return (
+            f"That reply was cut off at the limit of {cut_at} tokens before it was complete. "
+            "Reply again with a much shorter JSON object matching the schema: fewer, shorter items."
+        )
+    return (
+        f"That reply could not be used: {one_line(summary, REASK_ERROR_CHARS)}. Reply again with only a "
+        "JSON object that matches the required schema, with no prose and no code fences."
     )
+
+
+def reask_messages(
+    content: str, summary: str, *, cut_at: int | None = None, quote_chars: int = REASK_QUOTE_CHARS
+) -> list[ChatMessage]:
+    """The turns appended to the first ask's messages to re-ask: a bounded quote of ``content``
+    (none when ``quote_chars`` is too small to help) and :func:`reask_text`."""
+    quote = content[:quote_chars]
+    turns: list[ChatMessage] = []
+    if quote and quote_chars >= 20:
+        shown = quote if len(content) <= quote_chars else f"{quote}… [{len(content) - quote_chars} more characters]"
+        turns.append(ChatMessage(role="assistant", content=shown))
+    turns.append(ChatMessage(role="user", content=reask_text(summary, cut_at=cut_at)))
+    return turns
+
+
+def reask_message(summary: str) -> ChatMessage:
+    """The re-ask's user turn alone (kept for callers that quote nothing)."""
+    return ChatMessage(role="user", content=reask_text(summary))
+
+
+# Caps a grammar-constrained server (llama.cpp) enforces while decoding: a small model that
+# repeats itself must still close every string and list, so its reply ends as valid JSON long
+# before the output cap. Sent only to such servers: OpenAI's strict mode refuses maxLength.
+# Per field name where the reply models' fields differ (a claim is a sentence or two, an id a
+# few characters); with these a proposer's reply is at most ~1,700 characters.
+GRAMMAR_MAX_CHARS = 400
+GRAMMAR_MAX_ITEMS = 4
+GRAMMAR_FIELD_CHARS = {"argument": 500, "rationale": 400, "text": 200, "evidence_ids[]": 8}
+
+
+@functools.lru_cache(maxsize=64)
+def _bounded_schema_json(schema: type[BaseModel]) -> str:
+    def bound(node: Any, name: str | None) -> Any:
+        if isinstance(node, list):
+            return [bound(v, name) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                out[key] = {prop: bound(sub, prop) for prop, sub in value.items()}
+            elif key == "$defs" and isinstance(value, dict):
+                out[key] = {d: bound(sub, None) for d, sub in value.items()}
+            elif key == "items":
+                out[key] = bound(value, f"{name}[]")
+            else:
+                out[key] = bound(value, name)
+        if out.get("type") == "string" and "enum" not in out:
+            out.setdefault("maxLength", GRAMMAR_FIELD_CHARS.get(name or "", GRAMMAR_MAX_CHARS))
+        if out.get("type") == "array":
+            out.setdefault("maxItems", GRAMMAR_MAX_ITEMS)
+        return out
+
+    return json.dumps(bound(to_strict_json_schema(schema), None), separators=(",", ":"))
+
+
+def bounded_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """:func:`strict_json_schema` with every string and list capped for grammar-constrained decoding."""
+    return json.loads(_bounded_schema_json(schema))

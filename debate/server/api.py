@@ -1,11 +1,12 @@
 """The HTTP API and the reviewer UI in one FastAPI app: :func:`create_app`.
 
 Reads need no credentials. Writes (queueing debates, reviewing runs) need a reviewer's bearer
-token from ``DEBATE_REVIEWER_TOKENS``, so each one records who made it. Every error is JSON
-with a ``message`` (HTML pages under ``/`` get an HTML page instead): unknown ids are 404, bad
-input 422, missing credentials 401, wrong ones 403, a hypothesis already being debated 409.
-``/api/scores.json`` and the related lists carry an ETag, so a poll that finds nothing changed
-gets an empty 304.
+token from ``DEBATE_REVIEWER_TOKENS``, so each one records who made it; the token is checked,
+and the body bounded, before a byte of the body is read (:mod:`debate.server.guard`). Every
+error is JSON with a ``message`` (pages under ``/`` get an HTML page instead; see
+:mod:`debate.server.errors`). ``/api/scores.json`` and the related lists carry an ETag, so a
+poll that finds nothing changed gets an empty 304. The OpenAPI schema is ``/api/openapi.json``;
+no interactive docs are served (they would load scripts from a CDN on the reviewer UI's origin).
 """
 
 from __future__ import annotations
@@ -15,34 +16,38 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Security
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Security
+from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from debate import __version__
 from debate.core.config import Settings
-from debate.core.errors import DebateError, NotFoundError, StorageError, UserInputError
 from debate.engine.transcript import Transcript, load_transcript, render
+from debate.server.admission import Admission, Gate
+from debate.server.controls import NO_CONTROL
+from debate.server.errors import auth_error, error_response, install_error_handlers
+from debate.server.guard import RequestGuard, takes_body
+from debate.server.nosniff import NoSniff
 from debate.server.web import queries as q
 from debate.server.web.auth import AuthError, ReviewerTokens
 from debate.server.web.reviews import ReviewRequest, ReviewResult, record_review
+from debate.server.web.routes import install_ui
 from debate.server.web.runner import (
     Dispatcher,
     InProcessRunner,
     QueueDispatcher,
     QueuedRuns,
-    QueueUnavailable,
-    RunConflict,
     RunRequest,
     queue_debates,
 )
-from debate.store.db import ensure_schema, is_sqlite, session_scope
+from debate.server.web.sessions import SessionStore
+from debate.store.db import PoolOptions, ensure_schema, is_sqlite, session_scope
 from debate.wiki.related import RelatedList, load_related, related_json
 from debate.wiki.scores import ScoreRow, score_rows, scores_json
 
@@ -52,7 +57,8 @@ log = logging.getLogger("debate.server")
 
 
 def _engine(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+    engine: Engine = request.app.state.engine
+    return engine
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -61,7 +67,8 @@ def _session(request: Request) -> Iterator[Session]:
 
 
 EngineDep = Annotated[Engine, Depends(_engine)]
-SessionDep = Annotated[Session, Depends(_session)]
+# Closed before the response is sent: its connection goes back to the pool with its slot.
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
 
 _bearer = HTTPBearer(
     auto_error=False, scheme_name="reviewerToken", description="A reviewer token from DEBATE_REVIEWER_TOKENS."
@@ -74,20 +81,43 @@ def _reviewer(request: Request, _creds: Annotated[Any, Security(_bearer)]) -> st
     return tokens.require_bearer(request.headers.get("authorization"))
 
 
+async def _bearer_first(request: Request) -> Response | None:
+    """The request guard's check of API writes: a known reviewer's token before the body is read."""
+    try:
+        request.app.state.tokens.require_bearer(request.headers.get("authorization"))
+    except AuthError as e:
+        return auth_error(request, e)
+    return None
+
+
 ReviewerDep = Annotated[str, Depends(_reviewer)]
 Limit = Annotated[int, Query(ge=1, le=q.MAX_PAGE, description="Items per page.")]
 Offset = Annotated[int, Query(ge=0, le=q.MAX_OFFSET, description="Items to skip.")]
 IfNoneMatch = Annotated[str | None, Header(description="An ETag from an earlier reply; 304 when unchanged.")]
+HypId = Annotated[str, Path(max_length=200, pattern=NO_CONTROL, description="A hypothesis id.")]
+RunId = Annotated[str, Path(max_length=200, pattern=NO_CONTROL, description="A run id.")]
+Slug = Annotated[str, Path(max_length=200, pattern=NO_CONTROL, description="A KB page's slug.")]
+# Body caps. Runs: 100 ids at most, about 1.5 KB of JSON. Reviews: a 4,000-character note is
+# 48 KB at worst (\ud83d\ude00 escapes: 12 bytes per character).
+RUNS_MAX = 16 * 1024
+REVIEW_MAX = 64 * 1024
+
+
+Responses = dict[int | str, dict[str, Any]]
 
 
 def _err(description: str) -> dict[str, Any]:
     return {"model": q.ErrorBody, "description": description}
 
 
-BAD_INPUT = {422: _err("Bad input.")}
-NOT_FOUND = {404: _err("Unknown id."), **BAD_INPUT}
-AUTH = {401: _err("No reviewer token given."), 403: _err("Wrong token, or writes are disabled.")}
-NOT_MODIFIED = {304: {"description": "Unchanged since the ETag given in If-None-Match."}}
+BAD_INPUT: Responses = {422: _err("Bad input.")}
+NOT_FOUND: Responses = {404: _err("Unknown id."), **BAD_INPUT}
+AUTH: Responses = {
+    401: _err("No reviewer token given."),
+    403: _err("Wrong token, or writes are disabled."),
+    413: _err("Request body too large."),
+}
+NOT_MODIFIED: Responses = {304: {"description": "Unchanged since the ETag given in If-None-Match."}}
 
 
 # ---------------------------------------------------------------- ETags
@@ -127,7 +157,7 @@ def list_hypotheses(
 
 
 @api.get("/hypotheses/{hyp_id}", response_model=q.HypothesisDetail, responses=NOT_FOUND)
-def get_hypothesis(s: SessionDep, hyp_id: str) -> q.HypothesisDetail:
+def get_hypothesis(s: SessionDep, hyp_id: HypId) -> q.HypothesisDetail:
     """One hypothesis: score, prior, agreement, interval, targets, history and runs."""
     return q.hypothesis_detail(s, hyp_id)
 
@@ -135,7 +165,9 @@ def get_hypothesis(s: SessionDep, hyp_id: str) -> q.HypothesisDetail:
 @api.get("/runs", response_model=q.RunPage, responses=BAD_INPUT)
 def list_runs(
     s: SessionDep,
-    hypothesis: Annotated[str | None, Query(max_length=100, description="Only runs of this hypothesis.")] = None,
+    hypothesis: Annotated[
+        str | None, Query(max_length=100, pattern=NO_CONTROL, description="Only runs of this hypothesis.")
+    ] = None,
     status: q.RunStatus | None = None,
     flagged: bool | None = None,
     limit: Limit = 50,
@@ -146,7 +178,7 @@ def list_runs(
 
 
 @api.get("/runs/{run_id}", response_model=q.RunDetail, responses=NOT_FOUND)
-def get_run(s: SessionDep, run_id: str) -> q.RunDetail:
+def get_run(s: SessionDep, run_id: RunId) -> q.RunDetail:
     """One run: state, score, spend and review history."""
     return q.run_detail(s, run_id)
 
@@ -168,7 +200,7 @@ _TRANSCRIPT_MEDIA = {
 )
 def get_transcript(
     s: SessionDep,
-    run_id: str,
+    run_id: RunId,
     format: Annotated[Literal["json", "md", "text", "html"], Query(description="Rendering.")] = "json",
 ) -> Any:
     """A run's whole debate: evidence, rounds, judges, consensus, attempts, reviews."""
@@ -187,7 +219,7 @@ def get_transcript(
 def get_related(
     request: Request,
     s: SessionDep,
-    slug: str,
+    slug: Slug,
     format: Annotated[Literal["json", "md"], Query(description="json, or md for the exact wiki lines.")] = "json",
     limit: Annotated[int | None, Query(ge=1, le=200, description="Scored lines at most.")] = None,
     if_none_match: IfNoneMatch = None,
@@ -216,6 +248,7 @@ def get_scores(s: SessionDep, if_none_match: IfNoneMatch = None) -> Any:
         503: _err("Nothing can execute runs on this database, or it is unreachable."),
     },
 )
+@takes_body(RUNS_MAX, _bearer_first)
 def post_runs(request: Request, engine: EngineDep, by: ReviewerDep, body: RunRequest) -> QueuedRuns:
     """Queue debates of hypotheses (one queued or running run per hypothesis at a time)."""
     st = request.app.state
@@ -223,85 +256,37 @@ def post_runs(request: Request, engine: EngineDep, by: ReviewerDep, body: RunReq
 
 
 @api.post("/runs/{run_id}/reviews", status_code=201, response_model=ReviewResult, responses={**AUTH, **NOT_FOUND})
-def post_review(engine: EngineDep, by: ReviewerDep, run_id: str, body: ReviewRequest) -> ReviewResult:
+@takes_body(REVIEW_MAX, _bearer_first)
+def post_review(engine: EngineDep, by: ReviewerDep, run_id: RunId, body: ReviewRequest) -> ReviewResult:
     """Approve, comment on, flag (withhold its score) or clear a run, as the token's reviewer."""
     return record_review(engine, run_id, body, by=by)
 
 
-# ---------------------------------------------------------------- errors
-
-
-def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api")
-
-
-def _error(
-    request: Request,
-    status: int,
-    message: str,
-    errors: list[dict[str, object]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    if not _is_api(request):
-        from debate.server.web.routes import error_page
-
-        return error_page(request, status, message, headers=headers)
-    body = q.ErrorBody(message=message, errors=errors).model_dump(exclude_none=True)
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _validation_errors(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
-    errors = [
-        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-        for e in exc.errors()
-    ]
-    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-    loc: list[str] = first["loc"]  # type: ignore[assignment]
-    where = ".".join(p for p in loc if p not in ("body", "query", "path", "header"))
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    return (f"{where}: {msg}" if where else msg), errors
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Map every failure to a status and a JSON message (HTML under the UI)."""
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        message, errors = _validation_errors(exc)
-        return _error(request, 422, message, errors)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        # FastAPI's only 400 is a body it could not decode: bad input, like any other.
-        status = 422 if exc.status_code == 400 else exc.status_code
-        return _error(request, status, str(exc.detail), headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(AuthError)
-    async def _auth(request: Request, exc: AuthError) -> Response:
-        headers = {"WWW-Authenticate": 'Bearer realm="debate"'} if exc.status == 401 else None
-        return _error(request, exc.status, str(exc), headers=headers)
-
-    @app.exception_handler(DebateError)
-    async def _debate(request: Request, exc: DebateError) -> Response:
-        if isinstance(exc, NotFoundError):
-            status = 404
-        elif isinstance(exc, RunConflict):
-            status = 409
-        elif isinstance(exc, UserInputError):
-            status = 422
-        elif isinstance(exc, QueueUnavailable | StorageError):
-            status = 503
-        else:
-            status = 500
-        return _error(request, status, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(request, 500, f"internal error ({type(exc).__name__}); see the server log")
-
-
 # ---------------------------------------------------------------- the app
+
+
+# Connections beside the requests' own: the in-process runner's two, sign-in checks, lifespan.
+BACKGROUND_CONNECTIONS = 4
+
+
+def server_pool(settings: Settings) -> PoolOptions:
+    """One connection per admitted request plus the background's; a checkout waits its turn
+    (admission keeps requests within the pool, so the wait is short) rather than failing at 30 s."""
+    return PoolOptions(size=settings.server.db_connections, overflow=BACKGROUND_CONNECTIONS, timeout_s=120.0)
+
+
+class _App(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            # Requests may name only this server's backends: the schema says so (the model
+            # accepts every backend the engine knows; queue_debates refuses the others).
+            backend = super().openapi()["components"]["schemas"]["RunRequest"]["properties"]["backend"]
+            backend["anyOf"][0]["enum"] = list(self.state.backends)
+        return self.openapi_schema  # type: ignore[return-value]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's last-resort error handler, so even its 500 says nosniff.
+        return NoSniff(super().build_middleware_stack())
 
 
 def create_app(
@@ -317,7 +302,7 @@ def create_app(
     task queue on PostgreSQL (jobs for ``debate worker``; the server runs no debate itself).
     ``backends`` limits which backends requests may choose (default: offline and openai).
     """
-    engine = ensure_schema(settings.database_url)
+    engine = ensure_schema(settings.database_url, server_pool(settings))
     runner: InProcessRunner | None = None
     queue: QueueDispatcher | None = None
     if dispatcher is None:
@@ -340,25 +325,27 @@ def create_app(
         if queue is not None:
             await asyncio.to_thread(queue.close)
 
-    app = FastAPI(
+    app = _App(
         title="debate",
         version=__version__,
         lifespan=lifespan,
         summary="Multi-agent debate scores of therapeutic hypotheses; reviewer audit and flags.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.tokens = ReviewerTokens.from_settings(settings)
+    app.state.tokens = tokens = ReviewerTokens.from_settings(settings)
+    app.state.sessions = SessionStore(engine, tokens, timedelta(hours=settings.server.session_hours))
     app.state.dispatcher = dispatcher
     app.state.runner = runner
     app.state.backends = tuple(backends or ("offline", "openai"))
     install_error_handlers(app)
+    # Outermost last: the guard refuses bad requests before they queue for the database.
+    gate = Gate(settings.server.db_connections, settings.server.max_waiting)
+    app.add_middleware(Admission, gate=gate, retry_after_s=settings.server.retry_after_s, on_error=error_response)
+    app.add_middleware(RequestGuard, on_error=error_response)
     app.include_router(api)
-
-    from debate.server.web.routes import install_ui
-
     install_ui(app)
     return app

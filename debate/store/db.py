@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
-from debate.core.errors import StorageError
+from debate.core.errors import ConfigError, StorageError
+from debate.core.redact import redact
 from debate.store.driver import Sql, execute
 
 if TYPE_CHECKING:
@@ -58,23 +60,65 @@ def _on_sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
     execute(conn, _BEGIN_IMMEDIATE if conn.get_execution_options().get("sqlite_immediate") else _BEGIN)
 
 
+# The default local data folder: created on first use. Any other folder must exist already, so a
+# mistyped path is an error rather than a database quietly made somewhere unexpected.
+DATA_DIRS = (Path("runs"), Path(__file__).resolve().parents[2] / "runs")
+
+
+def _sqlite_folder(path: Path) -> None:
+    folder = path.parent
+    if folder.is_dir():
+        return
+    if any(folder.resolve() == d.resolve() for d in DATA_DIRS):
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    raise ConfigError(f"the database folder {str(folder)!r} does not exist (create it, or fix DEBATE_DATABASE_URL)")
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """A connection pool's bounds: ``size`` kept open, ``overflow`` more on demand, and how long
+    a checkout waits for a free one before failing."""
+
+    size: int
+    overflow: int = 0
+    timeout_s: float = 30.0
+
+
+def _pool_args(pool: PoolOptions | None) -> dict[str, Any]:
+    if pool is None:
+        return {}
+    return {"pool_size": pool.size, "max_overflow": pool.overflow, "pool_timeout": pool.timeout_s}
+
+
 @lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process; creates the SQLite folder if needed."""
+def get_engine(url: str, pool: PoolOptions | None = None) -> Engine:
+    """One engine per URL (and pool) per process; creates the default SQLite folder if needed.
+
+    ``pool`` bounds the connections (the server's, sized to its request limiter); without it,
+    SQLAlchemy's defaults on SQLite and 10 + 20 on PostgreSQL.
+    """
     try:
         if is_sqlite(url):
             path = sqlite_path(url)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+                _sqlite_folder(path)
+            # In-memory SQLite has a pool of its own kind, without bounds to set.
+            bounds = _pool_args(pool) if path is not None else {}
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **bounds)
             event.listen(engine, "connect", _on_sqlite_connect)
             event.listen(engine, "begin", _on_sqlite_begin)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            pg_pool = _pool_args(pool) or {"pool_size": 10, "max_overflow": 20}
+            engine = create_engine(url, pool_pre_ping=True, **pg_pool)
     except (ArgumentError, NoSuchModuleError) as e:
-        raise StorageError(f"unusable database URL {url!r}: {e}") from None
+        raise ConfigError(f"unusable database URL {redact(url)!r}: {e}") from None
+    except ImportError as e:  # the dialect's driver (psycopg) is an extra
+        raise ConfigError(
+            f"{redact(url)!r} needs the PostgreSQL driver ({e.name or e}): pip install 'debate[postgres]'"
+        ) from None
     except OSError as e:
-        raise StorageError(f"cannot create the database folder for {url}: {e}") from None
+        raise StorageError(f"cannot create the database folder for {redact(url)}: {e}") from None
     return engine
 
 
@@ -107,29 +151,35 @@ def migrate(engine: Engine) -> bool:
     """Bring the schema to head. Returns True when anything was applied."""
     from alembic import command
     from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
 
+    where = redact(engine.url.render_as_string(hide_password=False))
     try:
         current = current_revision(engine)
         head = head_revision()
         if current == head:
             return False
         script = ScriptDirectory.from_config(_alembic_config(engine))
-        if current is not None and script.get_revision(current) is None:
+        try:
+            known = current is None or script.get_revision(current) is not None
+        except CommandError:  # alembic raises for a revision it has never heard of
+            known = False
+        if not known:
             raise StorageError(
-                f"database schema {current} is newer than this engine knows (head {head}); upgrade debate"
+                f"the schema of {where} ({current}) is newer than this debate knows (head {head}); upgrade debate"
             )
         command.upgrade(_alembic_config(engine), "head")
         return True
-    except OperationalError as e:
-        raise StorageError(f"cannot open database {engine.url!r}: {e.orig}") from None
+    except DatabaseError as e:  # also "file is not a database" and "database is locked"
+        raise StorageError(f"cannot open database {where}: {_one_line(e.orig)}") from None
 
 
 _ready: set[str] = set()
 
 
-def ensure_schema(url: str) -> Engine:
+def ensure_schema(url: str, pool: PoolOptions | None = None) -> Engine:
     """The engine for ``url``, with migrations applied once per process."""
-    engine = get_engine(url)
+    engine = get_engine(url, pool)
     if url not in _ready:
         migrate(engine)
         _ready.add(url)
@@ -143,14 +193,14 @@ def session_scope(engine: Engine, *, immediate: bool = False) -> Iterator[Sessio
     ``immediate`` takes SQLite's write lock up front (for read-then-write transactions).
     """
     with Session(engine, expire_on_commit=False) as session:
-        if immediate and engine.dialect.name == "sqlite":
-            session.connection(execution_options={"sqlite_immediate": True})
         try:
+            if immediate and engine.dialect.name == "sqlite":
+                session.connection(execution_options={"sqlite_immediate": True})
             yield session
             session.commit()
         except OperationalError as e:
             session.rollback()
-            raise StorageError(f"database error on {engine.url!r}: {e.orig}") from None
+            raise StorageError(f"database error on {redact(str(engine.url))}: {_one_line(e.orig)}") from None
         except SQLAlchemyError:
             session.rollback()
             raise
@@ -167,7 +217,7 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
         with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             yield conn
     except OperationalError as e:
-        raise StorageError(f"database error on {engine.url!r}: {e.orig}") from None
+        raise StorageError(f"database error on {redact(str(engine.url))}: {_one_line(e.orig)}") from None
 
 
 class HeldConnections:
@@ -196,7 +246,7 @@ class HeldConnections:
                 yield conn
         except OperationalError as e:
             self._drop(write)
-            raise StorageError(f"database error on {self.engine.url!r}: {e.orig}") from None
+            raise StorageError(f"database error on {redact(str(self.engine.url))}: {_one_line(e.orig)}") from None
         except SQLAlchemyError:
             self._drop(write)
             raise
@@ -216,5 +266,13 @@ def ping(engine: Engine) -> None:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except OperationalError as e:
-        raise StorageError(f"cannot reach database {engine.url!r}: {e.orig}") from None
+    except DatabaseError as e:
+        raise StorageError(f"cannot reach database {redact(str(engine.url))}: {_one_line(e.orig)}") from None
+
+
+def _one_line(error: object) -> str:
+    """A driver's message on one line (psycopg's span several)."""
+    text = " ".join(str(error).split())
+    if text == "database is locked":  # SQLite, after the busy timeout
+        return "database is locked: another process held its write lock for 30 s; try again when it is done"
+    return text

@@ -219,6 +219,10 @@ class Run(SQLModel, table=True):
     error: str | None = None
     review_status: str = Field(default="unreviewed", description="unreviewed | approved | flagged")
     flagged: bool = Field(default=False, index=True)
+    # The lease (debate/engine/leases.py): who executes a queued or running run, and when it
+    # last said so. Taken over by compare-and-set on both.
+    owner: str | None = Field(default=None, description="host:pid:start:machine of the process holding the run.")
+    heartbeat_at: datetime | None = _ts(nullable=True)
 
 
 class Evidence(SQLModel, table=True):
@@ -235,6 +239,7 @@ class Evidence(SQLModel, table=True):
     heading_path: list[str] = _json()
     text: str = Field(sa_column=Column(Text, nullable=False))
     score: float
+    relevance: float | None = None
     facts: list[dict[str, Any]] = _json()
 
 
@@ -284,6 +289,7 @@ class Attempt(SQLModel, table=True):
     error: str | None = None
     raw_reply: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     model: str
+    served_model: str | None = Field(default=None, description="The model the server said answered.")
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost_usd: float | None = None
@@ -379,3 +385,39 @@ class RateWindowEntry(SQLModel, table=True):
         description="Request start by the database server's clock, so machines agree.",
     )
     tokens: int = Field(description="Token estimate at admission, replaced by the actual count.")
+
+
+# ---------------------------------------------------------------- reviewer sessions
+
+
+class ReviewerSession(SQLModel, table=True):
+    """A reviewer signed in to the web UI (debate/server/web/sessions.py).
+
+    The cookie holds a random session id; only its SHA-256 is stored, so reading this table
+    does not let anyone sign in. In the database, so every ``debate serve`` process shares it.
+    """
+
+    __tablename__ = "reviewer_sessions"
+    # Expired sessions are purged by expiry time.
+    __table_args__ = (Index("ix_reviewer_sessions_expires_at", "expires_at"),)
+    id_hash: str = Field(primary_key=True, description="SHA-256 hex of the session id.")
+    reviewer: str = Field(description="The reviewer's name in DEBATE_REVIEWER_TOKENS.")
+    token_check: str = Field(
+        description="HMAC of the reviewer's token keyed by the session id: a changed or removed token ends it."
+    )
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+
+
+class EndpointMode(SQLModel, table=True):
+    """The structured-output mode an endpoint answered in, per model (debate/llm/modes.py).
+
+    Written the first time ``structured_output = "auto"`` meets an (endpoint, model), deleted
+    when a call in that mode fails, so the next run asks the endpoint again.
+    """
+
+    __tablename__ = "endpoint_modes"
+    base_url: str = Field(primary_key=True)
+    model: str = Field(primary_key=True)
+    mode: str = Field(description="json_schema, json_object or prompt.")
+    checked_at: datetime = _ts()

@@ -11,7 +11,9 @@ regenerated in place (a new section goes before its metadata block, else at the 
 other byte is kept as ingested. A page with nothing related is written unchanged.
 
 Writes are atomic (a temporary file in the same folder, then ``os.replace``) and skipped when
-the bytes on disk are already the same, so a repeated export rewrites nothing.
+the bytes on disk are already the same, so a repeated export rewrites nothing. Every path is
+resolved and must lie inside the output folder. A page stored before slugs were checked, whose
+slug or file name could name a path elsewhere (``../../x``), is skipped with a warning.
 ``changed_since`` limits pages (and their ``related/*.json``) to those whose page changed, or
 whose list may have moved because a debate of a hypothesis on it finished, was reviewed or was
 queued since then; ``scores.json`` is always brought up to date.
@@ -34,8 +36,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from debate.core.errors import NotFoundError, UserInputError
+from debate.core.text import describe_control_char, terminal_safe
 from debate.kb.parse import ParsedPage
 from debate.kb.rewrite import replace_related_section
+from debate.kb.slugs import slug_problem
 from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.wiki.related import (
@@ -64,6 +68,7 @@ class ExportReport(BaseModel):
     written: int = Field(description="Files created or rewritten.")
     unchanged: int = Field(description="Files whose bytes were already up to date.")
     written_files: list[str] = Field(description="Paths written, relative to out.")
+    skipped: list[str] = Field(default_factory=list, description="Pages not exported, each with why.")
     seconds: float
 
 
@@ -80,9 +85,19 @@ def page_with_section(raw_text: str, page: t.Page, section: str, has_items: bool
     return replace_related_section(raw_text, offsets, section)
 
 
+def inside(root: Path, rel: str) -> Path:
+    """``root/rel`` resolved (symbolic links followed); UserInputError when it is not inside
+    ``root``: whatever names ``rel``, nothing is written elsewhere."""
+    base = root.resolve()
+    path = base.joinpath(*PurePosixPath(rel).parts).resolve()
+    if path == base or not path.is_relative_to(base):
+        raise UserInputError(f"{terminal_safe(rel)!r} would be written outside the output folder", where=str(root))
+    return path
+
+
 def write_if_changed(root: Path, rel: str, data: bytes) -> bool:
     """Write ``root/rel`` atomically unless it already holds ``data``. True when written."""
-    path = root.joinpath(*PurePosixPath(rel).parts)
+    path = inside(root, rel)
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
@@ -115,6 +130,21 @@ def _safe_rel(name: str) -> str:
     if not parts or PurePosixPath(name).is_absolute() or any(p in ("..", "") for p in parts):
         raise UserInputError("page file name would leave the output folder", where=name)
     return "/".join(parts)
+
+
+def _unsafe(page: t.Page) -> str | None:
+    """Why a stored page cannot be exported (a slug or file name stored before they were
+    checked that could name a path outside the output folder), or None."""
+    where = f"page {terminal_safe(page.slug)[:80]!r} ({terminal_safe(page.source_name)[:120]})"
+    problem = slug_problem(page.slug)
+    if problem is not None:
+        return f"{where}: {problem}"
+    try:
+        _safe_rel(page.source_name)
+    except UserInputError:
+        return f"{where}: its file name would leave the output folder"
+    problem = describe_control_char(page.source_name)
+    return f"{where}: its file name holds a {problem}" if problem is not None else None
 
 
 class BulkSource:
@@ -227,8 +257,12 @@ def export_files(
     limit: int,
     changed_since: datetime | None = None,
     counts: dict[str, int] | None = None,
+    skipped: list[str] | None = None,
 ) -> Iterator[tuple[str, bytes]]:
-    """Every (relative path, bytes) an export writes, page by page, then ``scores.json``."""
+    """Every (relative path, bytes) an export writes, page by page, then ``scores.json``.
+
+    A page that cannot be exported safely is left out, and why is added to ``skipped``.
+    """
     P = t.Page
     changed = changed_hypotheses(session, changed_since) if changed_since is not None else None
     src = BulkSource(session)
@@ -238,6 +272,11 @@ def export_files(
     for start in range(0, len(ids), _BATCH):
         pages = session.execute(select(P).where(P.id.in_(ids[start : start + _BATCH])).order_by(P.slug)).scalars()
         for page in pages:
+            problem = _unsafe(page)
+            if problem is not None:
+                if skipped is not None:
+                    skipped.append(problem)
+                continue
             rl, considered = related_for(src, page.slug, limit=limit)
             if changed is not None:
                 page_changed = t.as_utc(page.changed_at) >= changed_since  # type: ignore[operator]
@@ -267,9 +306,11 @@ def export(
     started = time.perf_counter()
     counts: dict[str, int] = {}
     written: list[str] = []
+    skipped: list[str] = []
     unchanged = 0
     with session_scope(engine) as s:
-        for rel, data in export_files(s, limit=limit, changed_since=changed_since, counts=counts):
+        files = export_files(s, limit=limit, changed_since=changed_since, counts=counts, skipped=skipped)
+        for rel, data in files:
             try:
                 changed = write_if_changed(out, rel, data)
             except OSError as e:
@@ -287,5 +328,6 @@ def export(
         written=len(written),
         unchanged=unchanged,
         written_files=written,
+        skipped=skipped,
         seconds=round(time.perf_counter() - started, 3),
     )

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import String, bindparam, func, select, type_coerce
 from sqlmodel import Session
 
+from debate.engine.leases import without_interrupted
 from debate.store import tables as t
 
 __all__ = [
@@ -64,6 +65,12 @@ class ScoreRow(BaseModel):
     flagged: bool = Field(description="Its latest done run is flagged (that score is withheld).")
     shown_score: float | None = Field(description="score when computed here, else prior: what lists show.")
     scored_at: str | None = Field(description="ISO time the shown score was computed here.")
+    judges: int | None = Field(None, description="Judges seated on the panel of the run whose score is shown.")
+    judges_counted: int | None = Field(
+        None,
+        description="Of those, the judges whose verdicts the score counts: fewer when a judge failed and the "
+        "panel's quorum still held (its seat stays empty).",
+    )
 
 
 class HistoryRow(BaseModel):
@@ -106,6 +113,8 @@ _Q_RUNS = select(
     _R.agreement,
     _R.interval_lo,
     _R.interval_hi,
+    _R.n_judges,
+    _R.config["judges"].as_integer().label("judges_seated"),
     _R.finished_at,
     _R.created_at,
 ).where(_R.status.in_(("done", *ACTIVE)))
@@ -170,7 +179,9 @@ def run_scores(session: Session, ids: Iterable[str]) -> dict[str, tuple[float | 
     active: set[str] = set()
     usable: dict[str, tuple[tuple, float]] = {}  # type: ignore[type-arg]  # id -> (recency key, score)
     for part in _chunks(wanted):
-        for h, run_id, status, flagged, score, finished, created in conn.execute(_Q_RUN_ORDER_IN, {"ids": part}).all():
+        # An interrupted run (its process was killed) is no debate in progress.
+        rows = without_interrupted(conn, conn.execute(_Q_RUN_ORDER_IN, {"ids": part}).all())
+        for h, run_id, status, flagged, score, finished, created in rows:
             if status in ACTIVE:
                 active.add(h)
             elif status != "done":
@@ -230,11 +241,11 @@ def score_rows_queued(
     for part in _chunks(wanted):
         if part is None:
             hyps.extend(conn.execute(_Q_HYPS))
-            runs.add(conn.execute(_Q_RUNS))
+            runs.add(without_interrupted(conn, conn.execute(_Q_RUNS)))  # interrupted: not in progress
         else:
             params = {"ids": list(part)}
             hyps.extend(conn.execute(_Q_HYPS_IN, params).all())
-            runs.add(conn.execute(_Q_RUNS_IN, params).all())
+            runs.add(without_interrupted(conn, conn.execute(_Q_RUNS_IN, params).all()))
     out: list[ScoreRow] = []
     for h in hyps:
         run = runs.usable[h.id][1] if h.id in runs.usable else None
@@ -263,6 +274,8 @@ def score_rows_queued(
                 flagged=h.id in runs.done and bool(runs.done[h.id][1].flagged),
                 shown_score=runs.shown(h.id, h.prior_score),
                 scored_at=_iso(run.finished_at) if run is not None else None,
+                judges=run.judges_seated if run is not None else None,
+                judges_counted=run.n_judges if run is not None else None,
             )
         )
     out.sort(key=lambda r: r.id)

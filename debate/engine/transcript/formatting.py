@@ -11,12 +11,14 @@ import json
 import math
 from datetime import datetime
 
+from debate.core.calls import PromptFit
 from debate.core.rubric import DIMENSIONS
 from debate.core.scoring import display_score
 from debate.engine.transcript.model import (
     AttemptOut,
     CitationOut,
     ConsensusOut,
+    EmptySeat,
     JudgeOut,
     ReviewInfo,
     RunInfo,
@@ -66,6 +68,8 @@ def ms(x: float | None) -> str:
 def tokens(u: Usage) -> str:
     if u.total is None:
         return "—"
+    if u.estimated:
+        return f"~{u.prompt_tokens or 0} + {u.completion_tokens or 0} tokens (estimated)"
     return f"{u.prompt_tokens or 0} + {u.completion_tokens or 0} tokens"
 
 
@@ -111,12 +115,34 @@ def attempt_line(a: AttemptOut) -> str:
     return " · ".join(bits)
 
 
+def fit_line(f: PromptFit) -> str:
+    """How a prompt was fitted to the context: its size, the window, what was left out."""
+    line = (
+        f"prompt {f.prompt_tokens:,} tokens ({'counted' if f.counted == 'tokenizer' else 'estimated'}) "
+        f"+ {f.reply_tokens:,} kept for the reply, of a {f.window:,}-token window"
+    )
+    if not f.trimmed:
+        return f"{line}; nothing left out"
+    left = []
+    if f.evidence_dropped:
+        left.append(f"evidence {', '.join(f.evidence_dropped)} dropped (lowest ranked first)")
+    if f.rounds_shortened:
+        left.append(f"round {', '.join(map(str, f.rounds_shortened))} cut to its claims")
+    return f"{line}; trimmed from {f.full_prompt_tokens:,} tokens: {'; '.join(left)}"
+
+
+def empty_seat_line(e: EmptySeat) -> str:
+    return f"judge {e.seat}: no valid verdict — {e.error or 'no reply'}"
+
+
 def consensus_line(c: ConsensusOut) -> str:
     parts = [f"score {c.shown} (unrounded {c.score!r})"]
     if c.interval is not None:
         parts.append(f"interval {score(c.interval[0])}–{score(c.interval[1])} ({c.interval_method or '?'})")
     parts.append(f"agreement α = {num(c.agreement)}")
-    if c.n_judges is not None:
+    if c.n_judges is not None and c.judges_seated is not None and c.judges_seated != c.n_judges:
+        parts.append(f"{c.n_judges} of {c.judges_seated} judges")
+    elif c.n_judges is not None:
         parts.append(f"{c.n_judges} judges")
     line = " · ".join(parts)
     return f"{line} — {WITHHELD_MARK}" if c.withheld else line

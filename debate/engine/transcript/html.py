@@ -7,6 +7,7 @@ and the page's Content-Security-Policy forbids scripts.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from debate.engine.transcript.formatting import (
     WITHHELD_MARK,
     agents_line,
     cost,
+    empty_seat_line,
+    fit_line,
     heading,
     ms,
     num,
@@ -36,10 +39,14 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
-def _html_env() -> Environment:
-    # autoescape=True: every value from a page or a model is escaped; nothing is marked safe.
+def html_env(templates: Path, **filters: Callable[..., Any]) -> Environment:
+    """A Jinja environment for pages built from untrusted values, with the transcript's formatters.
+
+    autoescape=True: every value from a page or a model is escaped; nothing is marked safe.
+    ``filters`` add to or replace the formatters (the reviewer UI has its own ``ts`` and ``band``).
+    """
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+        loader=FileSystemLoader(templates),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -55,11 +62,14 @@ def _html_env() -> Environment:
         heading=heading,
         pretty=_pretty,
         color=score_color,
+        fit=fit_line,
+        empty_seat=empty_seat_line,
     )
+    env.filters.update(filters)
     return env
 
 
-_ENV = _html_env()
+_ENV = html_env(TEMPLATES_DIR)
 
 
 def render_html(t: Transcript) -> str:

@@ -12,9 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
+from debate.core.calls import PromptFit
 from debate.core.errors import NotFoundError
+from debate.core.protocol import panel
 from debate.core.rubric import DIMENSIONS
 from debate.core.scoring import display_score
 from debate.engine.transcript.model import (
@@ -23,6 +26,7 @@ from debate.engine.transcript.model import (
     CitationOut,
     ClaimOut,
     ConsensusOut,
+    EmptySeat,
     EvidenceOut,
     HypothesisInfo,
     JudgeOut,
@@ -79,8 +83,32 @@ def _read_rows(session: Session, run_id: str) -> _Rows:
 # ---------------------------------------------------------------- one row at a time
 
 
-def _usage(prompt_tokens: int | None, completion_tokens: int | None) -> Usage:
-    return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+def _usage(prompt_tokens: int | None, completion_tokens: int | None, estimated: bool = False) -> Usage:
+    return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, estimated=estimated)
+
+
+def _summed(attempts: Sequence[Attempt]) -> tuple[Usage, float | None]:
+    """Tokens and cost over every call; a figure is unknown when any call's is."""
+    if not attempts:
+        return Usage(), None
+    prompt = [a.prompt_tokens for a in attempts]
+    completion = [a.completion_tokens for a in attempts]
+    costs = [a.cost_usd for a in attempts]
+    usage = Usage(
+        prompt_tokens=None if None in prompt else sum(p or 0 for p in prompt),
+        completion_tokens=None if None in completion else sum(c or 0 for c in completion),
+    )
+    return usage, None if None in costs else sum(c or 0.0 for c in costs)
+
+
+def _fit(meta: Mapping[str, Any]) -> PromptFit | None:
+    raw = meta.get("fit")
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return PromptFit.model_validate(raw)
+    except ValidationError:
+        return None
 
 
 def _attempt_out(a: Attempt) -> AttemptOut:
@@ -95,6 +123,7 @@ def _attempt_out(a: Attempt) -> AttemptOut:
         error=a.error,
         raw_reply=a.raw_reply,
         model=a.model,
+        served_model=a.served_model,
         usage=_usage(a.prompt_tokens, a.completion_tokens),
         cost_usd=a.cost_usd,
         latency_ms=a.latency_ms,
@@ -152,6 +181,7 @@ def _float(x: Any) -> float | None:
 
 def _turn_fields(t: Turn, attempts: list[AttemptOut], known: set[str]) -> dict[str, Any]:
     parsed = t.parsed if isinstance(t.parsed, dict) else {}
+    meta = t.meta if isinstance(t.meta, Mapping) else {}
     citations = _citations(t.citations)
     argument = parsed.get("argument")
     concede = parsed.get("concede")
@@ -172,11 +202,12 @@ def _turn_fields(t: Turn, attempts: list[AttemptOut], known: set[str]) -> dict[s
         claims=_claims(parsed, citations, known),
         concede=concede if isinstance(concede, bool) else None,
         citations=citations,
-        usage=_usage(t.prompt_tokens, t.completion_tokens),
+        usage=_usage(t.prompt_tokens, t.completion_tokens, meta.get("usage_estimated") is True),
         cost_usd=t.cost_usd,
         latency_ms=t.latency_ms,
         created_at=as_utc(t.created_at),
         attempts=attempts,
+        fit=_fit(meta),
     )
 
 
@@ -202,7 +233,11 @@ def _judge_out(t: Turn, attempts: list[AttemptOut], known: set[str]) -> JudgeOut
     )
 
 
-def _run_info(run: Run) -> RunInfo:
+def _run_info(run: Run, attempts: Sequence[Attempt]) -> RunInfo:
+    # A done run stores its totals; one that failed or was cancelled keeps them in its calls.
+    usage, cost = (
+        (_usage(run.prompt_tokens, run.completion_tokens), run.cost_usd) if run.status == "done" else _summed(attempts)
+    )
     return RunInfo(
         id=run.id,
         status=run.status,
@@ -215,8 +250,8 @@ def _run_info(run: Run) -> RunInfo:
         started_at=as_utc(run.started_at),
         retrieved_at=as_utc(run.retrieved_at),
         finished_at=as_utc(run.finished_at),
-        usage=_usage(run.prompt_tokens, run.completion_tokens),
-        cost_usd=run.cost_usd,
+        usage=usage,
+        cost_usd=cost,
         config=run.config or {},
         prompt_hashes=run.prompt_hashes or {},
         kb_hash=run.kb_hash,
@@ -247,6 +282,7 @@ def _evidence_out(e: Evidence, cited_by: list[str]) -> EvidenceOut:
         heading_path=list(e.heading_path or []),
         text=e.text,
         score=e.score,
+        relevance=e.relevance,
         facts=list(e.facts or []),
         cited_by=cited_by,
     )
@@ -264,8 +300,41 @@ def _consensus(run: Run) -> ConsensusOut | None:
         interval_method=run.interval_method,
         agreement=run.agreement,
         n_judges=run.n_judges,
+        judges_seated=_seated(run),
         withheld=run.flagged,
     )
+
+
+def _seated(run: Run) -> int | None:
+    judges = (run.config or {}).get("judges")
+    return judges if isinstance(judges, int) and not isinstance(judges, bool) else None
+
+
+def _empty_seats(
+    run: Run, judges: list[JudgeOut], attempts_by_turn: dict[TurnKey, list[AttemptOut]]
+) -> list[EmptySeat]:
+    """Judge seats that were asked (their calls are stored) or that a done run went without.
+
+    Takes those seats' calls out of ``attempts_by_turn``: they are shown with their seat.
+    """
+    if run.status not in ("done", "failed", "cancelled"):
+        return []  # judges may still be answering
+    seated = _seated(run)
+    judged = {j.seat for j in judges}
+    asked = {key[2] for key in attempts_by_turn if key[1] == "judge"}
+    candidates = (set(range(seated)) if seated else asked) if judges or asked else set()
+    out: list[EmptySeat] = []
+    for seat in sorted(candidates - judged):
+        calls = [a for key in sorted(attempts_by_turn) if key[1:] == ("judge", seat) for a in attempts_by_turn.pop(key)]
+        out.append(
+            EmptySeat(
+                seat=seat,
+                persona=panel(seat + 1)[seat].persona,
+                error=next((a.error for a in reversed(calls) if a.error), None),
+                attempts=calls,
+            )
+        )
+    return out
 
 
 def _review_info(run: Run, reviews: Iterable[Review]) -> ReviewInfo:
@@ -342,14 +411,16 @@ def load_transcript(session: Session, run_id: str) -> Transcript:
     known = {e.eid for e in rows.evidence}
     attempts_by_turn = _attempts_by_turn(rows.attempts)
     rounds, judges = _place_turns(rows.turns, attempts_by_turn, known)
+    empty_seats = _empty_seats(rows.run, judges, attempts_by_turn)
     cited_by = _cited_by(rounds, judges)
     return Transcript(
         agents=_agents_label({t.label for t in rows.turns}),
-        run=_run_info(rows.run),
+        run=_run_info(rows.run, rows.attempts),
         hypothesis=_hypothesis_info(rows.hypothesis),
         evidence=[_evidence_out(e, cited_by.get(e.eid, [])) for e in rows.evidence],
         rounds=rounds,
         judges=judges,
+        empty_seats=empty_seats,
         consensus=_consensus(rows.run),
         review=_review_info(rows.run, rows.reviews),
         unmatched_attempts=[a for key in sorted(attempts_by_turn) for a in attempts_by_turn[key]],

@@ -83,7 +83,11 @@ def _turn(turn: m.TurnOut) -> list[str]:
             out.append(f"{i}. {_md(' '.join(claim.text.split()))} {_md(cites)}".rstrip())
     if turn.concede is not None:
         out += ["", f"Concedes: **{'yes' if turn.concede else 'no'}**"]
-    return out + _attempts(turn.attempts) + [""]
+    return out + _fit(turn) + _attempts(turn.attempts) + [""]
+
+
+def _fit(turn: m.TurnOut) -> list[str]:
+    return ["", f"Context: {_md(fmt.fit_line(turn.fit))}"] if turn.fit is not None else []
 
 
 def _rounds(rounds: list[m.RoundOut]) -> list[str]:
@@ -96,10 +100,10 @@ def _rounds(rounds: list[m.RoundOut]) -> list[str]:
     return out
 
 
-def _judges(judges: list[m.JudgeOut]) -> list[str]:
-    if not judges:
+def _judges(judges: list[m.JudgeOut], empty: list[m.EmptySeat]) -> list[str]:
+    if not judges and not empty:
         return []
-    out = ["", "## Judges", ""] + _md_table(*fmt.judge_table(judges))
+    out = ["", "## Judges", ""] + (_md_table(*fmt.judge_table(judges)) if judges else [])
     for j in judges:
         out += ["", f"### Judge {j.seat}", "", f"*{_md(fmt.turn_header(j))}*", ""]
         out.append(f"- Persona: {_md(j.persona or '—')}")
@@ -108,7 +112,10 @@ def _judges(judges: list[m.JudgeOut]) -> list[str]:
         if j.critic_first is not None:
             out.append(f"- Saw {fmt.first_side(j)} first")
         out += ["", _md_quote(j.rationale or "(no rationale)")]
-        out += _attempts(j.attempts)
+        out += _fit(j) + _attempts(j.attempts)
+    for e in empty:
+        out += ["", f"### Judge {e.seat}: empty seat", "", f"- Persona: {_md(e.persona or '—')}"]
+        out += [f"- {_md(fmt.empty_seat_line(e))}"] + _attempts(e.attempts)
     return out
 
 
@@ -129,7 +136,7 @@ def _evidence(evidence: list[m.EvidenceOut]) -> list[str]:
         out += [
             f"### {e.eid} — `{e.page_slug}` › {_md(fmt.heading(e.heading_path))}",
             "",
-            f"*rank {e.rank} · score {e.score:.3f} · page hash `{e.page_hash[:12]}`*",
+            f"*rank {e.rank} · relevance {fmt.num(e.relevance)} · page hash `{e.page_hash[:12]}`*",
             "",
             _md_quote(e.text),
             "",
@@ -161,7 +168,7 @@ def render_markdown(t: m.Transcript) -> str:
     out += _hypothesis(t.hypothesis)
     out += _run(t.run)
     out += _rounds(t.rounds)
-    out += _judges(t.judges)
+    out += _judges(t.judges, t.empty_seats)
     out += _consensus(t.consensus)
     out += _evidence(t.evidence)
     out += _unmatched(t.unmatched_attempts)

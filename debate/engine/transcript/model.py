@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from debate.core.calls import PromptFit
+
 TRANSCRIPT_VERSION = 1
 """Bumped whenever a field of :class:`Transcript` changes meaning, is renamed or removed."""
 
@@ -23,6 +25,7 @@ class Usage(BaseModel):
 
     prompt_tokens: int | None = Field(None, description="Tokens sent.")
     completion_tokens: int | None = Field(None, description="Tokens generated.")
+    estimated: bool = Field(False, description="True when the endpoint reported none and these are estimates.")
 
     @property
     def total(self) -> int | None:
@@ -40,11 +43,12 @@ class AttemptOut(BaseModel):
     seat: int = Field(description="Seat of the agent (judges: panel seat; others 0).")
     n: int = Field(description="1-based number of the call within its turn.")
     kind: str = Field(description="first | transport_retry | reask.")
-    outcome: str = Field(description="ok | invalid_reply | http_error | timeout | connection_error.")
+    outcome: str = Field(description="ok | invalid_reply | http_error | timeout | connection_error | cancelled.")
     http_status: int | None = Field(None, description="HTTP status of a failed call, when there was one.")
     error: str | None = Field(None, description="Why the call failed, as recorded.")
     raw_reply: str | None = Field(None, description="The reply text exactly as received, if any.")
     model: str = Field(description="Model the call was made to.")
+    served_model: str | None = Field(None, description="Model the server said answered, when it said.")
     usage: Usage = Field(default_factory=Usage, description="Tokens of this call.")
     cost_usd: float | None = Field(None, description="Cost of this call in US dollars, when known.")
     latency_ms: float = Field(description="Wall time of the call in milliseconds.")
@@ -97,6 +101,9 @@ class TurnOut(BaseModel):
     latency_ms: float = Field(0.0, description="Wall time of the turn in milliseconds.")
     created_at: datetime | None = Field(None, description="When the turn was written (UTC).")
     attempts: list[AttemptOut] = Field(default_factory=list, description="Calls made for this turn, by n.")
+    fit: PromptFit | None = Field(
+        None, description="How the prompt was fitted to the context window (what was left out); None: not counted."
+    )
 
 
 class JudgeOut(TurnOut):
@@ -109,6 +116,15 @@ class JudgeOut(TurnOut):
     persona: str | None = Field(None, description="Persona the judge was given.")
     emphasis: list[str] = Field(default_factory=list, description="Dimensions the persona weighs most.")
     critic_first: bool | None = Field(None, description="True when the judge saw the critic's side first.")
+
+
+class EmptySeat(BaseModel):
+    """A judge seat with no valid verdict: the judge failed for good, and the consensus went on without it."""
+
+    seat: int = Field(description="Panel seat.")
+    persona: str | None = Field(None, description="Persona the judge was given.")
+    error: str | None = Field(None, description="Why its last call failed, as recorded.")
+    attempts: list[AttemptOut] = Field(default_factory=list, description="Calls made for the seat, by n.")
 
 
 class RoundOut(BaseModel):
@@ -128,7 +144,11 @@ class EvidenceOut(BaseModel):
     page_hash: str = Field(description="Content hash of that page at retrieval time.")
     heading_path: list[str] = Field(default_factory=list, description="Headings above the chunk.")
     text: str = Field(description="The chunk text.")
-    score: float = Field(description="Retrieval score.")
+    score: float = Field(description="Raw retrieval score (BM25 or ts_rank_cd; comparable only within one search).")
+    relevance: float | None = Field(
+        default=None,
+        description="Score over the best score of the same search, in [0, 1]; 1 at rank 1. None before schema 0007.",
+    )
     facts: list[dict[str, Any]] = Field(default_factory=list, description="Facts under the chunk's heading.")
     cited_by: list[str] = Field(default_factory=list, description="Turns citing it, e.g. 'round 1 proposer'.")
 
@@ -158,7 +178,9 @@ class RunInfo(BaseModel):
     started_at: datetime | None = Field(None, description="When it started (UTC).")
     retrieved_at: datetime | None = Field(None, description="When its evidence was retrieved (UTC).")
     finished_at: datetime | None = Field(None, description="When it finished (UTC).")
-    usage: Usage = Field(default_factory=Usage, description="Tokens of the whole run.")
+    usage: Usage = Field(
+        default_factory=Usage, description="Tokens of the whole run: every call it made, failed and cancelled ones too."
+    )
     cost_usd: float | None = Field(None, description="Cost of the whole run in US dollars, when known.")
     config: dict[str, Any] = Field(default_factory=dict, description="Settings the run used.")
     prompt_hashes: dict[str, str] = Field(default_factory=dict, description="Prompt template hashes by name.")
@@ -174,7 +196,10 @@ class ConsensusOut(BaseModel):
     interval: tuple[float, float] | None = Field(None, description="Uncertainty interval (lo, hi).")
     interval_method: str | None = Field(None, description="range | bootstrap90.")
     agreement: float | None = Field(None, description="Krippendorff's alpha; None when undefined.")
-    n_judges: int | None = Field(None, description="Judges on the panel.")
+    n_judges: int | None = Field(None, description="Judges whose verdicts were counted.")
+    judges_seated: int | None = Field(
+        None, description="Judges on the panel (more than counted when seats stayed empty)."
+    )
     withheld: bool = Field(False, description="True when the run is flagged: not published, shown for review.")
 
 
@@ -207,6 +232,9 @@ class Transcript(BaseModel):
     evidence: list[EvidenceOut] = Field(default_factory=list, description="Evidence snapshot, by rank.")
     rounds: list[RoundOut] = Field(default_factory=list, description="Debate rounds, in order.")
     judges: list[JudgeOut] = Field(default_factory=list, description="Judge turns, by seat.")
+    empty_seats: list[EmptySeat] = Field(
+        default_factory=list, description="Judge seats without a valid verdict, by seat (their calls included)."
+    )
     consensus: ConsensusOut | None = Field(None, description="Panel consensus (None before judging).")
     review: ReviewInfo = Field(description="Review state and history.")
     unmatched_attempts: list[AttemptOut] = Field(

@@ -10,6 +10,7 @@ import textwrap
 import debate.engine.transcript.formatting as fmt
 from debate.engine.transcript.model import (
     AttemptOut,
+    EmptySeat,
     EvidenceOut,
     HypothesisInfo,
     JudgeOut,
@@ -76,7 +77,11 @@ def _turn(turn: TurnOut) -> list[str]:
             out.append(_wrap(f"{i}. {claim.text} {cites}".rstrip(), "    "))
     if turn.concede is not None:
         out.append(f"  Concedes: {'yes' if turn.concede else 'no'}")
-    return out + _attempts(turn.attempts)
+    return out + _fit(turn) + _attempts(turn.attempts)
+
+
+def _fit(turn: TurnOut) -> list[str]:
+    return [_wrap(f"Context: {fmt.fit_line(turn.fit)}", "  ")] if turn.fit is not None else []
 
 
 def _rounds(rounds: list[RoundOut]) -> list[str]:
@@ -100,10 +105,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), "  ".join("-" * w for w in widths)] + [line(row) for row in rows]
 
 
-def _judges(judges: list[JudgeOut]) -> list[str]:
-    if not judges:
+def _judges(judges: list[JudgeOut], empty: list[EmptySeat]) -> list[str]:
+    if not judges and not empty:
         return []
-    out = ["", "=== Judges ==="] + _table(*fmt.judge_table(judges))
+    out = ["", "=== Judges ==="] + (_table(*fmt.judge_table(judges)) if judges else [])
     for j in judges:
         order = f" · saw {fmt.first_side(j)} first" if j.critic_first is not None else ""
         out += ["", f"--- Judge {j.seat} ({fmt.turn_header(j)})"]
@@ -111,7 +116,11 @@ def _judges(judges: list[JudgeOut]) -> list[str]:
         if j.emphasis:
             out.append(f"  Emphasis: {', '.join(j.emphasis)}")
         out.append(_wrap(j.rationale or "(no rationale)", "  "))
-        out += _attempts(j.attempts)
+        out += _fit(j) + _attempts(j.attempts)
+    for e in empty:
+        out += ["", f"--- Judge {e.seat}: empty seat", f"  Persona: {e.persona or '—'}"]
+        out.append(_wrap(fmt.empty_seat_line(e), "  "))
+        out += _attempts(e.attempts)
     return out
 
 
@@ -120,7 +129,9 @@ def _evidence(evidence: list[EvidenceOut]) -> list[str]:
     if not evidence:
         out.append("(no evidence was retrieved)")
     for e in evidence:
-        out.append(f"[{e.eid}] {e.page_slug} — {fmt.heading(e.heading_path)} (rank {e.rank}, score {e.score:.3f})")
+        out.append(
+            f"[{e.eid}] {e.page_slug} — {fmt.heading(e.heading_path)} (rank {e.rank}, relevance {fmt.num(e.relevance)})"
+        )
         out.append(_wrap(e.text, "    "))
         if e.cited_by:
             out.append(f"    cited by: {', '.join(e.cited_by)}")
@@ -149,7 +160,7 @@ def render_text(t: Transcript) -> str:
     out += _hypothesis(t.hypothesis)
     out += [""] + _run(t.run)
     out += _rounds(t.rounds)
-    out += _judges(t.judges)
+    out += _judges(t.judges, t.empty_seats)
     out += ["", "=== Consensus ==="]
     out.append(fmt.consensus_line(t.consensus) if t.consensus else "none (no judge verdicts recorded)")
     out += _evidence(t.evidence)

@@ -3,10 +3,13 @@
 :class:`FakeOpenAIServer` is a real HTTP server (uvicorn + a small Starlette app) running in a
 background thread with its own event loop, so clients talk to it exactly as they would to a
 model endpoint: over TCP, through the openai SDK. It answers ``POST /v1/chat/completions``
-(non-streaming) and ``GET /v1/models``.
+(streamed as server-sent events when the request asks, ``stream_delay_s`` between chunks) and
+``GET /v1/models``; with ``n_ctx`` set it also plays llama.cpp's ``/props`` and ``/tokenize``
+and refuses longer prompts as llama.cpp does.
 
-Replies come from a *script* first — :class:`Reply` and :class:`Fault` items consumed one per
-request in arrival order — and then from a *responder*, a function of the request body that
+Replies come from a *script* first — :class:`Reply` (content, usage, ``finish_reason``) and
+:class:`Fault` (an error status, a delay, a stalled stream, a dropped connection, ...) items
+consumed one per request in arrival order — and then from a *responder*, a function of the request body that
 returns the reply content. :func:`schema_responder` (the default) answers with a deterministic
 valid JSON instance of the schema the client asked for.
 

@@ -14,7 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the fake server in the foreground until SIGTERM/SIGINT."""
     args = _parser().parse_args(argv)
     log_file = args.log.open("a", encoding="utf-8") if args.log else None
-    server = FakeOpenAIServer(latency_s=args.latency, host=args.host, port=args.port, log_file=log_file)
+    server = FakeOpenAIServer(
+        latency_s=args.latency,
+        host=args.host,
+        port=args.port,
+        log_file=log_file,
+        stream_delay_s=args.stream_delay,
+        n_ctx=args.n_ctx,
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -43,4 +50,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
     parser.add_argument("--log", type=Path, default=None, help="append one JSON line per request")
+    parser.add_argument("--stream-delay", type=float, default=0.0, help="seconds between streamed chunks")
+    parser.add_argument("--n-ctx", type=int, default=None, help="play llama.cpp with this context (/props, /tokenize)")
     return parser

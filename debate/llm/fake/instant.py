@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from debate.llm.fake.schema import schema_responder
@@ -13,7 +14,7 @@ from debate.llm.fake.wire import completion_body
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from debate.core.calls import ChatMessage, Completion
+    from debate.core.calls import ChatMessage, Completion, PromptFit
 
     T = TypeVar("T", bound=BaseModel)
 
@@ -36,7 +37,14 @@ class InstantChatClient:
         self._examples: dict[type[BaseModel], str] = {}
 
     async def complete(
-        self, messages: list[ChatMessage], schema: type[T], *, model: str | None = None
+        self,
+        messages: list[ChatMessage],
+        schema: type[T],
+        *,
+        model: str | None = None,
+        sampling: Mapping[str, float | int] | None = None,
+        role: str | None = None,
+        fit: PromptFit | None = None,
     ) -> Completion[T]:
         """Answer ``messages`` with a reply validated as ``schema``."""
         # Imported here so the standalone server never loads the openai SDK.

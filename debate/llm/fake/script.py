@@ -12,17 +12,24 @@ Responder = Callable[[dict[str, Any]], "str | Awaitable[str]"]
 
 @dataclass(frozen=True)
 class Reply:
-    """Answer the next request with this content (``usage=False`` omits the usage block)."""
+    """Answer the next request with this content (``usage=False`` omits the usage block).
+
+    ``finish_reason="length"`` says the reply hit the output cap. A streamed request gets the
+    content in chunks of ``chunk_chars`` characters, ``chunk_delay_s`` apart (default: the
+    server's ``stream_delay_s``).
+    """
 
     content: str
     usage: bool = True
+    finish_reason: str = "stop"
+    chunk_delay_s: float | None = None
 
 
 @dataclass(frozen=True)
 class Fault:
     """A misbehaviour for the next request; build with the static constructors."""
 
-    kind: Literal["status", "delay", "drop", "malformed", "raw"]
+    kind: Literal["status", "delay", "drop", "malformed", "raw", "stall"]
     status_code: int | None = None
     retry_after: float | None = None
     retry_after_ms: int | None = None
@@ -39,6 +46,12 @@ class Fault:
     def delay(seconds: float) -> Fault:
         """Sleep this long before answering normally (to trip client timeouts)."""
         return Fault("delay", seconds=seconds)
+
+    @staticmethod
+    def stall(seconds: float) -> Fault:
+        """Streamed: send the first chunk, then nothing for this long (a hung model).
+        Not streamed: the same as :meth:`delay`."""
+        return Fault("stall", seconds=seconds)
 
     @staticmethod
     def drop() -> Fault:
@@ -59,8 +72,8 @@ class Fault:
         """Short name recorded in the request log, e.g. ``status:429``."""
         if self.kind == "status":
             return f"status:{self.status_code}"
-        if self.kind == "delay":
-            return f"delay:{self.seconds:g}"
+        if self.kind in ("delay", "stall"):
+            return f"{self.kind}:{self.seconds:g}"
         return self.kind
 
 

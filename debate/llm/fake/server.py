@@ -11,18 +11,27 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import IO, Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from debate.llm.fake.schema import schema_responder
 from debate.llm.fake.script import Fault, LoggedRequest, Reply, Responder, ScriptItem
-from debate.llm.fake.wire import completion_body, error_body, message_text, models_body
+from debate.llm.fake.wire import (
+    CHUNK_CHARS,
+    completion_body,
+    error_body,
+    estimate_tokens,
+    message_text,
+    models_body,
+    stream_events,
+    usage_body,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -31,8 +40,12 @@ class FakeOpenAIServer:
     """A local OpenAI-compatible chat endpoint with scriptable replies and faults.
 
     ``responder(body) -> content`` answers requests the script does not cover (it may also be
-    async); ``latency_s`` delays every reply (without blocking other requests). Use as a
-    context manager, or call :meth:`start` / :meth:`stop`.
+    async); ``latency_s`` delays every reply (without blocking other requests). A request with
+    ``"stream": true`` is answered with server-sent events, ``stream_delay_s`` between chunks.
+    ``n_ctx`` makes it look like llama.cpp: ``/props`` reports that context, ``/tokenize``
+    counts (about 4 characters a token), and a longer prompt gets llama.cpp's HTTP 400.
+    ``refuse_json_schema`` answers every ``json_schema`` request with HTTP 500, as
+    llama-cpp-python's server does. Use as a context manager, or call :meth:`start` / :meth:`stop`.
     """
 
     def __init__(
@@ -43,9 +56,15 @@ class FakeOpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         log_file: IO[str] | None = None,
+        stream_delay_s: float = 0.0,
+        n_ctx: int | None = None,
+        refuse_json_schema: bool = False,
     ) -> None:
         self.responder: Responder = responder or schema_responder
+        self.refuse_json_schema = refuse_json_schema
         self.latency_s = latency_s
+        self.stream_delay_s = stream_delay_s
+        self.n_ctx = n_ctx
         self.host = host
         self._requested_port = port
         self._port: int | None = None
@@ -62,6 +81,8 @@ class FakeOpenAIServer:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/props", self._props, methods=["GET"]),
+                Route("/tokenize", self._tokenize, methods=["POST"]),
             ]
         )
 
@@ -218,6 +239,17 @@ class FakeOpenAIServer:
     async def _models(self, request: Request) -> Response:
         return JSONResponse(models_body())
 
+    async def _props(self, request: Request) -> Response:
+        if self.n_ctx is None:
+            return JSONResponse(error_body(404, "File Not Found"), 404)
+        return JSONResponse({"default_generation_settings": {"n_ctx": self.n_ctx}})
+
+    async def _tokenize(self, request: Request) -> Response:
+        if self.n_ctx is None:
+            return JSONResponse(error_body(404, "File Not Found"), 404)
+        body = json.loads(await request.body())
+        return JSONResponse({"tokens": [0] * estimate_tokens(str(body.get("content", "")))})
+
     async def _chat(self, request: Request) -> Response:
         arrived = request.scope.get("extensions", {}).get("debate.arrived") or time.monotonic()
         raw = await request.body()
@@ -247,12 +279,19 @@ class FakeOpenAIServer:
         if isinstance(item, Fault) and item.kind in ("status", "raw", "drop"):
             return await self._answer_fault(request, arrived, body, item)
         fault = item.label() if isinstance(item, Fault) else None
+        if self.refuse_json_schema and (body.get("response_format") or {}).get("type") == "json_schema":
+            self._log(arrived, body, 500, "json_schema")
+            return JSONResponse(error_body(500, "response_format json_schema is not supported"), 500)
+        if self.n_ctx is not None and (prompt := usage_body(body, "")["prompt_tokens"]) > self.n_ctx:
+            self._log(arrived, body, 400, "context")
+            message = f"request ({prompt} tokens) exceeds the available context size ({self.n_ctx} tokens)"
+            return JSONResponse(error_body(400, message), 400)
         # Logged on arrival, before any latency, so a client killed mid-request still shows up.
         entry = self._log(arrived, body, 200, fault)
-        usage = True
+        usage, finish, chunk_delay = True, "stop", self.stream_delay_s
         if isinstance(item, Reply):
-            content = item.content
-            usage = item.usage
+            content, usage, finish = item.content, item.usage, item.finish_reason
+            chunk_delay = item.chunk_delay_s if item.chunk_delay_s is not None else chunk_delay
         elif isinstance(item, Fault) and item.kind == "malformed":
             content = item.text
         else:
@@ -263,11 +302,29 @@ class FakeOpenAIServer:
                 _logger.exception("fake server responder failed")
                 self._amend(entry, 500, "responder_error")
                 return JSONResponse(error_body(500, f"responder failed: {exc!r}"), 500)
-        if isinstance(item, Fault) and item.kind == "delay":
+        stall = item.seconds if isinstance(item, Fault) and item.kind == "stall" else 0.0
+        if isinstance(item, Fault) and (item.kind == "delay" or (stall and not body.get("stream"))):
             await asyncio.sleep(item.seconds)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        return JSONResponse(completion_body(body, content, usage))
+        if not body.get("stream") and chunk_delay:
+            # Generating takes as long whether or not the reply streams.
+            await asyncio.sleep(chunk_delay * (len(content) // CHUNK_CHARS + 2))
+        if body.get("stream"):
+            return StreamingResponse(
+                self._stream(body, content, usage, finish, chunk_delay, stall), media_type="text/event-stream"
+            )
+        return JSONResponse(completion_body(body, content, usage, finish))
+
+    async def _stream(
+        self, body: dict[str, Any], content: str, usage: bool, finish: str, delay_s: float, stall_s: float
+    ) -> AsyncIterator[str]:
+        for i, event in enumerate(stream_events(body, content, usage, finish)):
+            if i == 1 and stall_s:
+                await asyncio.sleep(stall_s)
+            elif i and delay_s:
+                await asyncio.sleep(delay_s)
+            yield event
 
     async def _answer_fault(self, request: Request, arrived: float, body: dict[str, Any], item: Fault) -> Response:
         """Answer with a fault that replaces the completion: an error status, raw body or drop."""

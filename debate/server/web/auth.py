@@ -1,26 +1,25 @@
-"""Reviewer authentication: bearer tokens for the API, an HttpOnly cookie and form tokens for the UI.
+"""Reviewer authentication: bearer tokens for the API; the UI signs in with one to get a session.
 
 Tokens come only from ``DEBATE_REVIEWER_TOKENS`` (a JSON object, reviewer name -> token); with
 none configured every write is refused. A token identifies its reviewer, so each write records
-who made it. The UI keeps the token in an HttpOnly, ``SameSite=Strict`` cookie that scripts
-cannot read, and every form post carries a token derived from it with a per-process key
-(:meth:`ReviewerTokens.form_token`), so a page on another site can neither read nor forge one.
+who made it. The token itself never goes into a cookie: signing in to the UI creates a
+server-side session (:mod:`debate.server.web.sessions`) whose random id the cookie holds.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from debate.core.config import Settings
 from debate.core.errors import ConfigError
 
-COOKIE = "debate_reviewer"
+COOKIE = "debate_session"
 LOGIN_COOKIE = "debate_login"
-COOKIE_MAX_AGE = 12 * 3600
+# Earlier versions kept the bearer token itself in this cookie; signing in or out clears it.
+LEGACY_COOKIE = "debate_reviewer"
 
 
 class AuthError(Exception):
@@ -59,7 +58,6 @@ class ReviewerTokens:
     """The configured reviewers and how their credentials are checked."""
 
     tokens: dict[str, str]
-    key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReviewerTokens:
@@ -95,13 +93,6 @@ class ReviewerTokens:
         if name is None:
             raise AuthError(403, "unknown reviewer token")
         return name
-
-    def form_token(self, token: str) -> str:
-        """The anti-forgery value a signed-in reviewer's forms carry (bound to their token)."""
-        return hmac.new(self.key, b"form:" + token.encode(), hashlib.sha256).hexdigest()
-
-    def check_form_token(self, token: str, given: str | None) -> bool:
-        return bool(given) and hmac.compare_digest(self.form_token(token), given or "")
 
 
 def new_login_nonce() -> str:

@@ -17,14 +17,18 @@ from sqlmodel import Session
 from debate.core.errors import NotFoundError
 from debate.core.genes import gene_key
 from debate.core.models import HypothesisOut
+from debate.engine.leases import PENDING, interrupted_ids, status_condition, without_interrupted
 from debate.kb.hypotheses import get as get_hypothesis
 from debate.kb.hypotheses import to_out
+from debate.server.controls import NO_CONTROL
 from debate.store import tables as t
 from debate.wiki.related import disease_key
 from debate.wiki.scores import HistoryRow, ScoreRow, ScoreStatus, score_history, score_rows
 from debate.wiki.targets import TargetLink, hypothesis_links
 
-RunStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+# As shown: "interrupted" is a queued or running run whose process died (derived, never stored;
+# see debate.engine.leases), and "queued"/"running" then mean live ones only.
+RunStatus = Literal["queued", "running", "interrupted", "done", "failed", "cancelled"]
 ReviewStatus = Literal["unreviewed", "approved", "flagged"]
 HypothesisSort = Literal[
     "id",
@@ -99,11 +103,13 @@ class HypothesisPage(BaseModel):
 class HypothesisFilters(BaseModel):
     """Filters and order of the hypothesis list (the API's query and the UI's form)."""
 
-    target: str | None = Field(None, max_length=100, description="A target gene, any casing.")
-    disease: str | None = Field(None, max_length=200, description="A disease; abbreviations match (ALS).")
+    target: str | None = Field(None, max_length=100, pattern=NO_CONTROL, description="A target gene, any casing.")
+    disease: str | None = Field(
+        None, max_length=200, pattern=NO_CONTROL, description="A disease; abbreviations match (ALS)."
+    )
     status: ScoreStatus | None = None
     flagged: bool | None = Field(None, description="Only hypotheses whose latest run is (not) flagged.")
-    q: str | None = Field(None, max_length=200, description="Words the title must contain.")
+    q: str | None = Field(None, max_length=200, pattern=NO_CONTROL, description="Words the title must contain.")
     sort: HypothesisSort = "id"
 
 
@@ -220,12 +226,17 @@ class RunPage(BaseModel):
     offset: int
 
 
-def _summary_fields(r: t.Run) -> dict[str, object]:
+def _stuck(s: Session, runs: list[t.Run]) -> set[str]:
+    """Which of ``runs`` are interrupted (no query when none is queued or running)."""
+    return interrupted_ids(s, [r.id for r in runs if r.status in PENDING])
+
+
+def _summary_fields(r: t.Run, stuck: set[str]) -> dict[str, object]:
     has_interval = r.interval_lo is not None and r.interval_hi is not None
     return {
         "id": r.id,
         "hypothesis_id": r.hypothesis_id,
-        "status": r.status,
+        "status": "interrupted" if r.id in stuck else r.status,
         "backend": r.backend,
         "trigger": r.trigger,
         "batch_id": r.batch_id,
@@ -243,8 +254,9 @@ def _summary_fields(r: t.Run) -> dict[str, object]:
     }
 
 
-def run_summary(r: t.Run) -> RunSummary:
-    return RunSummary.model_validate(_summary_fields(r))
+def run_summaries(s: Session, runs: list[t.Run]) -> list[RunSummary]:
+    stuck = _stuck(s, runs)
+    return [RunSummary.model_validate(_summary_fields(r, stuck)) for r in runs]
 
 
 def list_runs(
@@ -262,13 +274,13 @@ def list_runs(
     if hypothesis:
         conds.append(R.hypothesis_id == hypothesis)
     if status:
-        conds.append(R.status == status)
+        conds.append(status_condition(s, status))
     if flagged is not None:
         conds.append(R.flagged.is_(flagged))
     total = s.execute(select(func.count()).select_from(R).where(*conds)).scalar_one()
     newest = (R.created_at.desc(), R.id.desc())  # type: ignore[union-attr]
-    rows = s.execute(select(R).where(*conds).order_by(*newest).limit(limit).offset(offset)).scalars()
-    return RunPage(items=[run_summary(r) for r in rows], total=total, limit=limit, offset=offset)
+    rows = list(s.execute(select(R).where(*conds).order_by(*newest).limit(limit).offset(offset)).scalars())
+    return RunPage(items=run_summaries(s, rows), total=total, limit=limit, offset=offset)
 
 
 def reviews_of(s: Session, run_id: str) -> list[ReviewOut]:
@@ -289,7 +301,7 @@ def run_detail(s: Session, run_id: str) -> RunDetail:
         raise NotFoundError(f"unknown run id {run_id!r}")
     return RunDetail.model_validate(
         {
-            **_summary_fields(r),
+            **_summary_fields(r, _stuck(s, [r])),
             "models": r.models or {},
             "config": r.config or {},
             "kb_hash": r.kb_hash,
@@ -331,20 +343,21 @@ def hypothesis_detail(s: Session, hyp_id: str) -> HypothesisDetail:
         withheld=row.flagged,
         targets=hypothesis_links(s, hyp_id),
         history=score_history(s, hyp_id),
-        runs=[run_summary(r) for r in runs],
+        runs=run_summaries(s, list(runs)),
         links=hypothesis_links_for(hyp_id),
     )
 
 
 def active_runs(s: Session, hyp_ids: list[str]) -> dict[str, str]:
-    """Hypothesis id -> id of a queued or running run of it, for those that have one."""
+    """Hypothesis id -> id of a live queued or running run of it, for those that have one
+    (an interrupted run, whose process was killed, is no reason to refuse another)."""
     R = t.Run
     rows = s.execute(
-        select(R.hypothesis_id, R.id)
+        select(R.hypothesis_id, R.id, R.status)
         .where(R.hypothesis_id.in_(hyp_ids), R.status.in_(("queued", "running")))
         .order_by(R.created_at, R.id)
     ).all()
     out: dict[str, str] = {}
-    for hyp_id, run_id in rows:
+    for hyp_id, run_id, _status in without_interrupted(s, rows):
         out.setdefault(hyp_id, run_id)
     return out

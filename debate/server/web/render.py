@@ -7,7 +7,6 @@ script at all, so even a value that slipped through escaping could not run.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,10 +15,11 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 
 from debate.core.scoring import GREEN, RED, YELLOW, display_score, score_color
-from debate.engine.transcript import Usage
+from debate.engine.transcript.html import html_env
+from debate.server.web.sessions import known_signed_in, signed_in
 from debate.wiki.scores import HistoryRow
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -38,18 +38,9 @@ SECURITY_HEADERS = {
 _BANDS = {GREEN: "good", YELLOW: "fair", RED: "poor"}
 
 
-def f_score(x: float | None) -> str:
-    """Two decimals, half up, as the wiki shows scores; a dash when there is none."""
-    return "—" if x is None or not math.isfinite(x) else display_score(x)
-
-
 def f_band(x: float | None) -> str:
     """CSS class of a score's colour band (classes, not inline styles: the CSP forbids those)."""
     return "none" if x is None or not math.isfinite(x) else _BANDS[score_color(display_score(x))]
-
-
-def f_num(x: float | None, digits: int = 2) -> str:
-    return "—" if x is None else f"{x:.{digits}f}"
 
 
 def f_ts(dt: datetime | str | None) -> str:
@@ -60,67 +51,49 @@ def f_ts(dt: datetime | str | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def f_tokens(u: Usage) -> str:
-    if u.total is None:
-        return "—"
-    return f"{u.prompt_tokens or 0} + {u.completion_tokens or 0} tokens"
-
-
-def f_cost(x: float | None) -> str:
-    return "—" if x is None else f"${x:.4f}"
-
-
-def f_ms(x: float | None) -> str:
-    return "—" if x is None else f"{x:.0f} ms"
-
-
-def f_heading(path: list[str]) -> str:
-    return " › ".join(path) if path else "(top)"
-
-
-def f_pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
 def _env() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(
-        score=f_score,
-        band=f_band,
-        num=f_num,
-        ts=f_ts,
-        tokens=f_tokens,
-        cost=f_cost,
-        ms=f_ms,
-        heading=f_heading,
-        pretty=f_pretty,
-    )
-    return env
+    # The transcript's value formatters, so a score or a cost reads the same on every page.
+    return html_env(TEMPLATES, band=f_band, ts=f_ts)
 
 
 ENV = _env()
 
 
 def page(
-    request: Request, template: str, status: int = 200, headers: dict[str, str] | None = None, **ctx: Any
+    request: Request,
+    template: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    *,
+    lookup_session: bool = True,
+    **ctx: Any,
 ) -> HTMLResponse:
-    """A rendered page with the security headers; ``ctx`` gets ``request`` and ``me`` added."""
-    from debate.server.web.routes import signed_in  # routes import this module
+    """A rendered page with the security headers; ``ctx`` gets ``request``, ``me`` and ``csrf`` added.
 
-    me = signed_in(request)
+    ``lookup_session`` looks the reviewer's session up in the database (blocking: call from a
+    worker thread); without it only what this request already found is shown.
+    """
+    me = signed_in(request) if lookup_session else known_signed_in(request)
     html = ENV.get_template(template).render(
         request=request,
-        me=me[0] if me else None,
-        csrf=request.app.state.tokens.form_token(me[1]) if me else "",
+        me=me.reviewer if me else None,
+        csrf=me.form_token if me else "",
         **ctx,
     )
     return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
+
+
+def error_page(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> HTMLResponse:
+    """An error as an HTML page (the API's errors are JSON). No database query: it may be the failure."""
+    return page(
+        request,
+        "error.html.j2",
+        status=status,
+        headers=headers,
+        lookup_session=False,
+        status_code=status,
+        message=message,
+    )
 
 
 # ---------------------------------------------------------------- score history chart

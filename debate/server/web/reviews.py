@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter
 from sqlalchemy.engine import Engine
 
 from debate.engine.runs import review_run
+from debate.server.controls import NO_CONTROL, SOME_TEXT, text_problem
 from debate.server.web import queries as q
 from debate.store.db import session_scope
+
+
+def _clean(value: object, *, need_text: bool = False) -> object:
+    # Runs before the length and pattern checks, so these refusals get their own message.
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        if need_text and not value.strip():
+            raise ValueError("a comment needs a note")
+    return value
+
+
+# Constraints before the validator: they then belong to the str (and its schema), and the
+# validator, wrapped around them, runs first.
+Note = Annotated[str, StringConstraints(max_length=4000, pattern=NO_CONTROL), BeforeValidator(_clean)]
+CommentNote = Annotated[
+    str, StringConstraints(max_length=4000, pattern=SOME_TEXT), BeforeValidator(partial(_clean, need_text=True))
+]
 
 
 class _Review(BaseModel):
@@ -20,14 +41,14 @@ class Comment(_Review):
     """A comment on a run: a note, nothing else changes."""
 
     action: Literal["comment"]
-    note: str = Field(min_length=1, max_length=4000, pattern=r"\S", description="The comment.")
+    note: CommentNote = Field(description="The comment.")
 
 
 class Verdict(_Review):
     """Approve, flag (withhold the run's score) or clear (undo an approval or a flag)."""
 
     action: Literal["approve", "flag", "clear"]
-    note: str | None = Field(None, max_length=4000, description="Why, optionally.")
+    note: Note | None = Field(None, description="Why, optionally.")
 
 
 ReviewRequest = Annotated[Comment | Verdict, Field(discriminator="action")]
@@ -48,4 +69,5 @@ def record_review(engine: Engine, run_id: str, req: Comment | Verdict, *, by: st
     run = review_run(engine, run_id, req.action, by=by, note=(req.note or "").strip() or None)
     with session_scope(engine) as s:
         review = q.reviews_of(s, run_id)[-1]
-    return ReviewResult(review=review, run=q.run_summary(run))
+        [summary] = q.run_summaries(s, [run])
+    return ReviewResult(review=review, run=summary)

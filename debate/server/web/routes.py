@@ -4,36 +4,42 @@ Pages: the hypothesis list (``/``, sortable and filterable through links and a G
 hypothesis (``/hypotheses/{id}``: score, withheld flag, history chart, runs), a run's transcript
 (``/runs/{id}``: rounds side by side, evidence, judges, attempts, review form) and sign-in.
 Form posts must come from this site (``Origin``), carry the form token bound to the signed-in
-reviewer, and are urlencoded; a rejected one gets an HTML page saying why.
+reviewer's session, and are urlencoded; a rejected one gets an HTML page saying why. Each post
+route declares its body cap and, where it needs one, a live session: the request guard
+(:mod:`debate.server.guard`) enforces both before a byte of the body is read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
+from debate.core.errors import StorageError
 from debate.core.rubric import DIMENSIONS
 from debate.engine.transcript import INVALID_MARK, WITHHELD_MARK, agents_line, load_transcript
+from debate.server.controls import NO_CONTROL
+from debate.server.guard import Authorize, takes_body
 from debate.server.web import queries as q
-from debate.server.web.auth import (
-    COOKIE,
-    COOKIE_MAX_AGE,
-    LOGIN_COOKIE,
-    new_login_nonce,
-    same_origin,
-)
-from debate.server.web.render import STATIC, history_chart, page
+from debate.server.web.auth import COOKIE, LEGACY_COOKIE, LOGIN_COOKIE, new_login_nonce, same_origin
+from debate.server.web.render import STATIC, error_page, history_chart, page
 from debate.server.web.reviews import REVIEW_ACTIONS, REVIEW_REQUEST, record_review
+from debate.server.web.sessions import signed_in
 from debate.store.db import session_scope
 
 ui = APIRouter(include_in_schema=False)
-MAX_FORM = 64 * 1024
+# Body caps. A review form's 4,000-character note, percent-encoded, is 48 KB at worst (12 bytes
+# for a 4-byte UTF-8 character); sign-in carries a nonce, a path (500 at most) and a token.
+REVIEW_FORM_MAX = 64 * 1024
+LOGIN_MAX = 4 * 1024
+LOGOUT_MAX = 4 * 1024
 LIST_PAGE = 100
+IdPath = Annotated[str, Path(max_length=200, pattern=NO_CONTROL)]
 SORTS = {
     "id": "id",
     "title": "title",
@@ -44,18 +50,6 @@ SORTS = {
 }
 
 
-def signed_in(request: Request) -> tuple[str, str] | None:
-    """(reviewer, token) from the sign-in cookie, when it holds a token still configured."""
-    token = request.cookies.get(COOKIE)
-    name = request.app.state.tokens.reviewer(token) if token else None
-    return (name, token) if name and token else None
-
-
-def error_page(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """An error as an HTML page (the API's errors are JSON)."""
-    return page(request, "error.html.j2", status=status, headers=headers, status_code=status, message=message)
-
-
 def safe_next(target: str | None) -> str:
     """A same-site path to go back to after signing in (anything else goes home)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -64,16 +58,41 @@ def safe_next(target: str | None) -> str:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """A urlencoded form from this site; refuses other origins, other encodings and large bodies."""
+    """A urlencoded form from this site; refuses other origins and other encodings.
+
+    The body is already bounded by the route's cap (the request guard read it).
+    """
     if not same_origin(request.headers.get("origin"), request.headers.get("host")):
         raise HTTPException(403, "this form must be posted from this site")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         raise HTTPException(415, "forms must be sent as application/x-www-form-urlencoded")
     body = await request.body()
-    if len(body) > MAX_FORM:
-        raise HTTPException(413, "form too large")
     return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+
+
+def require_session(refused: Callable[[Request], str]) -> Authorize:
+    """A request-guard check: a live reviewer session, else a redirect to ``refused(request)``."""
+
+    async def check(request: Request) -> Response | None:
+        try:
+            me = await run_in_threadpool(signed_in, request)
+        except StorageError as e:
+            return error_page(request, 503, str(e))
+        if me is not None:
+            return None
+        resp = _see_other(refused(request))
+        if COOKIE in request.cookies:
+            resp.delete_cookie(COOKIE, path="/")  # expired or revoked: stop sending it
+        return resp
+
+    return check
+
+
+def _sign_in_first(request: Request) -> str:
+    """Where an anonymous review post goes: sign in, then back to the run."""
+    run_id = request.path_params.get("run_id", "")
+    return "/login?" + urlencode({"next": f"/runs/{run_id}"})
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -110,7 +129,7 @@ def hypotheses_page(
 
 
 @ui.get("/hypotheses/{hyp_id}")
-def hypothesis_page(request: Request, hyp_id: str) -> Response:
+def hypothesis_page(request: Request, hyp_id: IdPath) -> Response:
     with session_scope(request.app.state.engine) as s:
         d = q.hypothesis_detail(s, hyp_id)
     flagged_run = next((r for r in d.runs if r.status == "done" and r.flagged), None) if d.withheld else None
@@ -138,33 +157,38 @@ def _transcript_page(
 
 
 @ui.get("/runs/{run_id}")
-def run_page(request: Request, run_id: str) -> Response:
+def run_page(request: Request, run_id: IdPath) -> Response:
     return _transcript_page(request, run_id)
 
 
 @ui.post("/runs/{run_id}/review")
-async def review_form(request: Request, run_id: str) -> Response:
+@takes_body(REVIEW_FORM_MAX, require_session(_sign_in_first))
+async def review_form(request: Request, run_id: IdPath) -> Response:
     form = await read_form(request)
-    me = signed_in(request)
+    me = await run_in_threadpool(signed_in, request)  # found already by the guard's check
     if me is None:
-        return _see_other(f"/login?{urlencode({'next': f'/runs/{run_id}'})}")
-    tokens = request.app.state.tokens
-    if not tokens.check_form_token(me[1], form.get("csrf")):
+        return _see_other(_sign_in_first(request))
+    if not me.check_form_token(form.get("csrf")):
         return error_page(request, 403, "this form has expired or did not come from this site; reload the page")
     action, note = form.get("action", ""), form.get("note", "")
     try:
         req = REVIEW_REQUEST.validate_python({"action": action, "note": note.strip() or None})
-    except ValidationError:
-        msg = (
-            "a comment needs a note"
-            if action == "comment"
-            else "choose approve, comment, flag or clear"
-            if action not in REVIEW_ACTIONS
-            else "the note is too long (4000 characters at most)"
-        )
+    except ValidationError as e:
+        msg = _review_refusal(action, e)
         return await run_in_threadpool(_transcript_page, request, run_id, status=422, error=msg, note=note)
-    await run_in_threadpool(record_review, request.app.state.engine, run_id, req, by=me[0])
+    await run_in_threadpool(record_review, request.app.state.engine, run_id, req, by=me.reviewer)
     return _see_other(f"/runs/{run_id}?{urlencode({'reviewed': req.action})}#review")
+
+
+def _review_refusal(action: str, e: ValidationError) -> str:
+    if action not in REVIEW_ACTIONS:
+        return "choose approve, comment, flag or clear"
+    first = e.errors()[0]
+    if first["type"] == "string_too_long":
+        return "the note is too long (4000 characters at most)"
+    if first["type"] == "value_error":  # the note's own checks: a control character, no text
+        return str(first["msg"]).removeprefix("Value error, ")
+    return "a comment needs a note"  # the form sends no note at all when it is blank
 
 
 # ---------------------------------------------------------------- signing in
@@ -194,45 +218,55 @@ def _login_page(request: Request, next_url: str, *, status: int = 200, error: st
 
 
 @ui.get("/login")
-def login_page(request: Request, next: Annotated[str, Query(max_length=500)] = "/") -> Response:
+def login_page(request: Request, next: Annotated[str, Query(max_length=500, pattern=NO_CONTROL)] = "/") -> Response:
     return _login_page(request, next)
 
 
 @ui.post("/login")
+@takes_body(LOGIN_MAX)
 async def login(request: Request) -> Response:
     form = await read_form(request)
     next_url = safe_next(form.get("next"))
     nonce = request.cookies.get(LOGIN_COOKIE)
-    if not nonce or form.get("nonce") != nonce:
-        return _login_page(request, next_url, status=403, error="the sign-in form expired; try again")
     tokens = request.app.state.tokens
-    token = form.get("token", "").strip()
-    if not tokens.enabled:
-        return _login_page(request, next_url, status=403, error="reviewing is disabled on this server")
-    if tokens.reviewer(token) is None:
-        return _login_page(request, next_url, status=403, error="unknown reviewer token")
-    resp = _see_other(next_url)
-    resp.set_cookie(
-        COOKIE,
-        token,
-        max_age=COOKIE_MAX_AGE,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    resp.delete_cookie(LOGIN_COOKIE, path="/login")
-    return resp
+    name = tokens.reviewer(form.get("token", "").strip())
+    if not nonce or form.get("nonce") != nonce:
+        error = "the sign-in form expired; try again"
+    elif not tokens.enabled:
+        error = "reviewing is disabled on this server"
+    elif name is None:
+        error = "unknown reviewer token"
+    else:
+        sessions = request.app.state.sessions
+        session_id = await run_in_threadpool(sessions.create, name)
+        resp = _see_other(next_url)
+        resp.set_cookie(
+            COOKIE,
+            session_id,
+            max_age=int(sessions.lifetime.total_seconds()),
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        resp.delete_cookie(LOGIN_COOKIE, path="/login")
+        resp.delete_cookie(LEGACY_COOKIE, path="/")
+        return resp
+    return await run_in_threadpool(_login_page, request, next_url, status=403, error=error)
 
 
 @ui.post("/logout")
+@takes_body(LOGOUT_MAX, require_session(lambda _request: "/"))
 async def logout(request: Request) -> Response:
     form = await read_form(request)
-    me = signed_in(request)
-    if me is not None and not request.app.state.tokens.check_form_token(me[1], form.get("csrf")):
-        return error_page(request, 403, "this form has expired or did not come from this site; reload the page")
+    me = await run_in_threadpool(signed_in, request)
+    if me is not None:
+        if not me.check_form_token(form.get("csrf")):
+            return error_page(request, 403, "this form has expired or did not come from this site; reload the page")
+        await run_in_threadpool(request.app.state.sessions.revoke, me.session_id)
     resp = _see_other("/")
     resp.delete_cookie(COOKIE, path="/")
+    resp.delete_cookie(LEGACY_COOKIE, path="/")
     return resp
 
 
@@ -241,11 +275,7 @@ _CSS = (STATIC / "style.css").read_bytes()
 
 @ui.get("/static/style.css")
 def stylesheet() -> Response:
-    return Response(
-        _CSS,
-        media_type="text/css",
-        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
-    )
+    return Response(_CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
 def install_ui(app: FastAPI) -> None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from debate.core.config import Settings
+from debate.core.config import BackendName, Settings
 from debate.core.errors import DebateError, StorageError, UserInputError
 from debate.core.models import HYPOTHESIS_ID_RE
 from debate.engine.runs import Executor, create_runs
@@ -32,7 +32,6 @@ from debate.store.db import session_scope
 
 log = logging.getLogger("debate.server")
 
-Backend = Literal["offline", "openai"]
 API_TRIGGER = "api"
 
 
@@ -55,7 +54,9 @@ class RunRequest(BaseModel):
         description="Hypotheses to debate, each at most once.",
         json_schema_extra={"uniqueItems": True},
     )
-    backend: Backend | None = Field(None, description="offline or openai; the server's default when absent.")
+    backend: BackendName | None = Field(
+        None, description="A backend enabled on this server (offline, openai, local); the server's default when absent."
+    )
     rounds: int | None = Field(None, ge=1, le=10, description="Proposer/critic rounds at most.")
     judges: int | None = Field(None, ge=1, le=15, description="Judges on the panel.")
 
@@ -80,7 +81,7 @@ class QueuedRuns(BaseModel):
     """What a run request queued, and for whom."""
 
     runs: list[QueuedRun]
-    backend: Backend
+    backend: BackendName
     by: str = Field(description="The reviewer whose token queued them.")
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from debate.core.genes import join_target_label
 from debate.core.scoring import display_score, score_color
+from debate.kb.related import related_path
 from debate.wiki.related.models import (
     SCORE_BASE,
     WEIGHTS,
@@ -62,7 +63,7 @@ def build_list(
             kind="analysis",
             id=a.id,
             title=a.title,
-            path=a.path,
+            path=path,
             score=None,
             shown=None,
             color=None,
@@ -73,11 +74,14 @@ def build_list(
             reasons=["listed"],
         )
         for a in analyses
+        if (path := related_path("analysis", a.id)) is not None
     ]
     most_related = sorted(waiting, key=lambda cr: (-cr[0].relatedness(), cr[1].id))[:limit]
     far = datetime.max.replace(tzinfo=None)
     most_related.sort(key=lambda cr: (_naive(queued_at.get(cr[1].id)) or far, cr[1].id))
     items += [_hyp_item(c, row) for c, row in most_related]
+    # An id stored before ids were checked cannot be linked safely: such a line is left out.
+    items = [i for i in items if i.path == related_path(i.kind, i.id)]
     return RelatedList(slug=slug, title=title, limit=limit, items=items, markdown=render_markdown(items))
 
 

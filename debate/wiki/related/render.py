@@ -1,4 +1,9 @@
-"""The list as written: wiki markdown lines, an HTML section, JSON (pure)."""
+"""The list as written: wiki markdown lines, an HTML section, JSON (pure).
+
+Titles and labels are untrusted (pages, import files, the CLI): in Markdown they are escaped
+(:mod:`debate.kb.escape`), in HTML entity-escaped, and a link target is only ever the
+``/hypothesis/ID`` or ``/analysis/ID`` path built here from an id of the right shape.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,32 @@ import html
 from collections.abc import Sequence
 
 from debate.core.scoring import score_span
+from debate.core.text import terminal_safe
+from debate.kb.escape import escape_md
+from debate.kb.related import related_path
 from debate.wiki.related.models import HEADER, RelatedItem, RelatedList
 
 
 def _one_line(text: str) -> str:
-    # A line break inside a title would end the list line early and corrupt the page.
-    return " ".join(text.split())
+    # A line break inside a title would end the list line early and corrupt the page; a
+    # control character (stored before input was checked) has no place in a page either.
+    return " ".join(terminal_safe(text).split())
+
+
+def item_path(item: RelatedItem) -> str:
+    """The item's link path, rebuilt from its kind and id; ValueError when the id is malformed."""
+    path = related_path(item.kind, item.id)
+    if path is None:
+        raise ValueError(f"not a linkable {item.kind} id: {item.id!r}")
+    return path
 
 
 def render_line(item: RelatedItem) -> str:
     """One list line in the wiki's format, ending with a newline."""
-    link = f"- [{_one_line(item.title)}]({item.path})"
+    link = f"- [{escape_md(_one_line(item.title))}]({item_path(item)})"
     if item.in_progress or item.score is None:
         return f"{link} 🔄\n"
-    target = f" · Target: {_one_line(item.target_label)}" if item.target_label else ""
+    target = f" · Target: {escape_md(_one_line(item.target_label))}" if item.target_label else ""
     return f"{link} — {score_span(item.score)}{target}\n"
 
 
@@ -38,11 +55,11 @@ def render_html(rl: RelatedList) -> str:
         "<ul>",
     ]
     for i in rl.items:
-        link = f'<a href="{esc(i.path)}">{esc(i.title)}</a>'
+        link = f'<a href="{esc(item_path(i))}">{esc(_one_line(i.title))}</a>'
         if i.in_progress or i.score is None:
             lines.append(f"<li>{link} 🔄</li>")
             continue
-        target = f" · Target: {esc(i.target_label)}" if i.target_label else ""
+        target = f" · Target: {esc(_one_line(i.target_label))}" if i.target_label else ""
         lines.append(f"<li>{link} — {score_span(i.score)}{target}</li>")
     lines += ["</ul>", "</section>"]
     return "\n".join(lines) + "\n"
