@@ -279,9 +279,20 @@ def test_agreement_is_none_for_a_single_judge() -> None:
     assert consensus([0.5], [from_list([0.1 * i for i in range(10)])]).agreement is None
 
 
-def test_agreement_is_one_when_all_values_are_identical() -> None:
-    # No variance at all: the alpha formula is 0/0, but the judges cannot have agreed more.
-    assert consensus([0.7, 0.7, 0.7], [uniform(0.7)] * 3).agreement == 1.0
+def test_agreement_is_not_applicable_when_all_values_are_identical() -> None:
+    # No variance at all: the alpha formula is 0/0; a number would describe nothing.
+    assert consensus([0.7, 0.7, 0.7], [uniform(0.7)] * 3).agreement is None
+
+
+def test_deterministic_judges_with_identical_verdicts_have_no_agreement() -> None:
+    dims = from_list([0.9, 0.8, 0.3, 0.7, 0.6, 0.5, 0.4, 1.0, 0.2, 0.0])
+    # Model judges that happen to agree: alpha 1.0. Offline judges (fixed functions of the same
+    # inputs) that give identical verdicts could not have disagreed: not applicable.
+    assert consensus([0.6] * 3, [dims] * 3).agreement == pytest.approx(1.0)
+    assert consensus([0.6] * 3, [dims] * 3, deterministic=True).agreement is None
+    other = dict(dims, safety=0.5)
+    agreement = consensus([0.6, 0.6, 0.6], [dims, dims, other], deterministic=True).agreement
+    assert agreement is not None and 0.0 < agreement < 1.0
 
 
 def test_agreement_is_one_when_judges_agree_on_every_dimension() -> None:

@@ -225,3 +225,29 @@ def test_an_offline_run_that_fails_midway_keeps_its_transcript_so_far(sample_eng
         evidence = s.execute(select(t.Evidence.id).where(t.Evidence.run_id == run_id)).all()
         assert run.status == "failed" and run.error == "the critic broke" and run.score is None
         assert turns == [(1, "proposer")] and evidence and run.retrieved_at is not None
+
+
+def test_offline_judges_that_cannot_disagree_report_no_agreement(tmp_path, db_url, engine):
+    """Evidence that names nothing of the hypothesis leaves every feature a persona reweighs at
+    zero: the three judges give one verdict, and agreement is not applicable (None), not 1.0."""
+    _twin_kb(tmp_path, engine)
+    with session_scope(engine, immediate=True) as s:
+        add(
+            s,
+            HypothesisIn(
+                id="h-000000c1",
+                title="Zorblin restoration in the quiet nucleus",
+                statement="Restoring zorblin in the quiet nucleus slows decline.",
+                targets=["ZRB9"],
+                diseases=["Zorbl syndrome"],
+                mechanisms=["zorblin restoration"],
+            ),
+        )
+    _debate(db_url, ["h-000000c1"])
+    with session_scope(engine) as s:
+        run = s.execute(select(t.Run)).scalar_one()
+        judges = s.execute(select(t.Turn).where(t.Turn.role == "judge")).scalars().all()
+        assert len(judges) == 3 and len({json.dumps(j.parsed["scores"], sort_keys=True) for j in judges}) == 1
+        assert run.score is not None and run.agreement is None
+        text = render(load_transcript(s, run.id), "text")
+    assert "agreement α = —" in text

@@ -450,10 +450,30 @@ async def test_removing_the_supporting_evidence_lowers_the_score() -> None:
 
 
 async def test_panel_judges_differ_but_broadly_agree() -> None:
-    for evidence in ([MOUSE, GRANULES, APPROVED], [MOUSE, FAILED, SAFETY, OFF_TOPIC], [OFF_TOPIC]):
+    for evidence in ([MOUSE, GRANULES, APPROVED], [MOUSE, FAILED, SAFETY, OFF_TOPIC]):
         overall = await panel_overall(evidence)
-        assert len(set(overall)) == 3, "judges are not identical"
+        assert len(set(overall)) == 3, "the personas' weights set the judges apart"
         assert max(overall) - min(overall) < 0.25
+    # Off-topic evidence leaves every feature an emphasis reweighs at zero: nothing sets them apart.
+    assert len(set(await panel_overall([OFF_TOPIC]))) == 1
+
+
+async def test_judges_differ_only_through_persona_weights() -> None:
+    """No hash or random offset: a seat's scores depend on its emphasis alone, and a seat
+    differs from an unemphatic one only on the dimensions it emphasises."""
+    backend = OfflineBackend()
+    _, final = await run_debate(backend, [MOUSE, FAILED, SAFETY, GRANULES])
+    plain_seat = JudgeSeat(seat=0, persona="p", emphasis=(), critic_first=False)
+    plain = (await backend.judge(final, plain_seat)).reply.scores.model_dump()  # type: ignore[attr-defined]
+    seats = panel(6)  # seats 3-5 repeat the personas of seats 0-2 (and show the other side first)
+    scores = [(await backend.judge(final, s)).reply.scores.model_dump() for s in seats]  # type: ignore[attr-defined]
+    for i in range(3):
+        assert scores[i] == scores[i + 3], "same persona, another seat number and side order: same verdict"
+    for seat, mine in zip(seats, scores, strict=True):
+        for d in DIMENSIONS:
+            if d not in seat.emphasis:
+                assert mine[d] == plain[d], (seat.seat, d)
+    assert len({tuple(sc.values()) for sc in scores[:3]}) == 3
 
 
 async def test_persona_emphasis_judges_emphasised_dimensions_more_strictly() -> None:

@@ -420,6 +420,8 @@ def test_json_model_and_html(engine, tmp_path: Path) -> None:
         "in_progress": False,
         "relatedness": 0.6,
         "reasons": ["gene:SOD1"],
+        "method": "prior",
+        "models": [],
     }
     page = render_html(rl)
     assert page.startswith('<section class="related-hypotheses">')

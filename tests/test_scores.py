@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from conftest import run_cli
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from debate.core.models import HypothesisIn
 from debate.engine.leases import me
@@ -112,6 +112,110 @@ def test_flagged_only_falls_back_to_prior_or_nothing(engine) -> None:
     r = rows(engine)
     assert (r[with_prior].shown_score, r[with_prior].status, r[with_prior].flagged) == (0.4, "prior", True)
     assert (r[without].shown_score, r[without].status, r[without].flagged) == (None, "unscored", True)
+
+
+NOTE_PAGE = """Wren Kinase Notes
+Overview
+Wren kinase is an invented enzyme used to test how scores follow their evidence.
+- Status: {status}
+▸Metadata
+| slug | notes-wren-kinase |
+"""
+
+
+def _page(engine, tmp_path, status: str) -> str:  # type: ignore[no-untyped-def]
+    """Ingest the note page with ``status``; its content hash."""
+    from debate.kb.ingest import ingest_paths
+
+    path = tmp_path / "notes-wren-kinase.txt"
+    path.write_text(NOTE_PAGE.format(status=status), encoding="utf-8")
+    ingest_paths(engine, [path])
+    with session_scope(engine) as s:
+        return s.execute(select(t.Page.content_hash).where(t.Page.slug == "notes-wren-kinase")).scalar_one()
+
+
+def _cite(engine, run_id: str, page_hash: str) -> None:  # type: ignore[no-untyped-def]
+    """Record that ``run_id`` drew its evidence from the note page as it read with ``page_hash``."""
+    with session_scope(engine) as s:
+        s.execute(
+            insert(t.Evidence).values(
+                run_id=run_id,
+                eid="E1",
+                rank=1,
+                page_slug="notes-wren-kinase",
+                page_hash=page_hash,
+                heading_path=["Overview"],
+                text="Wren kinase is an invented enzyme.",
+                score=1.0,
+                relevance=1.0,
+                facts=[],
+            )
+        )
+
+
+def _flag_over_earlier_score(engine, tmp_path, *, edit: bool, prior: float | None) -> ScoreRow:  # type: ignore[no-untyped-def]
+    """An earlier unflagged score drawn from the note page, a newer flagged one, and the page
+    edited (or not) in between; the row the wiki gets."""
+    h = add_hyp(engine, f"Wren inhibition {edit} {prior}", prior_score=prior)
+    earlier = add_run(engine, h, score=0.55, at=T0)
+    _cite(engine, earlier, _page(engine, tmp_path, "preclinical"))
+    if edit:
+        _page(engine, tmp_path, "phase 2 trial halted")
+    add_run(engine, h, score=0.9, flagged=True, at=T0 + timedelta(hours=1))
+    r = rows(engine)[h]
+    with session_scope(engine) as s:
+        assert shown_scores(s, [h])[h][0] == r.shown_score  # the cheap path follows the same rule
+        assert run_scores(s, [h])[h][0] == r.score
+    return r
+
+
+def test_a_flag_brings_back_the_earlier_score_while_its_evidence_is_unchanged(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    r = _flag_over_earlier_score(engine, tmp_path, edit=False, prior=0.3)
+    assert (r.shown_score, r.status, r.flagged) == (0.55, "scored", True)
+
+
+def test_a_flag_over_a_score_whose_evidence_changed_falls_back_to_the_prior(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    r = _flag_over_earlier_score(engine, tmp_path, edit=True, prior=0.3)
+    assert (r.shown_score, r.score, r.status, r.flagged) == (0.3, None, "prior", True)
+
+
+def test_a_flag_over_a_score_whose_evidence_changed_and_no_prior_shows_nothing(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    r = _flag_over_earlier_score(engine, tmp_path, edit=True, prior=None)
+    assert (r.shown_score, r.score, r.status) == (None, None, "unscored")
+
+
+def test_rescore_changed_picks_a_hypothesis_whose_shown_fallback_went_stale(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from debate.jobs.selection import normalize_options, select_hypotheses
+
+    h = add_hyp(engine, "Wren stale fallback")
+    earlier = add_run(engine, h, score=0.55, at=T0)
+    _cite(engine, earlier, _page(engine, tmp_path, "preclinical"))
+    edited = _page(engine, tmp_path, "phase 2 trial halted")
+    # The flagged run was argued from the page as it reads now: only the fallback is stale.
+    flagged = add_run(engine, h, score=0.9, flagged=True, at=t.utcnow())
+    _cite(engine, flagged, edited)
+    opts = normalize_options(
+        backend="offline",
+        stale_after=None,
+        changed=True,
+        prompt_changed=False,
+        ids=None,
+        limit=None,
+        default_stale_after="30d",
+    )
+    with session_scope(engine) as s:
+        picked = select_hypotheses(s, opts, now=t.utcnow(), current_prompts={})
+    assert [(p.id, p.reasons.pages) for p in picked] == [(h, ["notes-wren-kinase"])]
+    assert rows(engine)[h].shown_score is None
+
+
+def test_an_unflagged_latest_score_stands_though_its_evidence_changed(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Stale scores are rescoring's business (rescore --changed), not withheld by this rule.
+    h = add_hyp(engine, "Wren activation")
+    run = add_run(engine, h, score=0.6, at=T0)
+    _cite(engine, run, _page(engine, tmp_path, "preclinical"))
+    _page(engine, tmp_path, "approved")
+    assert rows(engine)[h].shown_score == 0.6
 
 
 def test_pending_debates_set_the_status_but_keep_the_score(engine) -> None:

@@ -54,6 +54,6 @@ def demo(
     from debate.wiki.related import load_related
 
     with session_scope(engine) as s:
-        related = load_related(s, DEMO_PAGE, limit=state.settings.related.limit)
+        related = load_related(s, DEMO_PAGE, limit=state.settings.related.limit, methods=state.settings.related.methods)
     out.print(f"\nRelated Hypotheses for {DEMO_PAGE}:\n")
     print(related.markdown, end="")

@@ -18,7 +18,7 @@ from debate.core.errors import UserInputError
 from debate.store.db import session_scope
 from debate.wiki.export import export as run_export
 from debate.wiki.related import load_related, related_json, render_html
-from debate.wiki.scores import score_history, score_rows, scores_json
+from debate.wiki.scores import SCORE_METHODS, score_history, score_rows, scores_json
 from debate.wiki.targets import gene_links
 
 
@@ -63,7 +63,7 @@ def scores(
     if as_json:
         sys.stdout.write(scores_json(rows))
         return
-    table = Table("id", "title", "shown", "status", "score", "prior", "agreement", "interval", "targets")
+    table = Table("id", "title", "shown", "method", "status", "score", "prior", "agreement", "interval", "targets")
     for r in rows:
         interval = f"{r.interval[0]:.2f}–{r.interval[1]:.2f}" if r.interval else ""
         status = r.status + (" (flagged run)" if r.flagged else "")
@@ -71,10 +71,11 @@ def scores(
             lit(r.id),
             lit(r.title),
             _fmt(r.shown_score),
+            lit(r.method or ""),
             lit(status),
             _fmt(r.score),
             _fmt(r.prior),
-            _fmt(r.agreement),
+            _fmt(r.agreement) or ("n/a" if r.score is not None else ""),
             interval,
             lit(r.target_label or ", ".join(r.targets)),
         )
@@ -99,7 +100,7 @@ def related(
 ) -> None:
     """A page's Related Hypotheses list, ranked from stored data."""
     with session_scope(state.engine()) as s:
-        rl = load_related(s, slug, limit=limit or state.settings.related.limit)
+        rl = load_related(s, slug, limit=limit or state.settings.related.limit, methods=state.settings.related.methods)
     if fmt is RelatedFormat.json:
         sys.stdout.write(related_json(rl))
     elif fmt is RelatedFormat.html:
@@ -134,17 +135,20 @@ def export(
     since = _parse_since(changed_since)
     if not as_json:
         announce_db()
-    report = run_export(state.engine(), out_dir, limit=state.settings.related.limit, changed_since=since)
+    settings = state.settings.related
+    report = run_export(state.engine(), out_dir, limit=settings.limit, changed_since=since, methods=settings.methods)
     for why in report.skipped:  # on stderr, so --json stays clean
         console.print(f"[yellow]warning:[/yellow] skipped {esc(why)}", soft_wrap=True)
     if as_json:
         emit_json(report.model_dump(mode="json"))
         return
     skipped = f", {len(report.skipped)} pages skipped" if report.skipped else ""
+    by_method = ", ".join(f"{report.scores.get(m, 0)} {m}" for m in SCORE_METHODS)
     out.print(
         lit(
             f"exported {report.pages} of {report.pages_total} pages to {report.out}: "
-            f"{report.written} files written, {report.unchanged} unchanged{skipped} ({report.seconds:.1f} s)"
+            f"{report.written} files written, {report.unchanged} unchanged{skipped} ({report.seconds:.1f} s); "
+            f"scores: {by_method}"
         )
     )
 

@@ -180,8 +180,21 @@ class KbSettings(_Section):
     max_chunk_bytes: int = Field(4_000, ge=200, description="A longer search chunk is split.")
 
 
+ScoreMethodName = Literal["model", "offline", "prior"]
+
+
+def _all_methods() -> list[ScoreMethodName]:
+    return ["model", "offline", "prior"]
+
+
 class RelatedSettings(_Section):
     limit: int = Field(10, ge=1, le=200, description="Scored lines per Related Hypotheses list.")
+    methods: list[ScoreMethodName] = Field(
+        default_factory=_all_methods,
+        min_length=1,
+        description="Score methods a wiki list may show: a hypothesis whose shown score was made otherwise "
+        "is left out of Related Hypotheses lists (model, offline, prior).",
+    )
 
 
 class RescoreSettings(_Section):

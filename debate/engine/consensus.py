@@ -34,7 +34,9 @@ class Consensus(BaseModel):
     """Min–max of the judges for up to 5 judges; bootstrap 90% percentile interval of the median above that."""
     interval_method: Literal["range", "bootstrap90"]
     agreement: float | None
-    """Krippendorff's alpha (interval metric) over judges × dimensions; None when undefined."""
+    """Krippendorff's alpha (interval metric) over judges × dimensions; None when not applicable:
+    one judge, no variance at all, or deterministic judges whose verdicts are identical (they
+    cannot disagree, so their agreement measures nothing)."""
     n_judges: int
     """Judges whose verdicts were counted (a failed judge's seat stays empty)."""
 
@@ -63,8 +65,8 @@ def agreement_alpha(matrix: np.ndarray) -> float | None:
 
     * fewer than two judges: agreement is undefined -> ``None`` (the library raises
       "at least one unit with values assigned by at least two coders");
-    * every value identical (no variance at all): the judges cannot disagree -> ``1.0``
-      (the library raises "more than one value in the domain");
+    * every value identical (no variance at all): alpha is 0/0 and agreement is not applicable
+      -> ``None`` (the library raises "more than one value in the domain");
     * any non-finite result from the library (0/0 expected disagreement) -> ``None``.
     """
     import krippendorff
@@ -73,7 +75,7 @@ def agreement_alpha(matrix: np.ndarray) -> float | None:
     if matrix.ndim != 2 or matrix.shape[0] < 2 or matrix.shape[1] < 1:
         return None
     if np.all(matrix == matrix.flat[0]):
-        return 1.0
+        return None
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         value = float(krippendorff.alpha(reliability_data=matrix, level_of_measurement="interval"))
@@ -86,6 +88,7 @@ def consensus(
     *,
     seed: int = 0,
     n_boot: int = 2000,
+    deterministic: bool = False,
 ) -> Consensus:
     """Combine a judge panel's scores into a :class:`Consensus`.
 
@@ -99,6 +102,9 @@ def consensus(
       (same inputs and seed -> same interval). The bootstrap interval is widened, if ever needed,
       to contain ``score``.
     * ``agreement``: Krippendorff's alpha, see :func:`agreement_alpha` for the degenerate cases.
+      With ``deterministic`` (judges that are fixed functions of the same inputs: the offline
+      heuristic), identical verdicts from every judge mean they could not disagree, and the
+      agreement is None (not applicable) rather than 1.0.
     """
     import numpy as np
 
@@ -129,10 +135,11 @@ def consensus(
         interval = (min(lo, score), max(hi, score))
         method = "bootstrap90"
 
+    cannot_disagree = deterministic and bool(np.all(matrix == matrix[0]))
     return Consensus(
         score=score,
         interval=interval,
         interval_method=method,
-        agreement=agreement_alpha(matrix),
+        agreement=None if cannot_disagree else agreement_alpha(matrix),
         n_judges=n,
     )

@@ -254,7 +254,12 @@ async def consensus_node(state: DebateState, runtime: Runtime[DebateContext]) ->
         raise QuorumNotMet(
             f"only {len(judges)} of {len(ctx.seats)} judges returned a valid verdict (quorum {needed}): {missing}"
         )
-    c = consensus([j.overall for j in judges], [j.parsed["scores"] for j in judges])  # type: ignore[misc]
+    # Offline judges are fixed functions of the same inputs: identical verdicts are no agreement.
+    c = consensus(
+        [j.overall for j in judges],  # type: ignore[misc]
+        [j.parsed["scores"] for j in judges],
+        deterministic=ctx.backend.name == "offline",
+    )
     return {"consensus": c.model_dump(mode="json")}
 
 

@@ -5,7 +5,8 @@ criterion is, with ``[rescore] stale_after`` as its default):
 
 * **stale** — its latest finished debate is older than ``stale_after``; a hypothesis with only
   an imported prior, or never scored at all, counts as stale;
-* **changed** — a KB page it was argued from (its latest finished run's evidence) or a page
+* **changed** — a KB page it was argued from (its latest finished run's evidence, and where that
+  run is flagged, the evidence of the earlier score shown instead) or a page
   listing it in a Related Hypotheses section changed after that run finished (``Page.changed_at``
   later than the run's ``finished_at``, or the page is gone, or its content differs from the
   evidence snapshot);
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func
+from sqlalchemy import and_, func, true
 from sqlalchemy import select as sql_select
 from sqlmodel import Session
 
@@ -276,20 +277,43 @@ def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
         yield ids[i : i + _IN_CHUNK]
 
 
+def _latest(where: Any) -> Any:
+    """Runs ranked per hypothesis, newest first (``rn`` 1 the latest), among those ``where`` keeps."""
+    R = t.Run
+    return (
+        sql_select(
+            R.hypothesis_id,
+            R.id,
+            R.finished_at,
+            R.backend,
+            R.prompt_hashes,
+            func.row_number()
+            .over(partition_by=R.hypothesis_id, order_by=(R.finished_at.desc(), R.id.desc()))
+            .label("rn"),
+        )
+        .where(R.status == "done", R.finished_at.is_not(None), where)
+        .subquery()
+    )
+
+
 def _page_facts(session: Session, ranked: Any, hyps: Mapping[str, bool]) -> dict[str, list[PageFact]]:
-    """The pages each hypothesis depends on: cited by its latest done run (``ranked``, rn 1) or
-    listing it in a Related Hypotheses section."""
+    """The pages each hypothesis depends on: cited by its latest done run (``ranked``, rn 1) or by
+    its latest unflagged scored run (the score shown while a newer one is flagged), or listing it
+    in a Related Hypotheses section."""
     page_facts: dict[str, list[PageFact]] = {}
     E, P, RE = t.Evidence, t.Page, t.RelatedEntry
-    cited = (
-        sql_select(ranked.c.hypothesis_id, E.page_slug, P.changed_at, P.content_hash, E.page_hash)
-        .join(E, E.run_id == ranked.c.id)
-        .outerjoin(P, P.slug == E.page_slug)
-        .where(ranked.c.rn == 1)
-        .distinct()
-    )
+    shown = _latest(and_(t.Run.flagged.is_(False), t.Run.score.is_not(None)))
+    rows = []
+    for runs in (ranked, shown):
+        rows += session.execute(
+            sql_select(runs.c.hypothesis_id, E.page_slug, P.changed_at, P.content_hash, E.page_hash)
+            .join(E, E.run_id == runs.c.id)
+            .outerjoin(P, P.slug == E.page_slug)
+            .where(runs.c.rn == 1)
+            .distinct()
+        ).all()
     found: dict[tuple[str, str], PageFact] = {}
-    for hid, slug, changed_at, now_hash, snap_hash in session.execute(cited):
+    for hid, slug, changed_at, now_hash, snap_hash in rows:
         if hid not in hyps:
             continue
         differs = changed_at is not None and now_hash != snap_hash
@@ -321,7 +345,7 @@ def load_facts(
     ``pages`` also reads the pages each one depends on (needed only for the changed criterion);
     ``interrupted`` maps hypotheses to an interrupted run of theirs.
     """
-    H, R = t.Hypothesis, t.Run
+    H = t.Hypothesis
     hyps: dict[str, bool] = {}
     if ids is None:
         hyps = {hid: prior is not None for hid, prior in session.execute(sql_select(H.id, H.prior_score))}
@@ -338,20 +362,7 @@ def load_facts(
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
             raise NotFoundError(f"unknown hypothesis id(s) {', '.join(map(repr, missing[:3]))}{more}")
 
-    ranked = (
-        sql_select(
-            R.hypothesis_id,
-            R.id,
-            R.finished_at,
-            R.backend,
-            R.prompt_hashes,
-            func.row_number()
-            .over(partition_by=R.hypothesis_id, order_by=(R.finished_at.desc(), R.id.desc()))
-            .label("rn"),
-        )
-        .where(R.status == "done", R.finished_at.is_not(None))
-        .subquery()
-    )
+    ranked = _latest(true())
     last_runs: dict[str, LastRun] = {}
     for row in session.execute(sql_select(ranked).where(ranked.c.rn == 1)):
         if row.hypothesis_id in hyps:

@@ -97,7 +97,7 @@ The agents
 Judge dimensions
 ----------------
 
-Each dimension is ``clip(base + sum(weight * feature) + perspective)`` over the judge features
+Each dimension is ``clip(base + sum(weight * feature))`` over the judge features
 of :data:`JUDGE_FEATURES` (each in [0, 1]; the ``*_cited*`` ones read what each side cited, the
 rest read the evidence), as :data:`DIMENSION_MODEL` lists them:
 
@@ -124,9 +124,11 @@ rest read the evidence), as :data:`DIMENSION_MODEL` lists them:
 
 Persona: on the seat's emphasised dimensions every penalty weighs :data:`EMPHASIS_PENALTY` times
 and every bonus :data:`EMPHASIS_BONUS` times (the expert is the hardest to convince in their own
-field, so emphasised dimensions lean toward the critic's points). Each seat also adds a fixed
-perspective offset of at most :data:`PERSPECTIVE` per dimension, from a hash of seat number,
-persona, hypothesis id and dimension, so judges differ a little but agree broadly. Scores are
+field, so emphasised dimensions lean toward the critic's points). That is the only difference
+between seats: no hash-derived or random offset. Two judges differ on a dimension only when one
+emphasises it and the other does not and a feature it weighs is non-zero; where none do, they
+cannot disagree, and the panel's agreement is reported as not applicable (None) rather than as
+a number (:func:`debate.engine.consensus.consensus`, ``deterministic``). Scores are
 computed from sets of cited ids and never from the order the sides are shown in
 (``critic_first``), which only position-biased models are sensitive to.
 

@@ -198,7 +198,7 @@ class OfflineBackend:
         started, t0 = datetime.now(UTC), time.perf_counter()
         case = _case(view)
         inputs = _judge_inputs(case, view)
-        scores, terms = judge_scores(inputs.values, seat, view.hypothesis.id)
+        scores, terms = judge_scores(inputs.values, seat)
         reply = JudgeReply(
             scores=DimensionScores(**scores),
             confidence=_confidence(inputs.values),

@@ -1,13 +1,11 @@
-"""Judge scoring: dimensions as linear functions of features, personas and perspectives."""
+"""Judge scoring: dimensions as linear functions of features, weighted by each seat's persona."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
 from debate.core.protocol import DebateView, JudgeSeat
-from debate.core.rubric import DIMENSIONS
 from debate.offline.case import _Case, _frac
 from debate.offline.rules import (
     CONFIDENCE_MODEL,
@@ -15,7 +13,6 @@ from debate.offline.rules import (
     DIMENSION_MODEL,
     EMPHASIS_BONUS,
     EMPHASIS_PENALTY,
-    PERSPECTIVE,
 )
 
 
@@ -65,16 +62,6 @@ def _judge_inputs(case: _Case, view: DebateView) -> _JudgeInputs:
     return _JudgeInputs(values, {**case.ids, **{k: tuple(v) for k, v in cited.items()}})
 
 
-@lru_cache(maxsize=4096)
-def _perspective(seat: int, persona: str, hypothesis_id: str) -> tuple[float, ...]:
-    """A fixed offset in [-PERSPECTIVE, PERSPECTIVE] per dimension, from a hash of the inputs."""
-    out = []
-    for d in DIMENSIONS:
-        digest = hashlib.sha256(f"{seat}|{persona}|{hypothesis_id}|{d}".encode()).digest()
-        out.append((int.from_bytes(digest[:4], "big") / 0xFFFFFFFF * 2 - 1) * PERSPECTIVE)
-    return tuple(out)
-
-
 @lru_cache(maxsize=64)
 def _seat_model(emphasis: frozenset[str]) -> tuple[tuple[str, float, tuple[tuple[str, float], ...]], ...]:
     """:data:`DIMENSION_MODEL` with a persona's emphasis applied to the weights."""
@@ -89,20 +76,21 @@ def _seat_model(emphasis: frozenset[str]) -> tuple[tuple[str, float, tuple[tuple
 
 
 def judge_scores(
-    values: dict[str, float], seat: JudgeSeat, hypothesis_id: str
+    values: dict[str, float], seat: JudgeSeat
 ) -> tuple[dict[str, float], dict[str, list[tuple[str, float]]]]:
     """One seat's dimension scores from judge feature values, and each dimension's terms.
 
-    ``score = clip(base + sum(w' * feature) + perspective)``, rounded to 4 decimals, where
-    ``w' = w`` except on the seat's emphasised dimensions: ``w * EMPHASIS_PENALTY`` for
-    penalties and ``w * EMPHASIS_BONUS`` for bonuses.
+    ``score = clip(base + sum(w' * feature))``, rounded to 4 decimals, where ``w' = w`` except
+    on the seat's emphasised dimensions: ``w * EMPHASIS_PENALTY`` for penalties and
+    ``w * EMPHASIS_BONUS`` for bonuses. Nothing else differs between seats (no hash, no random
+    offset): two seats disagree on a dimension only where one emphasises it and a feature it
+    weighs is non-zero.
     """
-    offsets = _perspective(seat.seat, seat.persona, hypothesis_id)
     scores: dict[str, float] = {}
     terms: dict[str, list[tuple[str, float]]] = {}
-    for (d, base, model), off in zip(_seat_model(frozenset(seat.emphasis)), offsets, strict=True):
+    for d, base, model in _seat_model(frozenset(seat.emphasis)):
         contrib = [(f, w * values[f]) for f, w in model]
-        total = base + off
+        total = base
         for _, c in contrib:
             total += c
         scores[d] = round(min(1.0, max(0.0, total)), 4)

@@ -10,7 +10,7 @@ from debate.core.rubric import DIMENSIONS
 
 MODEL = "offline-heuristic-v1"
 # Bump when the code that applies the tables changes; the tables themselves are hashed.
-RULES_VERSION = "offline-heuristic rules v1"
+RULES_VERSION = "offline-heuristic rules v2"
 
 # ---------------------------------------------------------------- rule tables (all in RULES_HASH)
 
@@ -186,7 +186,6 @@ CONFIDENCE_RANGE = (0.05, 0.95)
 
 EMPHASIS_PENALTY = 1.3
 EMPHASIS_BONUS = 0.9
-PERSPECTIVE = 0.04
 
 
 def describe_model() -> list[str]:
@@ -216,7 +215,6 @@ def _rules_hash() -> str:
         "dimensions": DIMENSION_MODEL,
         "confidence": [CONFIDENCE_MODEL, CONFIDENCE_RANGE],
         "emphasis": [EMPHASIS_PENALTY, EMPHASIS_BONUS],
-        "perspective": PERSPECTIVE,
     }
     blob = RULES_VERSION + json.dumps(tables, sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -235,6 +233,6 @@ SYSTEM_PROMPTS: dict[str, str] = {
     f"{OBJECTIONS_PER_ROUND} new objections a round; concedes when it has nothing new.",
     "judge": "Offline heuristic judge (no model): scores each rubric dimension as a fixed linear "
     "function of named evidence features and of what each side cited; emphasised "
-    f"dimensions weigh penalties x{EMPHASIS_PENALTY} and bonuses x{EMPHASIS_BONUS}; a "
-    f"fixed per-seat perspective of at most ±{PERSPECTIVE}; side order is ignored.",
+    f"dimensions weigh penalties x{EMPHASIS_PENALTY} and bonuses x{EMPHASIS_BONUS}, and "
+    "nothing else differs between seats; side order is ignored.",
 }

@@ -225,7 +225,8 @@ def get_related(
     if_none_match: IfNoneMatch = None,
 ) -> Any:
     """A KB page's Related Hypotheses list (the shared JSON, or the wiki's Markdown lines)."""
-    rl = load_related(s, slug, limit=limit or request.app.state.settings.related.limit)
+    settings = request.app.state.settings.related
+    rl = load_related(s, slug, limit=limit or settings.limit, methods=settings.methods)
     if format == "md":
         return etag_response(rl.markdown, "text/markdown; charset=utf-8", if_none_match)
     return etag_response(related_json(rl), "application/json", if_none_match)

@@ -52,7 +52,14 @@ from debate.wiki.related import (
     related_json,
     term_index,
 )
-from debate.wiki.scores import ScoreRow, changed_hypotheses, score_rows_queued, scores_json
+from debate.wiki.scores import (
+    SCORE_METHODS,
+    ScoreMethod,
+    ScoreRow,
+    changed_hypotheses,
+    score_rows_queued,
+    scores_json,
+)
 
 __all__ = ["BulkSource", "ExportReport", "export", "export_files", "page_with_section", "write_if_changed"]
 
@@ -69,6 +76,11 @@ class ExportReport(BaseModel):
     unchanged: int = Field(description="Files whose bytes were already up to date.")
     written_files: list[str] = Field(description="Paths written, relative to out.")
     skipped: list[str] = Field(default_factory=list, description="Pages not exported, each with why.")
+    scores: dict[str, int] = Field(
+        default_factory=dict,
+        description="Rows of scores.json by the method of their shown score: model, offline, prior "
+        "(rows showing nothing are not counted).",
+    )
     seconds: float
 
 
@@ -246,6 +258,10 @@ class BulkSource:
                 self._ranked[ids] = hit
         return hit
 
+    def method(self, hyp_id: str) -> ScoreMethod | None:
+        row = self.score_rows.get(hyp_id)
+        return row.method if row is not None else None
+
     def rows(self, ids: Sequence[str]) -> tuple[list[ScoreRow], dict[str, datetime]]:
         wanted = sorted({h for h in ids if h in self.score_rows})
         return [self.score_rows[h] for h in wanted], {h: self.queued_at[h] for h in wanted if h in self.queued_at}
@@ -258,10 +274,13 @@ def export_files(
     changed_since: datetime | None = None,
     counts: dict[str, int] | None = None,
     skipped: list[str] | None = None,
+    methods: Sequence[str] = SCORE_METHODS,
 ) -> Iterator[tuple[str, bytes]]:
     """Every (relative path, bytes) an export writes, page by page, then ``scores.json``.
 
-    A page that cannot be exported safely is left out, and why is added to ``skipped``.
+    A page that cannot be exported safely is left out, and why is added to ``skipped``. Lists
+    show only scores made by ``methods``; ``counts`` gets ``scores_<method>``: the rows of
+    ``scores.json`` per method.
     """
     P = t.Page
     changed = changed_hypotheses(session, changed_since) if changed_since is not None else None
@@ -277,7 +296,7 @@ def export_files(
                 if skipped is not None:
                     skipped.append(problem)
                 continue
-            rl, considered = related_for(src, page.slug, limit=limit)
+            rl, considered = related_for(src, page.slug, limit=limit, methods=methods)
             if changed is not None:
                 page_changed = t.as_utc(page.changed_at) >= changed_since  # type: ignore[operator]
                 if not page_changed and not (considered & changed):
@@ -287,7 +306,11 @@ def export_files(
             text = page_with_section(page.raw_text, page, rl.markdown, bool(rl.items))
             yield _safe_rel(page.source_name), text.encode("utf-8")
             yield f"related/{page.slug}.json", related_json(rl).encode("utf-8")
-    yield "scores.json", scores_json(sorted(src.score_rows.values(), key=lambda r: r.id)).encode("utf-8")
+    rows = sorted(src.score_rows.values(), key=lambda r: r.id)
+    if counts is not None:
+        for m in SCORE_METHODS:
+            counts[f"scores_{m}"] = sum(1 for r in rows if r.method == m)
+    yield "scores.json", scores_json(rows).encode("utf-8")
 
 
 def export(
@@ -297,8 +320,10 @@ def export(
     limit: int,
     changed_since: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    methods: Sequence[str] = SCORE_METHODS,
 ) -> ExportReport:
-    """Export every page (or those changed since ``changed_since``) and the scores into ``out``."""
+    """Export every page (or those changed since ``changed_since``) and the scores into ``out``;
+    lists show only scores made by ``methods``."""
     _check_out(out)
     if changed_since is not None:
         # Stored times are UTC; a time without a zone is read as UTC too.
@@ -309,7 +334,9 @@ def export(
     skipped: list[str] = []
     unchanged = 0
     with session_scope(engine) as s:
-        files = export_files(s, limit=limit, changed_since=changed_since, counts=counts, skipped=skipped)
+        files = export_files(
+            s, limit=limit, changed_since=changed_since, counts=counts, skipped=skipped, methods=methods
+        )
         for rel, data in files:
             try:
                 changed = write_if_changed(out, rel, data)
@@ -329,5 +356,6 @@ def export(
         unchanged=unchanged,
         written_files=written,
         skipped=skipped,
+        scores={m: counts.get(f"scores_{m}", 0) for m in SCORE_METHODS},
         seconds=round(time.perf_counter() - started, 3),
     )

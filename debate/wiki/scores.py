@@ -1,11 +1,21 @@
 """The score table: one row per hypothesis with the score the wiki shows, and score history.
 
+Every shown score is labelled with how it was made (``method``, :data:`SCORE_METHODS`): ``model``
+(a debate of language models: the run's backend is ``openai`` or ``local``), ``offline`` (the
+deterministic heuristic agents, backend ``offline``) or ``prior`` (imported, not computed here);
+``null`` when nothing is shown. ``models`` names what produced it: the distinct model names the
+run recorded for its proposer, critic and judges, in that order (``offline-heuristic-v1`` for an
+offline run, as recorded), and ``[]`` for a prior or nothing.
+
 Rules for the score shown (``shown_score``):
 
 * the latest unflagged consensus computed here (a ``done`` run with a score, not flagged) wins;
 * an imported prior is used only until a debate here scores the hypothesis;
-* a flagged run's score is withheld: the previous unflagged score stands, else the prior,
-  else nothing.
+* a flagged run's score is withheld: the previous unflagged score stands if every page it drew
+  evidence from is unchanged since (same content hash); else the prior; else nothing, and the
+  hypothesis stays out of lists until a debate scores it again (``rescore --changed`` picks it
+  up, as its evidence changed). A score computed before its evidence changed is not brought
+  back by a flag.
 
 "Latest" orders runs by ``finished_at`` (falling back to ``created_at``), then by run id, so the
 order is total. :func:`score_rows` reads two set-based statements (per 5,000 ids) whatever the
@@ -20,14 +30,17 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from sqlalchemy import String, bindparam, func, select, type_coerce
+from sqlalchemy import String, bindparam, func, or_, select, type_coerce
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from debate.engine.leases import without_interrupted
 from debate.store import tables as t
 
 __all__ = [
+    "SCORE_METHODS",
     "HistoryRow",
+    "ScoreMethod",
     "ScoreRow",
     "ScoreStatus",
     "changed_hypotheses",
@@ -35,11 +48,16 @@ __all__ = [
     "score_rows",
     "score_rows_queued",
     "scores_json",
+    "method_of_backend",
+    "models_of_run",
     "run_scores",
+    "run_scores_labelled",
     "shown_scores",
 ]
 
 ScoreStatus = Literal["queued", "running", "scored", "prior", "unscored"]
+ScoreMethod = Literal["model", "offline", "prior"]
+SCORE_METHODS: tuple[ScoreMethod, ...] = ("model", "offline", "prior")
 ACTIVE = ("queued", "running")
 # Below SQLite's (32,766) and PostgreSQL's (65,535) bound-parameter limits.
 _IN_CHUNK = 5000
@@ -71,6 +89,16 @@ class ScoreRow(BaseModel):
         description="Of those, the judges whose verdicts the score counts: fewer when a judge failed and the "
         "panel's quorum still held (its seat stays empty).",
     )
+    method: ScoreMethod | None = Field(
+        None,
+        description="How the shown score was made: model (a debate of language models), offline (the "
+        "deterministic heuristic agents), prior (imported, not computed here); null when nothing is shown.",
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="Distinct model names of the run whose score is shown (proposer, critic, judges; "
+        "offline-heuristic-v1 for an offline run); empty for a prior or nothing.",
+    )
 
 
 class HistoryRow(BaseModel):
@@ -86,6 +114,25 @@ class HistoryRow(BaseModel):
     flagged: bool
     trigger: str
     batch: str | None
+
+
+def method_of_backend(backend: str) -> ScoreMethod:
+    """A run's scoring method from its backend: ``offline`` for the heuristic agents, else ``model``."""
+    return "offline" if backend == "offline" else "model"
+
+
+def models_of_run(models: Mapping[str, object] | None) -> list[str]:
+    """The distinct model names a run recorded (``models`` column: role -> name, ``judges`` a list),
+    proposer, critic, then judges; other keys (``base_url``) are not model names."""
+    out: list[str] = []
+    models = models or {}
+    judges = models.get("judges")
+    names = [models.get("proposer"), models.get("critic"), models.get("judge")]
+    names += list(judges) if isinstance(judges, list | tuple) else []
+    for name in names:
+        if isinstance(name, str) and name and name not in out:
+            out.append(name)
+    return out
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -115,6 +162,8 @@ _Q_RUNS = select(
     _R.interval_hi,
     _R.n_judges,
     _R.config["judges"].as_integer().label("judges_seated"),
+    _R.backend,
+    _R.models,
     _R.finished_at,
     _R.created_at,
 ).where(_R.status.in_(("done", *ACTIVE)))
@@ -133,7 +182,28 @@ _Q_RUN_ORDER_IN = select(
     _R.score,
     type_coerce(func.coalesce(_R.finished_at, _R.created_at), String).label("finished_at"),
     type_coerce(_R.created_at, String).label("created_at"),
+    _R.backend,
 ).where(_R.hypothesis_id.in_(bindparam("ids", expanding=True)))
+
+
+_E, _P = t.Evidence, t.Page
+# Runs whose evidence came from a page that changed (or went) since they retrieved it.
+_Q_STALE_IN = (
+    select(_E.run_id)
+    .distinct()
+    .select_from(_E.__table__.outerjoin(_P.__table__, _P.slug == _E.page_slug))  # type: ignore[attr-defined]
+    .where(_E.run_id.in_(bindparam("ids", expanding=True)))
+    .where(or_(_P.content_hash.is_(None), _P.content_hash != _E.page_hash))
+)
+
+
+def _stale(conn: Connection, run_ids: Iterable[str]) -> set[str]:
+    """Of ``run_ids``, those whose evidence no longer reads as the KB does."""
+    out: set[str] = set()
+    for part in _chunks(sorted(set(run_ids))):
+        if part:
+            out.update(conn.execute(_Q_STALE_IN, {"ids": list(part)}).scalars())
+    return out
 
 
 @dataclass
@@ -160,6 +230,17 @@ class _Runs:
             if not r.flagged and r.score is not None and (h not in self.usable or key > self.usable[h][0]):
                 self.usable[h] = (key, r)
 
+    def drop_stale_fallbacks(self, conn: Connection) -> None:
+        """Where the latest done run is flagged, keep the earlier usable one only if its
+        evidence is unchanged since."""
+        fallback = {
+            self.usable[h][1].id: h
+            for h, (_, latest) in self.done.items()
+            if latest.flagged and h in self.usable and self.usable[h][1].id != latest.id
+        }
+        for run_id in _stale(conn, fallback):
+            del self.usable[fallback[run_id]]
+
     def shown(self, hyp_id: str, prior: float | None) -> float | None:
         """The rule: the latest usable score computed here, else the imported prior."""
         run = self.usable.get(hyp_id)
@@ -173,26 +254,43 @@ def run_scores(session: Session, ids: Iterable[str]) -> dict[str, tuple[float | 
     Only the candidates' runs are read (an index probe each) and no score rows are built: the
     cheap form that ranks thousands of Related Hypotheses candidates.
     """
+    return {h: (score, pending) for h, (score, pending, _m) in run_scores_labelled(session, ids).items()}
+
+
+def run_scores_labelled(
+    session: Session, ids: Iterable[str]
+) -> dict[str, tuple[float | None, bool, ScoreMethod | None]]:
+    """:func:`run_scores` with the method of each score (None where no score is computed here)."""
     wanted = list(set(ids))
     conn = session.connection()
     seen: set[str] = set()
     active: set[str] = set()
-    usable: dict[str, tuple[tuple, float]] = {}  # type: ignore[type-arg]  # id -> (recency key, score)
+    usable: dict[str, tuple[tuple, float, str, str]] = {}  # type: ignore[type-arg]  # id -> (key, score, run, backend)
+    latest: dict[str, tuple[tuple, bool]] = {}  # type: ignore[type-arg]  # id -> (recency key, flagged)
     for part in _chunks(wanted):
         # An interrupted run (its process was killed) is no debate in progress.
         rows = without_interrupted(conn, conn.execute(_Q_RUN_ORDER_IN, {"ids": part}).all())
-        for h, run_id, status, flagged, score, finished, created in rows:
+        for h, run_id, status, flagged, score, finished, created, backend in rows:
             if status in ACTIVE:
                 active.add(h)
             elif status != "done":
                 continue
             seen.add(h)
-            if status == "done" and not flagged and score is not None:
-                key = (finished or created, run_id)
-                best = usable.get(h)
-                if best is None or key > best[0]:
-                    usable[h] = (key, score)
-    return {h: (usable[h][1] if h in usable else None, h in active) for h in seen}
+            if status != "done":
+                continue
+            key = (finished or created, run_id)
+            if h not in latest or key > latest[h][0]:
+                latest[h] = (key, bool(flagged))
+            if not flagged and score is not None and (h not in usable or key > usable[h][0]):
+                usable[h] = (key, score, run_id, backend)
+    # Behind a flagged latest run, an earlier score stands only while its evidence is unchanged.
+    fallback = {usable[h][2]: h for h, (_, flagged) in latest.items() if flagged and h in usable}
+    for run_id in _stale(conn, fallback):
+        del usable[fallback[run_id]]
+    return {
+        h: (usable[h][1], h in active, method_of_backend(usable[h][3])) if h in usable else (None, h in active, None)
+        for h in seen
+    }
 
 
 def shown_scores(
@@ -246,6 +344,7 @@ def score_rows_queued(
             params = {"ids": list(part)}
             hyps.extend(conn.execute(_Q_HYPS_IN, params).all())
             runs.add(without_interrupted(conn, conn.execute(_Q_RUNS_IN, params).all()))
+    runs.drop_stale_fallbacks(conn)
     out: list[ScoreRow] = []
     for h in hyps:
         run = runs.usable[h.id][1] if h.id in runs.usable else None
@@ -259,6 +358,11 @@ def score_rows_queued(
         else:
             status = "unscored"
         has_interval = run is not None and run.interval_lo is not None and run.interval_hi is not None
+        method: ScoreMethod | None = None
+        if run is not None:
+            method = method_of_backend(run.backend)
+        elif h.prior_score is not None:
+            method = "prior"
         out.append(
             ScoreRow(
                 id=h.id,
@@ -276,6 +380,8 @@ def score_rows_queued(
                 scored_at=_iso(run.finished_at) if run is not None else None,
                 judges=run.judges_seated if run is not None else None,
                 judges_counted=run.n_judges if run is not None else None,
+                method=method,
+                models=models_of_run(run.models) if run is not None else [],
             )
         )
     out.sort(key=lambda r: r.id)

@@ -104,4 +104,6 @@ def _hyp_item(c: Candidate, row: ScoreRow) -> RelatedItem:
         in_progress=row.shown_score is None,
         relatedness=c.relatedness(),
         reasons=c.reasons(),
+        method=row.method if row.shown_score is not None else None,
+        models=list(row.models) if row.shown_score is not None else [],
     )

@@ -42,6 +42,10 @@ class RelatedItem(BaseModel):
     in_progress: bool
     relatedness: float
     reasons: list[str] = Field(description="Why it is related: listed, gene:X, mechanism:x, ...")
+    method: Literal["model", "offline", "prior"] | None = Field(
+        None, description="How the shown score was made (as in scores.json); null for in-progress lines."
+    )
+    models: list[str] = Field(default_factory=list, description="Model names that produced the shown score.")
 
 
 class RelatedList(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,7 +19,7 @@ from debate.wiki.related.listing import build_list
 from debate.wiki.related.models import BEST_FACTOR, SCORE_BASE, WEIGHTS, Candidate, RelatedList
 from debate.wiki.related.page import PageContext
 from debate.wiki.related.source import DbSource, RelatedSource
-from debate.wiki.scores import ScoreRow
+from debate.wiki.scores import SCORE_METHODS, ScoreRow
 
 
 @dataclass
@@ -205,31 +205,47 @@ def load_related(
     limit: int = 10,
     index: TermIndex | None = None,
     prune: bool = True,
+    methods: Sequence[str] = SCORE_METHODS,
 ) -> RelatedList:
     """Load, rank and render the Related Hypotheses list of the page ``slug``.
 
     Raises :class:`NotFoundError` for an unknown slug. ``index`` lets a caller that builds many
     lists reuse one :class:`TermIndex`; ``prune=False`` reads every candidate's score (for
-    checking that pruning changes nothing).
+    checking that pruning changes nothing); ``methods`` (``[related] methods``) the score
+    methods the list may show.
     """
-    return related_for(DbSource(session, index), slug, limit=limit, prune=prune)[0]
+    return related_for(DbSource(session, index), slug, limit=limit, prune=prune, methods=methods)[0]
 
 
-def related_markdown(engine: Engine, slug: str, *, limit: int = 10) -> str:
+def related_markdown(engine: Engine, slug: str, *, limit: int = 10, methods: Sequence[str] = SCORE_METHODS) -> str:
     """The section text of one page's list, read in its own session (for scripts and the demo)."""
     from debate.store.db import (
         session_scope,  # local: keeps the pure parts free of the engine setup
     )
 
     with session_scope(engine) as s:
-        return load_related(s, slug, limit=limit).markdown
+        return load_related(s, slug, limit=limit, methods=methods).markdown
 
 
-def related_for(src: RelatedSource, slug: str, *, limit: int = 10, prune: bool = True) -> tuple[RelatedList, set[str]]:
+def related_for(
+    src: RelatedSource,
+    slug: str,
+    *,
+    limit: int = 10,
+    prune: bool = True,
+    methods: Sequence[str] = SCORE_METHODS,
+) -> tuple[RelatedList, set[str]]:
     """Rank and render a page's list from ``src``; also the ids of every candidate whose score
     was read (a hypothesis whose score change could move the list is among them, or is listed:
     what an incremental export needs to know).
+
+    A hypothesis whose shown score was made by a method not in ``methods`` is left out (it is
+    not replaced by another of its scores: the list shows what the score table shows, or nothing).
     """
+    allowed = frozenset(methods)
+    if not allowed:
+        raise ValueError("methods: at least one of model, offline, prior")
+    filtered = not allowed >= set(SCORE_METHODS)
     idx = src.index
     ctx = src.page(slug)
     cited = src.cited([ctx.slug])
@@ -275,7 +291,7 @@ def related_for(src: RelatedSource, slug: str, *, limit: int = 10, prune: bool =
         for score, h in scored:
             if prune and len(best) >= limit and (r + linked_w) * (SCORE_BASE + score) < best[0]:
                 break  # best first: no later one can make the list even if linked
-            if h in skip:
+            if h in skip or (filtered and src.method(h) not in allowed):
                 continue
             full = r + (linked_w if hood.is_linked(h, idx) else 0.0)
             rank = full * (SCORE_BASE + score)

@@ -16,7 +16,7 @@ from debate.store import tables as t
 from debate.wiki.related.index import TermIndex, term_index
 from debate.wiki.related.models import MAX_INCOMING, best_first, best_first_key
 from debate.wiki.related.page import PageContext, page_context
-from debate.wiki.scores import ScoreRow, run_scores, score_rows_queued
+from debate.wiki.scores import ScoreMethod, ScoreRow, run_scores_labelled, score_rows_queued
 
 # Built once with bound parameters: a list is read in a dozen small statements, and building
 # and compiling them anew each time would cost more than running them.
@@ -89,6 +89,9 @@ class RelatedSource(Protocol):
     def rows(self, ids: Sequence[str]) -> tuple[list[ScoreRow], dict[str, datetime]]:
         """Full score rows and queue times, as :func:`debate.wiki.scores.score_rows_queued`."""
 
+    def method(self, hyp_id: str) -> ScoreMethod | None:
+        """How the score :meth:`ranked` gave for ``hyp_id`` was made (model, offline, prior)."""
+
 
 class DbSource:
     """Reads one page's data with indexed set queries (``related`` command and API)."""
@@ -97,7 +100,8 @@ class DbSource:
         self.session = session
         self.conn = session.connection()
         self.index = index if index is not None else term_index(session)
-        self._runs: dict[str, tuple[float | None, bool]] = {}  # see debate.wiki.scores.run_scores
+        # id -> (score, pending, method): see debate.wiki.scores.run_scores_labelled
+        self._runs: dict[str, tuple[float | None, bool, ScoreMethod | None]] = {}
         self._asked: set[str] = set()
 
     def page(self, slug: str) -> PageContext:
@@ -130,7 +134,7 @@ class DbSource:
     def prefetch(self, ids: AbstractSet[str]) -> None:
         new = ids - self._asked
         if new:
-            self._runs.update(run_scores(self.session, new))
+            self._runs.update(run_scores_labelled(self.session, new))
             self._asked |= new
 
     def ranked(self, ids: AbstractSet[str], skip: AbstractSet[str]) -> tuple[Iterable[tuple[float, str]], list[str]]:
@@ -141,7 +145,7 @@ class DbSource:
         runs = {h: self._runs[h] for h in want if h in self._runs}
         priors = self.index.priors
         shown: dict[str, tuple[float | None, bool]] = {}
-        for h, (score, pending) in runs.items():
+        for h, (score, pending, _method) in runs.items():
             if h in priors:
                 shown[h] = (score if score is not None else priors[h], pending)
         with_runs, pending = best_first(shown)
@@ -150,3 +154,9 @@ class DbSource:
 
     def rows(self, ids: Sequence[str]) -> tuple[list[ScoreRow], dict[str, datetime]]:
         return score_rows_queued(self.session, ids=ids)
+
+    def method(self, hyp_id: str) -> ScoreMethod | None:
+        run = self._runs.get(hyp_id)
+        if run is not None and run[0] is not None:
+            return run[2]
+        return "prior" if self.index.priors.get(hyp_id) is not None else None
