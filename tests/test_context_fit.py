@@ -3,17 +3,16 @@ the context window (and a clear failure when even the smallest prompt cannot fit
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from test_debate_openai import _debate
+from test_debate_openai import _settings as openai_settings
 
 from debate.core.calls import ChatMessage, CompletionFailed, PromptVariant
-from debate.core.config import load_settings
-from debate.engine.runs import Executor, create_runs
 from debate.engine.transcript import load_transcript, render
 from debate.llm.client import EndpointConfig, OpenAIChatClient
 from debate.llm.fake import FakeOpenAIServer, Fault, Reply
@@ -128,29 +127,8 @@ async def test_the_window_and_the_counts_come_from_a_llama_cpp_server() -> None:
     assert fit.prompt_tokens == 2000 // 4 + 2 * 8  # the server's count plus the chat template's overhead
 
 
-def _debate(engine, settings, *, rounds: int = 1, judges: int = 1) -> str:  # type: ignore[no-untyped-def]
-    [run_id] = create_runs(engine, settings, [SOD1], backend="openai", rounds=rounds, judges=judges)
-
-    async def go() -> None:
-        async with Executor(engine, settings, backend="openai") as ex:
-            await ex.execute(run_id)
-
-    asyncio.run(go())
-    return run_id
-
-
 def _settings(db_url: str, base_url: str, **openai: object):  # type: ignore[no-untyped-def]
-    return load_settings(
-        database_url=db_url,
-        openai={
-            "base_url": base_url,
-            "api_key": "k",
-            "structured_output": "json_schema",
-            "timeout_s": 5.0,
-            "max_reasks": 1,
-            **openai,
-        },
-    )
+    return openai_settings(db_url, base_url, **{"timeout_s": 5.0, "max_reasks": 1, **openai})
 
 
 def test_a_prompt_over_the_window_drops_its_lowest_ranked_evidence(sample_engine, db_url) -> None:  # type: ignore[no-untyped-def]

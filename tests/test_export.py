@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 from conftest import run_cli
 from pages import PageSpec
-from sqlalchemy import insert
+from rows import insert_run
 from sqlalchemy.engine import Engine
 
 from debate.core.models import HypothesisIn
@@ -36,25 +35,8 @@ def ingested(engine: Engine, page_path: Path, tmp_path: Path) -> Engine:
 
 def add_done_run(engine: Engine, hyp_id: str, score: float, at: datetime | None = None) -> str:
     """Record a finished offline debate of ``hyp_id`` that scored ``score``; its run id."""
-    run_id = f"r-{uuid4().hex[:12]}"
     at = at or utcnow()
-    with session_scope(engine) as s:
-        s.execute(
-            insert(t.Run).values(
-                id=run_id,
-                hypothesis_id=hyp_id,
-                status="done",
-                backend="offline",
-                models={},
-                config={},
-                prompt_hashes={},
-                created_at=at - timedelta(seconds=30),
-                finished_at=at,
-                score=score,
-                agreement=0.8,
-            )
-        )
-    return run_id
+    return insert_run(engine, hyp_id, at=at - timedelta(seconds=30), score=score, agreement=0.8)
 
 
 def run_export(engine: Engine, out: Path, **kw) -> ExportReport:  # type: ignore[no-untyped-def]

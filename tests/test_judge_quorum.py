@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from sqlalchemy import select
+from test_debate_openai import _debate, _settings
 
 from debate.core.config import load_settings
 from debate.engine.runs import Executor, create_runs
@@ -33,24 +34,8 @@ def _failing_seats(*seats: int):  # type: ignore[no-untyped-def]
 
 
 def _run_debate(engine, db_url: str, server: FakeOpenAIServer) -> str:  # type: ignore[no-untyped-def]
-    settings = load_settings(
-        database_url=db_url,
-        openai={
-            "base_url": server.base_url,
-            "api_key": "k",
-            "structured_output": "json_schema",
-            "timeout_s": 5.0,
-            "max_reasks": 1,
-        },
-    )
-    [run_id] = create_runs(engine, settings, [SOD1], backend="openai", rounds=1, judges=3)
-
-    async def go() -> None:
-        async with Executor(engine, settings, backend="openai") as ex:
-            await ex.execute(run_id)
-
-    asyncio.run(go())
-    return run_id
+    """One round before a panel of three judges."""
+    return _debate(engine, _settings(db_url, server.base_url, timeout_s=5.0, max_reasks=1), judges=3)
 
 
 def _attempts(engine, run_id: str) -> list[t.Attempt]:  # type: ignore[no-untyped-def]

@@ -13,11 +13,11 @@ import pytest
 from conftest import SOD1, run_cli
 from rich.console import Console
 from rich.text import Text
+from test_debate_openai import _settings as openai_settings
 
 from debate.cli.runs import ProgressDisplay, progress_line, progress_text
 from debate.core import calls
 from debate.core.calls import ChatMessage, Progress, Speaker, progress_sink, speaking
-from debate.core.config import load_settings
 from debate.core.models import CriticReply
 from debate.engine.runs import Executor, create_runs
 from debate.llm.client import EndpointConfig, OpenAIChatClient
@@ -25,17 +25,7 @@ from debate.llm.fake import FakeOpenAIServer, Fault, Reply
 
 
 def _settings(db_url: str, base_url: str, **openai: object):  # type: ignore[no-untyped-def]
-    return load_settings(
-        database_url=db_url,
-        openai={
-            "base_url": base_url,
-            "api_key": "k",
-            "structured_output": "json_schema",
-            "timeout_s": 2.0,
-            "idle_timeout_s": 5,
-            **openai,
-        },
-    )
+    return openai_settings(db_url, base_url, **{"idle_timeout_s": 5, **openai})
 
 
 def _debate(engine, settings, *, judges: int = 1) -> tuple[str, list[Progress]]:  # type: ignore[no-untyped-def]

@@ -172,11 +172,6 @@ def test_two_workers_finish_a_batch_despite_one_killed_mid_batch(queue_db, cli_e
         opts = normalize_options(
             backend="openai",
             stale_after="1d",
-            changed=False,
-            prompt_changed=False,
-            ids=None,
-            limit=None,
-            default_stale_after="30d",
         )
         batch, created = open_or_create_batch(engine, settings, opts)
         assert created and batch is not None and batch.total == N_EXTRA + 15

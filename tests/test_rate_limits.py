@@ -42,11 +42,7 @@ def _rescore(engine, db_url: str, base_url: str, *, concurrency: int, **openai: 
     opts = normalize_options(
         backend="openai",
         stale_after="0s",
-        changed=False,
-        prompt_changed=False,
-        ids=None,
         limit=12,
-        default_stale_after="30d",
     )
     batch, _ = open_or_create_batch(engine, settings, opts, concurrency=concurrency)
     assert batch is not None

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 from conftest import run_cli
+from rows import T0, add_hyp, insert_run
 from sqlalchemy import insert
 
 from debate.core.models import HypothesisIn
 from debate.core.scoring import GREEN, RED, YELLOW
-from debate.engine.leases import me
 from debate.kb import hypotheses as hyps
 from debate.kb.ingest import ingest_paths
 from debate.store import tables as t
@@ -27,7 +26,6 @@ from debate.wiki.related import (
 )
 
 HEADER = "Related Hypotheses\nFrom the [SciDEX Exchange](/exchange) — scored by multi-agent debate\n"
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def wiki_page(
@@ -70,44 +68,16 @@ def ingest(engine, tmp_path: Path, pages: dict[str, str]) -> None:  # type: igno
     ingest_paths(engine, [kb])
 
 
-def add_hyp(engine, title: str, **kw) -> str:  # type: ignore[no-untyped-def]
-    with session_scope(engine) as s:
-        row, _ = hyps.add(s, HypothesisIn(title=title, source="test", **kw))
-        return row.id
-
-
 def add_run(
-    engine,
+    engine,  # type: ignore[no-untyped-def]
     hyp_id: str,
     *,
     status: str = "done",
-    score: float | None = None,  # type: ignore[no-untyped-def]
+    score: float | None = None,
     flagged: bool = False,
     at: datetime = T0,
 ) -> str:
-    run_id = f"r-{uuid4().hex[:12]}"
-    done = status == "done"
-    with session_scope(engine) as s:
-        s.execute(
-            insert(t.Run).values(
-                id=run_id,
-                hypothesis_id=hyp_id,
-                status=status,
-                backend="offline",
-                models={},
-                config={},
-                prompt_hashes={},
-                created_at=at,
-                finished_at=at + timedelta(seconds=30) if done else None,
-                score=score,
-                agreement=0.8 if score is not None else None,
-                interval_lo=score - 0.05 if score is not None else None,
-                interval_hi=score + 0.05 if score is not None else None,
-                flagged=flagged,
-                owner=me() if status in ("queued", "running") else None,  # live: this process holds it
-            )
-        )
-    return run_id
+    return insert_run(engine, hyp_id, at=at, spread=0.05, status=status, score=score, flagged=flagged)
 
 
 def related(engine, slug: str, **kw) -> RelatedList:  # type: ignore[no-untyped-def]

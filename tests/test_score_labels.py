@@ -4,26 +4,20 @@ models, in scores --json, scores.json, related JSON and the API; [related] metho
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
 
 from conftest import run_cli
-from sqlalchemy import insert
+from rows import add_hyp, insert_run
 from test_related import HEADER, ingest, span, wiki_page
 
 from debate.core.config import load_settings
-from debate.core.models import HypothesisIn
 from debate.core.scoring import GREEN, YELLOW
 from debate.engine.backends import backend_models
-from debate.kb import hypotheses as hyps
-from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.wiki.export import export
 from debate.wiki.related import load_related, related_json
 from debate.wiki.scores import ScoreRow, score_rows, scores_json
 
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
 OPENAI_MODELS = {
     "proposer": "gpt-x",
     "critic": "gpt-x",
@@ -32,35 +26,19 @@ OPENAI_MODELS = {
 }
 
 
-def add_hyp(engine, title: str, **kw) -> str:  # type: ignore[no-untyped-def]
-    with session_scope(engine) as s:
-        row, _ = hyps.add(s, HypothesisIn(title=title, source="test", **kw))
-        return row.id
-
-
 def add_run(engine, hyp_id: str, *, score: float, backend: str, models: dict) -> str:  # type: ignore[type-arg,no-untyped-def]
-    run_id = f"r-{uuid4().hex[:12]}"
-    with session_scope(engine) as s:
-        s.execute(
-            insert(t.Run).values(
-                id=run_id,
-                hypothesis_id=hyp_id,
-                status="done",
-                backend=backend,
-                models=models,
-                config={"judges": 3},
-                prompt_hashes={},
-                created_at=T0,
-                finished_at=T0 + timedelta(seconds=30),
-                score=score,
-                agreement=None,
-                interval_lo=score,
-                interval_hi=score,
-                n_judges=3,
-                trigger="test",
-            )
-        )
-    return run_id
+    return insert_run(
+        engine,
+        hyp_id,
+        score=score,
+        backend=backend,
+        models=models,
+        config={"judges": 3},
+        interval_lo=score,
+        interval_hi=score,
+        n_judges=3,
+        trigger="test",
+    )
 
 
 def _four_kinds(engine) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from datetime import datetime, timedelta
 
 from conftest import run_cli
-from sqlalchemy import insert, select
+from rows import T0, add_hyp, insert_evidence, insert_run
+from sqlalchemy import select
 
-from debate.core.models import HypothesisIn
-from debate.engine.leases import me
-from debate.kb import hypotheses as hyps
 from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.wiki.scores import (
@@ -24,50 +21,20 @@ from debate.wiki.scores import (
     shown_scores,
 )
 
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def add_hyp(engine, title: str, **kw) -> str:  # type: ignore[no-untyped-def]
-    with session_scope(engine) as s:
-        row, _ = hyps.add(s, HypothesisIn(title=title, source="test", **kw))
-        return row.id
-
 
 def add_run(
-    engine,
+    engine,  # type: ignore[no-untyped-def]
     hyp_id: str,
     *,
     status: str = "done",
-    score: float | None = None,  # type: ignore[no-untyped-def]
+    score: float | None = None,
     flagged: bool = False,
     at: datetime = T0,
     batch: str | None = None,
 ) -> str:
-    run_id = f"r-{uuid4().hex[:12]}"
-    finished = at + timedelta(seconds=30) if status in ("done", "failed") else None
-    with session_scope(engine) as s:
-        s.execute(
-            insert(t.Run).values(
-                id=run_id,
-                hypothesis_id=hyp_id,
-                status=status,
-                backend="offline",
-                models={},
-                config={},
-                prompt_hashes={},
-                created_at=at,
-                finished_at=finished,
-                score=score,
-                agreement=0.8 if score is not None else None,
-                interval_lo=score - 0.1 if score is not None else None,
-                interval_hi=score + 0.1 if score is not None else None,
-                flagged=flagged,
-                trigger="test",
-                batch_id=batch,
-                owner=me() if status in ("queued", "running") else None,  # live: this process holds it
-            )
-        )
-    return run_id
+    return insert_run(
+        engine, hyp_id, at=at, spread=0.1, status=status, score=score, flagged=flagged, trigger="test", batch_id=batch
+    )
 
 
 def rows(engine, **kw) -> dict[str, ScoreRow]:  # type: ignore[no-untyped-def]
@@ -136,21 +103,7 @@ def _page(engine, tmp_path, status: str) -> str:  # type: ignore[no-untyped-def]
 
 def _cite(engine, run_id: str, page_hash: str) -> None:  # type: ignore[no-untyped-def]
     """Record that ``run_id`` drew its evidence from the note page as it read with ``page_hash``."""
-    with session_scope(engine) as s:
-        s.execute(
-            insert(t.Evidence).values(
-                run_id=run_id,
-                eid="E1",
-                rank=1,
-                page_slug="notes-wren-kinase",
-                page_hash=page_hash,
-                heading_path=["Overview"],
-                text="Wren kinase is an invented enzyme.",
-                score=1.0,
-                relevance=1.0,
-                facts=[],
-            )
-        )
+    insert_evidence(engine, run_id, ["notes-wren-kinase"], page_hash)
 
 
 def _flag_over_earlier_score(engine, tmp_path, *, edit: bool, prior: float | None) -> ScoreRow:  # type: ignore[no-untyped-def]
@@ -196,12 +149,7 @@ def test_rescore_changed_picks_a_hypothesis_whose_shown_fallback_went_stale(engi
     _cite(engine, flagged, edited)
     opts = normalize_options(
         backend="offline",
-        stale_after=None,
         changed=True,
-        prompt_changed=False,
-        ids=None,
-        limit=None,
-        default_stale_after="30d",
     )
     with session_scope(engine) as s:
         picked = select_hypotheses(s, opts, now=t.utcnow(), current_prompts={})

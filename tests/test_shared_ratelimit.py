@@ -156,11 +156,6 @@ def test_two_workers_send_at_most_rpm_requests_together(
     opts = normalize_options(
         backend="openai",
         stale_after="0s",
-        changed=False,
-        prompt_changed=False,
-        ids=None,
-        limit=None,
-        default_stale_after="30d",
     )
     batch, created = open_or_create_batch(engine, settings, opts)
     assert created and batch is not None

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
+import rows
 from conftest import run_cli
-from sqlalchemy import insert
 
 from debate.core.errors import NotFoundError, UserInputError
-from debate.core.models import HypothesisIn
-from debate.kb import hypotheses as hyps
 from debate.kb.ingest import ingest_paths
-from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.store.tables import utcnow
 from debate.wiki.targets import gene_links, hypothesis_links, target_links_text
@@ -56,41 +52,12 @@ def kb(engine, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def add_hyp(engine, title: str, targets: list[str]) -> str:  # type: ignore[no-untyped-def]
-    with session_scope(engine) as s:
-        row, _ = hyps.add(s, HypothesisIn(title=title, targets=targets, prior_score=0.5, source="test"))
-        return row.id
+    return rows.add_hyp(engine, title, targets=targets, prior_score=0.5)
 
 
 def add_run_with_evidence(engine, hyp_id: str, slugs: list[str], status: str = "done") -> str:  # type: ignore[no-untyped-def]
-    run_id = f"r-{uuid4().hex[:12]}"
-    with session_scope(engine) as s:
-        s.execute(
-            insert(t.Run).values(
-                id=run_id,
-                hypothesis_id=hyp_id,
-                status=status,
-                backend="offline",
-                models={},
-                config={},
-                prompt_hashes={},
-                score=0.7,
-                created_at=utcnow(),
-            )
-        )
-        for i, slug in enumerate(slugs):
-            s.execute(
-                insert(t.Evidence).values(
-                    run_id=run_id,
-                    eid=f"E{i + 1}",
-                    rank=i + 1,
-                    page_slug=slug,
-                    page_hash="x",
-                    heading_path=[],
-                    text="...",
-                    score=1.0,
-                    facts=[],
-                )
-            )
+    run_id = rows.insert_run(engine, hyp_id, at=utcnow(), status=status, score=0.7)
+    rows.insert_evidence(engine, run_id, slugs)
     return run_id
 
 

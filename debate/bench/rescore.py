@@ -117,11 +117,6 @@ def _rescore(engine: Engine, settings: Any, *, concurrency: int, processes: int 
     opts = normalize_options(
         backend=settings.backend,
         stale_after="0s",
-        changed=False,
-        prompt_changed=False,
-        ids=None,
-        limit=None,
-        default_stale_after="30d",
     )
     batch, _ = open_or_create_batch(engine, settings, opts, concurrency=concurrency)
     assert batch is not None
@@ -348,11 +343,7 @@ def queue_level(
             opts = normalize_options(
                 backend="openai",
                 stale_after="0s",
-                changed=False,
-                prompt_changed=False,
                 ids=ids,
-                limit=None,
-                default_stale_after="30d",
             )
             batch, _ = open_or_create_batch(engine, settings, opts, ids=ids)
             assert batch is not None and batch.total == n

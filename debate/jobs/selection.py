@@ -112,14 +112,17 @@ def ids_hash(ids: Iterable[str]) -> str:
 def normalize_options(
     *,
     backend: BackendName,
-    stale_after: str | None,
-    changed: bool,
-    prompt_changed: bool,
-    ids: Sequence[str] | None,
-    limit: int | None,
-    default_stale_after: str,
+    stale_after: str | None = None,
+    changed: bool = False,
+    prompt_changed: bool = False,
+    ids: Sequence[str] | None = None,
+    limit: int | None = None,
+    default_stale_after: str = "30d",
 ) -> SelectionOptions:
-    """Options as given on the command line, normalized (the default staleness made explicit)."""
+    """Options as given on the command line, normalized (the default staleness made explicit).
+
+    The defaults are the command's: no criterion named, so ``stale`` applies with
+    ``default_stale_after`` (the ``[rescore] stale_after`` setting, 30 days by default)."""
     if stale_after is not None:
         stale_s: int | None = int(parse_duration(stale_after, what="--stale-after").total_seconds())
     elif not (changed or prompt_changed):
