@@ -139,45 +139,35 @@ class ModelBackend:
         The call's progress (:func:`~debate.core.calls.progress_sink`) names this turn: the
         view's round, ``name`` as the role, and ``seat`` (the run is named by whoever runs it)."""
         with speaking(round=view.round, role=name, seat=seat):
-            return await self._ask_now(name, schema, model, view, values, critic_first=critic_first)
-
-    async def _ask_now(
-        self,
-        name: str,
-        schema: type[BaseModel],
-        model: str,
-        view: DebateView,
-        values: Mapping[str, str],
-        *,
-        critic_first: bool,
-    ) -> AgentResult:
-        prompt = load(name, self.prompts_dir)
-        # Rounds before the one being argued (a judge sees the last round whole).
-        last = max((t.round for t in view.turns), default=0) if name == "judge" else view.round
-        variants = prompt_variants(
-            prompt,
-            values,
-            view.evidence,
-            lambda shortened: render_history(view.turns, critic_first=critic_first, shortened=shortened),
-            sorted({t.round for t in view.turns if t.round < last}),
-        )
-        fit = None
-        if isinstance(self.client, PromptFitter):
-            variant, fit = await self.client.fit(variants, schema, role=name, model=model)
-        else:
-            variant = next(variants)
-        sampling = self.role_sampling.get(name)
-        done = await self.client.complete(variant.messages, schema, model=model, sampling=sampling, role=name, fit=fit)
-        return AgentResult(
-            reply=done.parsed,
-            raw=done.raw,
-            messages=done.messages,
-            attempts=done.attempts,
-            model=done.model,
-            label="model",
-            prompt=prompt.ref,
-            fit=fit,
-        )
+            prompt = load(name, self.prompts_dir)
+            # Rounds before the one being argued (a judge sees the last round whole).
+            last = max((t.round for t in view.turns), default=0) if name == "judge" else view.round
+            variants = prompt_variants(
+                prompt,
+                values,
+                view.evidence,
+                lambda shortened: render_history(view.turns, critic_first=critic_first, shortened=shortened),
+                sorted({t.round for t in view.turns if t.round < last}),
+            )
+            fit = None
+            if isinstance(self.client, PromptFitter):
+                variant, fit = await self.client.fit(variants, schema, role=name, model=model)
+            else:
+                variant = next(variants)
+            sampling = self.role_sampling.get(name)
+            done = await self.client.complete(
+                variant.messages, schema, model=model, sampling=sampling, role=name, fit=fit
+            )
+            return AgentResult(
+                reply=done.parsed,
+                raw=done.raw,
+                messages=done.messages,
+                attempts=done.attempts,
+                model=done.model,
+                label="model",
+                prompt=prompt.ref,
+                fit=fit,
+            )
 
     def _debater_values(self, view: DebateView) -> dict[str, str]:
         return {**hypothesis_vars(view.hypothesis), "round": str(view.round), "max_rounds": str(view.max_rounds)}
