@@ -160,6 +160,47 @@ def test_a_live_owner_or_job_keeps_a_run_and_anything_else_is_interrupted(url: s
 
 
 @pytest.mark.postgres
+def test_a_queue_job_takes_its_run_though_the_creator_hands_it_over_mid_take(sample_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The process that queued a run hands it to its job (owner cleared) while a worker is taking
+    it: the worker reads the lease again and runs it, instead of giving up and orphaning the run
+    (once seen as a second job deferred for it by the next rescoring tick)."""
+    from sqlalchemy import create_engine
+
+    from debate.engine import runs as runs_module
+    from debate.engine.runs import Executor
+
+    if not sample_url.startswith("postgresql"):
+        pytest.skip("SQLite serializes the take and the hand-over: they cannot interleave")
+    engine = ensure_schema(sample_url)
+    settings = load_settings(database_url=sample_url)
+    run_id = _run(engine)
+    _lease(engine, run_id, owner=me())  # as create_runs leaves it until the hand-over
+    other = create_engine(sample_url)
+    handed: list[bool] = []
+    real_take = runs_module.take
+
+    def take_after_a_hand_over(conn, *args: Any, **kw: Any) -> bool:  # type: ignore[no-untyped-def]
+        # Between the worker's read of the lease and its compare-and-set, the creator commits
+        # its hand-over on another connection (what the scheduler can do at any moment).
+        if not handed:
+            handed.append(True)
+            with other.begin() as c:
+                c.execute(update(t.Run).where(t.Run.id == run_id).values(owner=None))
+        return real_take(conn, *args, **kw)
+
+    async def go() -> str:
+        async with Executor(engine, settings, backend="offline") as ex:
+            return (await ex.execute(run_id, from_queue=True)).status
+
+    monkeypatch.setattr(runs_module, "take", take_after_a_hand_over)
+    try:
+        status = asyncio.run(go())
+    finally:
+        other.dispose()
+    assert handed and status == "done"
+
+
+@pytest.mark.postgres
 def test_a_run_its_queue_job_carries_is_live_whoever_created_it(pg_url: str) -> None:  # noqa: F811
     from debate.jobs.queue import ensure_queue_schema
 

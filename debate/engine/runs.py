@@ -62,6 +62,7 @@ _HYP_FIELDS = (
 )
 # A run starts with one read of it and its hypothesis on the driver's cursor, and one update
 # (the lease's compare-and-set, see debate.engine.leases).
+_TAKE_TRIES = 3  # reads of a run's lease before a changing one counts as taken over
 _START = Sql(
     f"SELECT {', '.join('r.' + f for f in _RUN_FIELDS)}, {', '.join('h.' + f for f in _HYP_FIELDS)} "
     "FROM runs r JOIN hypotheses h ON h.id = r.hypothesis_id WHERE r.id = :id",
@@ -379,29 +380,33 @@ class Executor:
         """Take the run's lease and mark it running; returns (the run with its hypothesis,
         whether it had never started)."""
         with self.db.tx(write=True) as conn:
-            row = fetchall(conn, _START, {"id": run_id})
-            if not row:
-                raise NotFoundError(f"unknown run id {run_id!r}")
-            run = _Started(
-                *row[0][: len(_RUN_FIELDS)],
-                hypothesis=to_out(SimpleNamespace(**dict(zip(_HYP_FIELDS, row[0][len(_RUN_FIELDS) :], strict=True)))),
-            )
-            if run.status == "cancelled":
-                raise UserInputError(f"run {run_id} was cancelled")
-            if run.backend != self.backend_name:
-                raise UserInputError(f"run {run_id} uses backend {run.backend}, not {self.backend_name}")
-            fresh = run.status == "queued" and run.started_at is None
-            if run.status != "done":
+            # The lease may change between reading it and taking it (the process that queued
+            # the run hands it over to its job meanwhile): read again, and decide again.
+            for _ in range(_TAKE_TRIES):
+                row = fetchall(conn, _START, {"id": run_id})
+                if not row:
+                    raise NotFoundError(f"unknown run id {run_id!r}")
+                run = _Started(
+                    *row[0][: len(_RUN_FIELDS)],
+                    hypothesis=to_out(
+                        SimpleNamespace(**dict(zip(_HYP_FIELDS, row[0][len(_RUN_FIELDS) :], strict=True)))
+                    ),
+                )
+                if run.status == "cancelled":
+                    raise UserInputError(f"run {run_id} was cancelled")
+                if run.backend != self.backend_name:
+                    raise UserInputError(f"run {run_id} uses backend {run.backend}, not {self.backend_name}")
+                fresh = run.status == "queued" and run.started_at is None
+                if run.status == "done":
+                    return run, fresh
                 if run.owner != me() and run.status in PENDING:
                     held = self._held(conn, run, from_queue)
                     if held:
                         raise RunBusy(f"run {run_id} {held}; wait for it or cancel it")
                 started = run.started_at or utcnow()
-                if not take(
-                    conn, run_id, run.owner, run.heartbeat_at, status="running", error=None, started_at=started
-                ):
-                    raise RunBusy(f"run {run_id} was taken over by another process a moment ago")
-            return run, fresh
+                if take(conn, run_id, run.owner, run.heartbeat_at, status="running", error=None, started_at=started):
+                    return run, fresh
+            raise RunBusy(f"run {run_id} was taken over by another process a moment ago")
 
     def _held(self, conn: Any, run: _Started, from_queue: bool) -> str | None:
         """Why another process or a queue job holds ``run``, or None when it is free to take."""
