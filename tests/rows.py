@@ -1,4 +1,4 @@
-"""Rows a test states directly: hypotheses, runs and their evidence, inserted as stored.
+"""Rows a test states directly: hypotheses, runs, their evidence and turns, inserted as stored.
 
 Scores and lists are read from what the database holds; these put it there without running a
 debate, so a test can say "a flagged run an hour later" in one line.
@@ -6,6 +6,7 @@ debate, so a test can say "a flagged run an hour later" in one line.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,3 +75,31 @@ def insert_evidence(engine: Engine, run_id: str, slugs: Sequence[str], page_hash
                     facts=[],
                 )
             )
+
+
+def insert_turn(
+    engine: Engine, run_id: str, role: str, parsed: dict[str, Any], *, round_: int = 1, **values: Any
+) -> None:
+    """Store a turn of ``role`` (seat 0) whose reply was ``parsed``: an offline turn written
+    ``round_`` minutes after :data:`T0`; ``values`` override any column."""
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "round": round_,
+        "role": role,
+        "seat": 0,
+        "backend": "offline",
+        "label": "heuristic",
+        "model": "offline-heuristic-v1",
+        "prompt_name": role,
+        "prompt_version": "1",
+        "prompt_hash": "x",
+        "messages": [],
+        "raw_reply": json.dumps(parsed),
+        "parsed": parsed,
+        "citations": [],
+        "meta": {},
+        "latency_ms": 0.0,
+        "created_at": T0 + timedelta(minutes=round_),
+    }
+    with session_scope(engine) as s:
+        s.execute(insert(t.Turn).values(**(row | values)))

@@ -105,3 +105,21 @@ def test_role_sampling_names_known_roles_and_parameters():
         load_settings(openai={"role_sampling": {"jduge": {"temperature": 0.3}}})
     with pytest.raises(ConfigError, match="unknown sampling key 'temp'"):
         load_settings(openai={"role_sampling": {"judge": {"temp": 0.3}}})
+
+
+def test_a_misspelt_environment_variable_is_refused_not_ignored(monkeypatch):
+    monkeypatch.setenv("DEBATE_ROUNDS", "3")
+    with pytest.raises(ConfigError, match=r"unknown setting DEBATE_ROUNDS.*DEBATE_DEBATE__ROUNDS"):
+        load_settings()
+    monkeypatch.delenv("DEBATE_ROUNDS")
+    monkeypatch.setenv("DEBATE_DATABSE_URL", "sqlite:///x.db")
+    with pytest.raises(ConfigError, match="unknown setting DEBATE_DATABSE_URL: no such setting$"):
+        load_settings()
+
+
+def test_the_variables_that_are_not_settings_are_left_alone(monkeypatch):
+    for name in ("DEBATE_TEST_POSTGRES_URL", "DEBATE_REVIEWER_TOKENS", "DEBATE_CONFIG_FILE", "DEBATE_PRESET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DEBATE_TEST_POSTGRES_URL", "postgresql+psycopg://x@127.0.0.1/test")
+    monkeypatch.setenv("DEBATE_REVIEWER_TOKENS", '{"ann": "t"}')
+    assert load_settings().debate.rounds == 2

@@ -190,6 +190,8 @@ def test_a_debate_citing_the_page_relates_a_hypothesis(engine, tmp_path: Path) -
                 facts=[],
             )
         )
+        # A verified claim cited it (tests/test_related_cited.py: retrieval alone relates nothing).
+        s.execute(insert(t.CitedPage).values(run_id=run_id, page_slug="entities-a", verified=1, unverified=0))
     (item,) = related(engine, "entities-a").items
     assert (item.id, item.reasons, item.score) == (h, ["cited"], 0.7)
 
@@ -392,6 +394,7 @@ def test_json_model_and_html(engine, tmp_path: Path) -> None:
         "reasons": ["gene:SOD1"],
         "method": "prior",
         "models": [],
+        "verified_rate": None,
     }
     page = render_html(rl)
     assert page.startswith('<section class="related-hypotheses">')

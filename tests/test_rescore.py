@@ -242,7 +242,8 @@ def test_prompt_changed_picks_runs_made_with_other_prompts(sample_engine, db_url
     old_dir, new_dir = tmp_path / "old", tmp_path / "new"
     shutil.copytree(PROMPTS, old_dir)
     shutil.copytree(PROMPTS, new_dir)
-    judge = new_dir / "judge.v1.md"
+    # The newest judge prompt, the one a run uses.
+    judge = max(new_dir.glob("judge.v*.md"), key=lambda p: int(p.stem.rsplit(".v", 1)[1]))
     judge.write_text(judge.read_text(encoding="utf-8") + "\nBe brief.\n", encoding="utf-8")
     ids = ["h-9878fd9b", "h-1c05c34d", "h-42374479", "h-3893b013"]
     with FakeOpenAIServer() as server:

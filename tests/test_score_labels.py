@@ -135,3 +135,15 @@ def test_export_counts_scores_by_method(engine, tmp_path: Path, cli_env) -> None
     assert sorted(str(r["method"]) for r in written) == ["None", "model", "offline", "prior"]
     printed = run_cli("export", "--out", str(tmp_path / "out2"), env=cli_env).stdout
     assert "scores: 1 model, 1 offline, 1 prior" in printed
+
+
+def test_related_items_carry_the_shown_runs_verified_rate(engine, tmp_path: Path) -> None:
+    _page(engine, tmp_path)
+    checked = add_hyp(engine, "Checked quotes", targets=["LRRK2"])
+    insert_run(engine, checked, score=0.8, claims_verified=3, claims_total=4)
+    unchecked = add_hyp(engine, "Before quotes", targets=["LRRK2"])
+    insert_run(engine, unchecked, score=0.7)
+    with session_scope(engine) as s:
+        items = {i.id: i for i in load_related(s, "therapeutics-lrrk2").items}
+    assert items[checked].verified_rate == 0.75
+    assert items[unchecked].verified_rate is None

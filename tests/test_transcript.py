@@ -295,7 +295,7 @@ def transcript(engine: Engine) -> Transcript:
 
 def test_structure(transcript: Transcript) -> None:
     t = transcript
-    assert t.version == TRANSCRIPT_VERSION == 1
+    assert t.version == TRANSCRIPT_VERSION == 2
     assert t.agents == "model"
     assert t.run.id == RUN and t.run.status == "done" and t.run.kb_hash == "kb-abc"
     assert t.run.usage.prompt_tokens == 900 and t.run.created_at == T0

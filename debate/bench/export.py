@@ -3,7 +3,7 @@
 Generates seed-shaped pages (banner, repeated title, target infobox, prose naming genes,
 ``- Key: value`` facts, internal links including hub disease pages, a Related Hypotheses
 section on some, metadata) and hypotheses, deterministically. Pages go through the real ingest
-path; hypotheses, runs and evidence are bulk-inserted with Core ``insert()`` for speed.
+path; hypotheses, runs, evidence and cited pages are bulk-inserted with Core ``insert()`` for speed.
 
 Then it times one full export into a fresh folder, and ``related`` (load + rank + render, one
 session each, as the CLI and API call it) for 200 pages, in wall-clock and CPU time (on a
@@ -226,6 +226,7 @@ def generate(url: str, kb_dir: Path, pages: int, hypotheses: int) -> dict[str, f
 
     runs: list[dict[str, Any]] = []
     evidence: list[dict[str, Any]] = []
+    cited: list[dict[str, Any]] = []
     n_runs = hypotheses // 4
     for k in range(n_runs):
         h = hyps[(k * 7 + 1) % hypotheses]
@@ -270,8 +271,13 @@ def generate(url: str, kb_dir: Path, pages: int, hypotheses: int) -> dict[str, f
                         facts=[],
                     )
                 )
+            # Claims cite three of the four items' pages (the fourth was only retrieved); every
+            # third run's citations are unverified.
+            for slug in dict.fromkeys(_slug((k * 13 + e * 101) % pages, pages) for e in range(3)):
+                cited.append(dict(run_id=run_id, page_slug=slug, verified=int(k % 3 != 0), unverified=1))
     _bulk(engine, t.Run, runs)
     _bulk(engine, t.Evidence, evidence)
+    _bulk(engine, t.CitedPage, cited)
     return {"insert_hypotheses_s": round(hyp_s, 2), "ingest_s": round(ingest_s, 2)}
 
 

@@ -18,12 +18,22 @@ from debate.core.errors import UserInputError
 from debate.store.db import session_scope
 from debate.wiki.export import export as run_export
 from debate.wiki.related import load_related, related_json, render_html
-from debate.wiki.scores import SCORE_METHODS, score_history, score_rows, scores_json
+from debate.wiki.scores import SCORE_METHODS, ScoreRow, score_history, score_rows, scores_json
 from debate.wiki.targets import gene_links
 
 
 def _fmt(x: float | None) -> str:
     return "" if x is None else f"{x:.2f}"
+
+
+def _verified(r: ScoreRow) -> str:
+    """The shown run's share of verified claims, "78%"; "–" for a run whose claims were not
+    counted (finished before quotes were checked), "" when no run's score is shown."""
+    from debate.engine.transcript.formatting import percent  # the transcript's wording; loaded on use
+
+    if r.verified_rate is not None:
+        return percent(r.verified_rate)
+    return "–" if r.last_run is not None else ""
 
 
 @app.command()
@@ -63,7 +73,9 @@ def scores(
     if as_json:
         sys.stdout.write(scores_json(rows))
         return
-    table = Table("id", "title", "shown", "method", "status", "score", "prior", "agreement", "interval", "targets")
+    table = Table(
+        "id", "title", "shown", "method", "status", "score", "prior", "agreement", "interval", "verified", "targets"
+    )
     for r in rows:
         interval = f"{r.interval[0]:.2f}–{r.interval[1]:.2f}" if r.interval else ""
         status = r.status + (" (flagged run)" if r.flagged else "")
@@ -77,6 +89,7 @@ def scores(
             _fmt(r.prior),
             _fmt(r.agreement) or ("n/a" if r.score is not None else ""),
             interval,
+            _verified(r),
             lit(r.target_label or ", ".join(r.targets)),
         )
     print_table(out, table, flex=("title", "targets"))

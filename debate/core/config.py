@@ -74,6 +74,10 @@ class DebateSettings(_Section):
     quorum: int = Field(
         0, ge=0, le=15, description="Valid judge verdicts a consensus needs; 0 = a majority of the panel."
     )
+    quote_threshold: float = Field(
+        90.0, ge=50, le=100, description="Fuzzy match score (0-100) a claim's quote needs to count as verified."
+    )
+    min_quote_chars: int = Field(20, ge=1, le=500, description="Quotes shorter than this are never verified.")
     heartbeat_s: float = Field(
         5.0, gt=0, le=300, description="Seconds between an executing process's heartbeats on its runs (leases)."
     )
@@ -118,7 +122,7 @@ class OpenAISettings(_Section):
     )
     max_output_tokens: int | None = Field(None, ge=1, description="Reply cap of roles without their own.")
     role_max_output_tokens: dict[str, int] = Field(
-        default_factory=lambda: {"proposer": 600, "critic": 600, "judge": 400},
+        default_factory=lambda: {"proposer": 800, "critic": 800, "judge": 400},
         description="proposer/critic/judge -> reply cap in tokens.",
     )
     idle_timeout_s: float = Field(
@@ -368,8 +372,35 @@ def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
             into[key] = value
 
 
+# DEBATE_* variables that are not settings: read where they are used.
+OTHER_VARIABLES = frozenset({"CONFIG_FILE", "PRESET", "REVIEWER_TOKENS", "TEST_POSTGRES_URL"})
+
+
+def _check_variable_names() -> None:
+    """Refuse a DEBATE_* variable that names no setting: a typo would otherwise be ignored.
+
+    (A misspelt key inside a section, DEBATE_DEBATE__ROUNDZ, is refused by the model itself.)"""
+    for name in sorted(os.environ):
+        if not name.startswith("DEBATE_"):
+            continue
+        rest = name.removeprefix("DEBATE_")
+        head = rest.split("__", 1)[0].lower()
+        if rest in OTHER_VARIABLES or head in Settings.model_fields:
+            continue
+        sections = [
+            f
+            for f, info in Settings.model_fields.items()
+            if isinstance(info.annotation, type)
+            and issubclass(info.annotation, BaseModel)
+            and rest.lower() in info.annotation.model_fields
+        ]
+        hint = f" (did you mean DEBATE_{sections[0].upper()}__{rest}?)" if sections else ""
+        raise ConfigError(f"unknown setting {name}: no such setting{hint}")
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Load settings; any problem becomes one :class:`ConfigError` naming the field."""
+    _check_variable_names()
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as e:  # a DEBATE_ variable for a table or list that is not JSON

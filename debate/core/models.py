@@ -115,6 +115,12 @@ class _Reply(BaseModel):
 class Claim(_Reply):
     text: str = Field(description="One claim, in one or two sentences.")
     evidence_ids: list[str] = Field(description="Ids of this run's evidence items that support it, e.g. E2.")
+    # Defaults to "" so replies and transcripts written before quotes existed still validate.
+    quote: str = Field(
+        default="",
+        description="A short verbatim passage (at least 20 characters) copied from one of the cited items; "
+        "empty when nothing is cited.",
+    )
 
 
 class ProposerReply(_Reply):

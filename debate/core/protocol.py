@@ -15,15 +15,22 @@ from pydantic import BaseModel
 
 from debate.core.calls import Attempt, ChatMessage, PromptFit
 from debate.core.models import CriticReply, EvidenceItem, HypothesisOut, ProposerReply
+from debate.core.quotes import ClaimMark
 
 
 @dataclass(frozen=True)
 class TurnView:
-    """An earlier turn as later agents see it."""
+    """An earlier turn as later agents see it, each claim with its verification mark."""
 
     round: int
     role: Literal["proposer", "critic"]
     reply: ProposerReply | CriticReply
+    marks: tuple[ClaimMark, ...] = ()
+    """One per claim, in order (empty: not checked)."""
+
+    def verified(self) -> list[int]:
+        """Indexes of the claims whose quote was found in the evidence they cite."""
+        return [m.claim for m in self.marks if m.mark == "verified"]
 
 
 @dataclass(frozen=True)

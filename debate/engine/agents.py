@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from debate.core.calls import ChatClient, ChatMessage, PromptFitter, PromptVariant, speaking
-from debate.core.models import CriticReply, EvidenceItem, HypothesisOut, JudgeReply, ProposerReply
+from debate.core.models import Claim, CriticReply, EvidenceItem, HypothesisOut, JudgeReply, ProposerReply
 from debate.core.protocol import AgentResult, DebateView, JudgeSeat, TurnView
+from debate.core.quotes import ClaimMark
 from debate.core.rubric import DIMENSION_DESCRIPTIONS, DIMENSIONS
 from debate.llm.prompts import BUNDLED_DIR, Prompt, load
 
@@ -54,10 +55,31 @@ def render_history(
         in_round = [t for t in turns if t.round == rnd]
         in_round.sort(key=lambda t: (t.role == "proposer") if critic_first else (t.role != "proposer"))
         for t in in_round:
-            claims = "; ".join(f"{c.text} [{', '.join(c.evidence_ids) or 'no citation'}]" for c in t.reply.claims)
-            argument = "(argument left out for length)" if rnd in shortened else t.reply.argument
-            lines.append(f"Round {rnd} {t.role}: {argument}\n  Claims: {claims or '(none)'}")
+            marks = {m.claim: m for m in t.marks}
+            claims = [
+                f"  - {escape_evidence(c.text)} [{render_mark(c, marks.get(i))}]" for i, c in enumerate(t.reply.claims)
+            ]
+            argument = "(argument left out for length)" if rnd in shortened else escape_evidence(t.reply.argument)
+            lines.append(f"Round {rnd} {t.role}: {argument}\n  Claims:")
+            lines.extend(claims or ["  (none)"])
     return "\n".join(lines)
+
+
+def render_mark(claim: Claim, mark: ClaimMark | None) -> str:
+    """A claim's citation as the next agent sees it: ``✓ E3 "quote"`` when its quote was found
+    in the item it cites, else why it was not (such a claim counts for nothing)."""
+    ids = ", ".join(claim.evidence_ids)
+    if mark is None:
+        return ids or "no citation"
+    if mark.mark == "verified":
+        quote = claim.quote.strip()
+        shown = quote if len(quote) <= 200 else quote[:199] + "…"
+        return f'✓ {mark.eid} "{escape_evidence(shown)}"'
+    if mark.mark == "quote-not-found":
+        return f"✗ quote not in {ids} (unverified)"
+    if mark.mark == "not-retrieved":
+        return f"✗ {mark.eid} was not retrieved (unverified)"
+    return "no citation (unverified)"
 
 
 def prompt_variants(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -27,7 +27,8 @@ from langgraph.types import Send
 from debate.core.calls import CompletionFailed, attempt_log
 from debate.core.errors import DebateError
 from debate.core.models import CitationCheck, CriticReply, EvidenceItem, JudgeReply, ProposerReply
-from debate.core.protocol import AgentResult, Backend, DebateView, JudgeSeat
+from debate.core.protocol import AgentResult, Backend, DebateView, JudgeSeat, TurnView
+from debate.core.quotes import QuoteRule, evidence_texts, mark_claims, verified_count
 from debate.core.rubric import Rubric, weighted_score
 from debate.engine.consensus import Consensus, consensus, quorum_needed
 from debate.engine.retrieval import retrieve
@@ -66,6 +67,7 @@ class DebateContext:
     stop_on_repeat: bool = True
     quorum: int = 0
     """Valid verdicts a consensus needs; 0 = a majority of the panel."""
+    quotes: QuoteRule = field(default_factory=QuoteRule)
     on_turn: Callable[[str, int, str, int, str], None] | None = field(default=None)
 
 
@@ -83,6 +85,25 @@ def check_citations(reply: ProposerReply | CriticReply, evidence: list[EvidenceI
     ]
 
 
+def cited_pages(turns: list[TurnView], evidence: list[EvidenceItem]) -> dict[str, tuple[int, int]]:
+    """Page slug -> (verified, unverified) claims that cited a retrieved item of that page.
+
+    A verified claim counts for the page holding its quote; an unverified one for every page
+    it cites. Retrieved evidence no claim cited relates the hypothesis to no page."""
+    page = {e.eid: e.page_slug for e in evidence}
+    counts: dict[str, list[int]] = {}
+    for t in turns:
+        marks = {m.claim: m for m in t.marks}
+        for i, claim in enumerate(t.reply.claims):
+            m = marks.get(i)
+            if m is not None and m.mark == "verified" and m.eid in page:
+                counts.setdefault(page[m.eid], [0, 0])[0] += 1
+                continue
+            for slug in dict.fromkeys(page[e] for e in claim.evidence_ids if e in page):
+                counts.setdefault(slug, [0, 0])[1] += 1
+    return {slug: (v, u) for slug, (v, u) in counts.items()}
+
+
 def _evidence(ctx: DebateContext) -> list[EvidenceItem]:
     """The run's evidence snapshot, retrieved and saved first if there is none yet (a fresh
     run's is written with its first turn, so a run killed before that retrieves again)."""
@@ -97,11 +118,21 @@ def _evidence(ctx: DebateContext) -> list[EvidenceItem]:
     return items
 
 
+def _marked_turns(ctx: DebateContext, evidence: list[EvidenceItem]) -> list[TurnView]:
+    """The debate so far, each claim marked by checking its quote against the evidence.
+
+    Marks are recomputed from the stored replies and evidence (pure and cheap), so a resumed
+    run, and a run written before quotes existed, are marked the same way as a fresh one."""
+    texts = evidence_texts(evidence)
+    return [replace(t, marks=tuple(mark_claims(t.reply.claims, texts, ctx.quotes))) for t in ctx.store.debate_turns()]
+
+
 def _view(ctx: DebateContext, round_: int) -> DebateView:
+    evidence = _evidence(ctx)
     return DebateView(
         hypothesis=ctx.store.hypothesis(),
-        evidence=_evidence(ctx),
-        turns=ctx.store.debate_turns(),
+        evidence=evidence,
+        turns=_marked_turns(ctx, evidence),
         round=round_,
         max_rounds=ctx.max_rounds,
     )
@@ -145,12 +176,13 @@ async def _debater_turn(ctx: DebateContext, round_: int, role: str) -> ProposerR
     result = await _asked(store, (round_, role, 0), call(view))
     reply = result.reply
     assert isinstance(reply, model)
+    marks = mark_claims(reply.claims, view.evidence, ctx.quotes)
     store.write_turn(
         (round_, role, 0),
         result,
         backend=ctx.backend.name,
         citations=check_citations(reply, view.evidence),
-        meta=_turn_meta(result),
+        meta=_turn_meta(result, claim_marks=[m.model_dump(mode="json") for m in marks]),
         rounds_done=round_ if role == "critic" else None,
     )
     if ctx.on_turn:
@@ -266,7 +298,11 @@ async def consensus_node(state: DebateState, runtime: Runtime[DebateContext]) ->
 async def persist_node(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
     # Score, totals and status "done" in one transaction: no partial score is ever visible.
     assert state["consensus"] is not None
-    runtime.context.store.finish(Consensus.model_validate(state["consensus"]))
+    ctx = runtime.context
+    evidence = _evidence(ctx)
+    turns = _marked_turns(ctx, evidence)
+    claims = verified_count(m for t in turns for m in t.marks)
+    ctx.store.finish(Consensus.model_validate(state["consensus"]), claims=claims, cited=cited_pages(turns, evidence))
     return {}
 
 

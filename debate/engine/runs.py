@@ -29,6 +29,7 @@ from debate.core.config import Settings
 from debate.core.errors import DebateError, NotFoundError, StorageError, UserInputError
 from debate.core.models import HypothesisOut
 from debate.core.protocol import panel
+from debate.core.quotes import QuoteRule
 from debate.engine.backends import backend_models, build_backend, check_endpoint, prompt_hashes
 from debate.engine.graph import DebateContext, build_graph, initial_state
 from debate.engine.heartbeat import Heartbeat
@@ -127,6 +128,7 @@ def run_config(
         "stop_on_concede": d.stop_on_concede,
         "stop_on_repeat": d.stop_on_repeat,
         "rubric": settings.rubric,
+        "quotes": {"threshold": d.quote_threshold, "min_chars": d.min_quote_chars},
         "backend": backend,
         # Recorded only when set, so runs with the default (a majority) keep their config as before.
         **({"quorum": d.quorum} if d.quorum else {}),
@@ -373,6 +375,7 @@ class Executor:
             stop_on_concede=cfg_run["stop_on_concede"],
             stop_on_repeat=cfg_run["stop_on_repeat"],
             quorum=cfg_run.get("quorum", 0),
+            quotes=QuoteRule.model_validate(cfg_run.get("quotes", {})),
             on_turn=self.on_turn,
         )
 

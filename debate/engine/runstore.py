@@ -52,6 +52,8 @@ _TURN = t.Turn.__table__  # type: ignore[attr-defined]
 _ATTEMPT = t.Attempt.__table__  # type: ignore[attr-defined]
 _EVIDENCE = t.Evidence.__table__  # type: ignore[attr-defined]
 _RUN = t.Run.__table__  # type: ignore[attr-defined]
+_CITED = t.CitedPage.__table__  # type: ignore[attr-defined]
+_INSERT_CITED = Sql.insert(_CITED, ("run_id", "page_slug", "verified", "unverified"))
 _STORED_COLUMNS = [_TURN.c.round, _TURN.c.role, _TURN.c.seat, _TURN.c.parsed, _TURN.c.overall]
 _STATUS = text("SELECT status FROM runs WHERE id = :id")
 _TURN_COLUMNS = (
@@ -118,7 +120,8 @@ _SET_ROUNDS_DONE = Sql(
 _FINISH = Sql(
     "UPDATE runs SET prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, cost_usd = :cost_usd, "
     "score = :score, interval_lo = :interval_lo, interval_hi = :interval_hi, interval_method = :interval_method, "
-    "agreement = :agreement, n_judges = :n_judges, status = 'done', finished_at = :finished_at, error = NULL "
+    "agreement = :agreement, n_judges = :n_judges, claims_verified = :claims_verified, claims_total = :claims_total, "
+    "status = 'done', finished_at = :finished_at, error = NULL "
     "WHERE id = :id AND status <> 'done'",
     tables=[_RUN],
 )
@@ -420,8 +423,11 @@ class RunStore:
             for i, a in enumerate(attempts)
         ]
 
-    def finish(self, c: Consensus) -> None:
-        """Mark the run done with its consensus and totals, in one transaction (once)."""
+    def finish(
+        self, c: Consensus, *, claims: tuple[int, int] = (0, 0), cited: dict[str, tuple[int, int]] | None = None
+    ) -> None:
+        """Mark the run done with its consensus, totals, ``claims`` (verified, all) and the pages
+        its claims ``cited`` (slug -> verified, unverified claims), in one transaction (once)."""
         with self._write() as conn:
             usage = _totals(self._usage) if self._usage is not None else attempt_usage(conn, self.run_id)
             marked = execute(
@@ -436,9 +442,20 @@ class RunStore:
                     interval_method=c.interval_method,
                     agreement=c.agreement,
                     n_judges=c.n_judges,
+                    claims_verified=claims[0],
+                    claims_total=claims[1],
                     finished_at=utcnow(),
                 ),
             )
+            if marked and cited:
+                executemany(
+                    conn,
+                    _INSERT_CITED,
+                    [
+                        dict(run_id=self.run_id, page_slug=slug, verified=v, unverified=u)
+                        for slug, (v, u) in sorted(cited.items())
+                    ],
+                )
         if marked:
             self.finished_score = c.score
 

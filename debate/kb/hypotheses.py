@@ -167,7 +167,7 @@ def remove(engine: Engine, hyp_id: str) -> int:
     with session_scope(engine, immediate=True) as s:
         get(s, hyp_id)
         run_ids = list(s.execute(select(t.Run.id).where(t.Run.hypothesis_id == hyp_id)).scalars())
-        for table in (t.Review, t.Attempt, t.Turn, t.Evidence):
+        for table in (t.Review, t.Attempt, t.Turn, t.Evidence, t.CitedPage):
             s.execute(delete(table).where(table.run_id.in_(run_ids)))  # type: ignore[attr-defined]
         s.execute(delete(t.Run).where(t.Run.hypothesis_id == hyp_id))
         s.execute(delete(t.HypothesisTarget).where(t.HypothesisTarget.hypothesis_id == hyp_id))

@@ -116,10 +116,11 @@ def reask_message(summary: str) -> ChatMessage:
 # repeats itself must still close every string and list, so its reply ends as valid JSON long
 # before the output cap. Sent only to such servers: OpenAI's strict mode refuses maxLength.
 # Per field name where the reply models' fields differ (a claim is a sentence or two, an id a
-# few characters); with these a proposer's reply is at most ~1,700 characters.
+# few characters, a quote shorter than the 200 the prompt allows); with these a proposer's reply
+# is at most ~2,100 characters (~700 tokens for a small model, under the 800 role cap).
 GRAMMAR_MAX_CHARS = 400
 GRAMMAR_MAX_ITEMS = 4
-GRAMMAR_FIELD_CHARS = {"argument": 500, "rationale": 400, "text": 200, "evidence_ids[]": 8}
+GRAMMAR_FIELD_CHARS = {"argument": 500, "rationale": 400, "text": 160, "quote": 120, "evidence_ids[]": 8}
 
 
 @functools.lru_cache(maxsize=64)

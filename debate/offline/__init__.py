@@ -90,7 +90,14 @@ The agents
   citations that are invalid or off-topic. Each round it raises at most
   :data:`OBJECTIONS_PER_ROUND` objections whose text it has not used before, and concedes
   (``concede=True``) when none is left, including when there never were any.
-* Judge: see below. Its reply carries the ten dimension scores, a confidence and a rationale
+* Quotes: every claim that cites an item quotes a sentence of it, verbatim (cut to 200
+  characters at a word boundary): for the case, the first sentence naming a target with good
+  news, else naming a target, else with good news; for an objection, the first with bad news
+  (failed, halted, safety), preferring one naming a target. The engine checks these quotes as
+  it checks a model's (:mod:`debate.core.quotes`).
+* Judge: see below. It counts only verified claims: an item cited by a claim whose quote was
+  not found in it lends that side nothing (``*_cited*`` features), exactly as if uncited; an id
+  naming no retrieved evidence still counts in ``invalid_citations``. Its reply carries the ten dimension scores, a confidence and a rationale
   naming the features (and evidence ids) that moved the dimensions weighing most in the
   rubric; never an overall score, which the engine computes with ``weighted_score``.
 

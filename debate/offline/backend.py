@@ -77,7 +77,7 @@ class OfflineBackend:
         latest = max(critic_turns, key=lambda t: t.round).reply.claims if critic_turns else None
         claims: list[Claim] = []
         if latest is None:
-            claims = [Claim(text=_support_text(f), evidence_ids=[f.eid]) for f in fresh[:OPENING_CITES]]
+            claims = [case.claim(_support_text(f), [f.eid]) for f in fresh[:OPENING_CITES]]
             if not claims:
                 claims.append(
                     Claim(
@@ -93,7 +93,7 @@ class OfflineBackend:
                     break
                 f = min(fresh, key=lambda x: (not _answers(x, obj, case), -x.strength, case.order[x.eid]))
                 fresh.remove(f)
-                claims.append(Claim(text=f'Against "{obj.text}": {_support_text(f)}', evidence_ids=[f.eid]))
+                claims.append(case.claim(f'Against "{obj.text}": {_support_text(f)}', [f.eid]))
             if len(claims) < len(latest) or not latest:
                 # Stable wording, so a round that adds nothing reads the same as the last one.
                 rests_on = [*cited_before, *(c.evidence_ids[0] for c in claims)]
@@ -126,7 +126,7 @@ class OfflineBackend:
     @staticmethod
     def _objections(case: _Case, view: DebateView) -> list[Claim]:
         """Every objection the critic could make now, most severe first."""
-        out = [Claim(text=text, evidence_ids=list(ids)) for text, ids in case.objections]
+        out = [case.claim(text, ids, contrary=True) for text, ids in case.objections]
         p_cited = dict.fromkeys(
             e
             for t in view.turns
@@ -144,10 +144,7 @@ class OfflineBackend:
         off = [e for e in p_cited if e in case.by_id and not case.by_id[e].relevant]
         if off:
             out.append(
-                Claim(
-                    text=f"{_fmt_ids(off)}, cited by the proposer, name none of the targets or mechanisms.",
-                    evidence_ids=off,
-                )
+                case.claim(f"{_fmt_ids(off)}, cited by the proposer, name none of the targets or mechanisms.", off)
             )
         return out
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from debate.core.models import Claim
 from debate.core.protocol import DebateView
-from debate.offline.features import EvidenceFeatures, _facts_key, _features, _terms
+from debate.offline.features import EvidenceFeatures, _facts_key, _features, _quotes, _terms
 from debate.offline.rules import STAGE_NAMES, THIN_EVIDENCE
 
 
@@ -32,6 +32,8 @@ class _Case:
         self.hid, self.title, targets, mechanisms, diseases = hyp
         terms = _terms(targets, mechanisms, diseases, self.title)
         self.items = [_features(*e, terms) for e in evidence]
+        # (supporting, contrary) verbatim passages per item: every cited claim quotes one.
+        self.quotes = {e[0]: _quotes(e[3], terms) for e in evidence}
         self.by_id = {f.eid: f for f in self.items}
         self.order = {f.eid: i for i, f in enumerate(self.items)}
         self.relevant = [f for f in self.items if f.relevant]
@@ -59,6 +61,11 @@ class _Case:
         )
         self.objections = self._standing_objections()
         self.values, self.ids = self._judge_features(bool(targets))
+
+    def claim(self, text: str, ids: list[str] | tuple[str, ...], *, contrary: bool = False) -> Claim:
+        """A claim citing ``ids``, quoting the first one's supporting (or contrary) passage."""
+        quote = self.quotes.get(ids[0], ("", ""))[contrary] if ids else ""
+        return Claim(text=text, evidence_ids=list(ids), quote=quote)
 
     def header(self, view: DebateView) -> list[str]:
         return [f"Round {view.round} of {view.max_rounds}.", *self.lines]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -347,6 +348,46 @@ def _features(
         stage=next((n for flag, n in STAGE_BY_FLAG if flag in flags), 0),
         title_match=not terms.targets and not terms.mechanisms and overlap >= 0.5,
     )
+
+
+# ---------------------------------------------------------------- quotes
+
+QUOTE_MAX = 200
+_GOOD = frozenset({"approved", "efficacy", "late_trial", "mid_trial", "early"})
+_BAD = frozenset({"failed", "halted", "safety_signal"})
+
+
+def _trim(segment: str) -> str:
+    """A segment cut to :data:`QUOTE_MAX` characters at a word boundary (still verbatim)."""
+    if len(segment) <= QUOTE_MAX:
+        return segment
+    cut = segment[:QUOTE_MAX]
+    return cut[: cut.rfind(" ")] if " " in cut else cut
+
+
+@lru_cache(maxsize=16384)
+def _quotes(text: str, terms: _Terms, min_chars: int = 20) -> tuple[str, str]:
+    """(supporting, contrary) passages to quote from ``text``: verbatim sentences of it.
+
+    Supporting: the first sentence naming a target with good news, else naming a target, else
+    with good news, else the first sentence. Contrary: the first sentence with bad news,
+    preferring one naming a target. Sentences shorter than ``min_chars`` are passed over when a
+    longer one qualifies (the engine never verifies a quote that short)."""
+    prof = _profile(text, ())
+    segments = prof.text.split("\n") if prof.text else []
+    if not segments:
+        return "", ""
+    hit = [bool(terms.target_re and terms.target_re.search(seg)) for seg in segments]
+    good = [bool(f & _GOOD) for f in prof.flags]
+    bad = [bool(f & _BAD) for f in prof.flags]
+
+    def pick(rank: Callable[[int], int]) -> str:
+        best = min(range(len(segments)), key=lambda i: (rank(i), len(segments[i]) < min_chars, i))
+        return _trim(segments[best])
+
+    support = pick(lambda i: 0 if hit[i] and good[i] else 1 if hit[i] else 2 if good[i] else 3)
+    contra = pick(lambda i: 0 if hit[i] and bad[i] else 1 if bad[i] else 2)
+    return support, contra
 
 
 def _facts_key(item: EvidenceItem) -> tuple[tuple[str, str], ...]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from debate.core.protocol import DebateView, JudgeSeat
+from debate.core.quotes import QuoteRule, mark_claims
 from debate.offline.case import _Case, _frac
 from debate.offline.rules import (
     CONFIDENCE_MODEL,
@@ -28,10 +29,16 @@ def _judge_inputs(case: _Case, view: DebateView) -> _JudgeInputs:
     c_cited: set[str] = set()
     invalid: set[str] = set()
     for t in view.turns:
-        for claim in t.reply.claims:
+        # Unverified claims count for nothing: only a claim whose quote was found in the item
+        # it cites lends that item to a side. (Marked here when the view came unmarked.)
+        marks = t.marks or tuple(mark_claims(t.reply.claims, view.evidence, QuoteRule()))
+        verified = {m.claim for m in marks if m.mark == "verified"}
+        for i, claim in enumerate(t.reply.claims):
             for eid in claim.evidence_ids:
                 if eid not in known:
                     invalid.add(eid)
+                elif i not in verified:
+                    continue
                 elif t.role == "proposer":
                     p_cited.add(eid)
                 else:

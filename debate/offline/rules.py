@@ -10,7 +10,7 @@ from debate.core.rubric import DIMENSIONS
 
 MODEL = "offline-heuristic-v1"
 # Bump when the code that applies the tables changes; the tables themselves are hashed.
-RULES_VERSION = "offline-heuristic rules v2"
+RULES_VERSION = "offline-heuristic rules v3"  # v3: claims quote; judges count verified claims only
 
 # ---------------------------------------------------------------- rule tables (all in RULES_HASH)
 

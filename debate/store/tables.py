@@ -216,6 +216,10 @@ class Run(SQLModel, table=True):
     interval_method: str | None = None
     agreement: float | None = None
     n_judges: int | None = None
+    # Claims of the proposer and critic whose quote was found in the evidence they cite, and all
+    # their claims (None: finished before claims quoted evidence).
+    claims_verified: int | None = None
+    claims_total: int | None = None
     error: str | None = None
     review_status: str = Field(default="unreviewed", description="unreviewed | approved | flagged")
     flagged: bool = Field(default=False, index=True)
@@ -241,6 +245,18 @@ class Evidence(SQLModel, table=True):
     score: float
     relevance: float | None = None
     facts: list[dict[str, Any]] = _json()
+
+
+class CitedPage(SQLModel, table=True):
+    """A page whose evidence a finished run's claims cited, with how many of those claims were
+    verified (their quote found in the cited item) and how many were not. Relatedness reads this:
+    evidence that was only retrieved, never cited, does not relate a hypothesis to a page."""
+
+    __tablename__ = "cited_pages"
+    run_id: str = Field(foreign_key="runs.id", primary_key=True)
+    page_slug: str = Field(primary_key=True, index=True)
+    verified: int = 0
+    unverified: int = 0
 
 
 class Turn(SQLModel, table=True):

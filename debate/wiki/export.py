@@ -44,10 +44,12 @@ from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.wiki.related import (
     MAX_INCOMING,
+    Cited,
     PageContext,
     TermIndex,
     best_first,
     page_context,
+    read_cited,
     related_for,
     related_json,
     term_index,
@@ -197,10 +199,10 @@ class BulkSource:
                 self.out_links[pid].add(self.pages[target][0])
                 self.in_links[target].add(pid)
         self.slug_of = slug_of
-        E, Rn = t.Evidence, t.Run
-        self.cited_by: dict[str, set[str]] = defaultdict(set)  # page slug -> hypothesis ids
-        for hyp, slug in session.execute(select(Rn.hypothesis_id, E.page_slug).join(Rn, Rn.id == E.run_id).distinct()):
-            self.cited_by[slug].add(hyp)
+        # page slug -> hypothesis id -> how claims of its debates cited the page
+        self.cited_by: dict[str, dict[str, Cited]] = defaultdict(dict)
+        for hyp, slug, kind in read_cited(session.connection()):
+            self.cited_by[slug][hyp] = kind
         rows, self.queued_at = score_rows_queued(session)
         self.score_rows = {r.id: r for r in rows}
         pending = {r.id for r in rows if r.status in ("queued", "running")}
@@ -228,11 +230,11 @@ class BulkSource:
             neighbours,
         )
 
-    def cited(self, slugs: Sequence[str]) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
+    def cited(self, slugs: Sequence[str]) -> dict[str, dict[str, Cited]]:
+        out: dict[str, dict[str, Cited]] = {}
         for slug in slugs:
-            for hyp in self.cited_by.get(slug, ()):
-                out.setdefault(hyp, set()).add(slug)
+            for hyp, kind in self.cited_by.get(slug, {}).items():
+                out.setdefault(hyp, {})[slug] = kind
         return out
 
     def prefetch(self, ids: AbstractSet[str]) -> None:

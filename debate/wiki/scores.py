@@ -5,7 +5,10 @@ Every shown score is labelled with how it was made (``method``, :data:`SCORE_MET
 deterministic heuristic agents, backend ``offline``) or ``prior`` (imported, not computed here);
 ``null`` when nothing is shown. ``models`` names what produced it: the distinct model names the
 run recorded for its proposer, critic and judges, in that order (``offline-heuristic-v1`` for an
-offline run, as recorded), and ``[]`` for a prior or nothing.
+offline run, as recorded), and ``[]`` for a prior or nothing. ``verified_rate`` says how much of
+that run's argument stood on evidence: the share of its claims whose quote was found in the
+evidence they cite (``claims_verified`` of ``claims_total``; ``null`` for a prior, nothing, or a
+run finished before quotes were checked).
 
 Rules for the score shown (``shown_score``):
 
@@ -34,6 +37,7 @@ from sqlalchemy import String, bindparam, func, or_, select, type_coerce
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from debate.core.quotes import verified_rate
 from debate.engine.leases import without_interrupted
 from debate.store import tables as t
 
@@ -53,6 +57,7 @@ __all__ = [
     "run_scores",
     "run_scores_labelled",
     "shown_scores",
+    "verified_rate",
 ]
 
 ScoreStatus = Literal["queued", "running", "scored", "prior", "unscored"]
@@ -98,6 +103,16 @@ class ScoreRow(BaseModel):
         default_factory=list,
         description="Distinct model names of the run whose score is shown (proposer, critic, judges; "
         "offline-heuristic-v1 for an offline run); empty for a prior or nothing.",
+    )
+    claims_verified: int | None = Field(
+        None,
+        description="Claims of the run whose score is shown (proposer and critic) whose quote was found in "
+        "the evidence they cite; null for a prior or nothing, and for a run finished before quotes were checked.",
+    )
+    claims_total: int | None = Field(None, description="All claims of that run, counted when claims_verified is.")
+    verified_rate: float | None = Field(
+        None,
+        description="claims_verified / claims_total in [0, 1]; null when not counted or the run made no claims.",
     )
 
 
@@ -164,6 +179,8 @@ _Q_RUNS = select(
     _R.config["judges"].as_integer().label("judges_seated"),
     _R.backend,
     _R.models,
+    _R.claims_verified,
+    _R.claims_total,
     _R.finished_at,
     _R.created_at,
 ).where(_R.status.in_(("done", *ACTIVE)))
@@ -382,6 +399,9 @@ def score_rows_queued(
                 judges_counted=run.n_judges if run is not None else None,
                 method=method,
                 models=models_of_run(run.models) if run is not None else [],
+                claims_verified=run.claims_verified if run is not None else None,
+                claims_total=run.claims_total if run is not None else None,
+                verified_rate=verified_rate(run.claims_verified, run.claims_total) if run is not None else None,
             )
         )
     out.sort(key=lambda r: r.id)

@@ -17,6 +17,7 @@ from debate.core.scoring import display_score
 from debate.engine.transcript.model import (
     AttemptOut,
     CitationOut,
+    ClaimOut,
     ConsensusOut,
     EmptySeat,
     JudgeOut,
@@ -87,6 +88,53 @@ def listed(items: list[str]) -> str:
 
 def cite(c: CitationOut) -> str:
     return f"[{c.eid}]" if c.valid else f"[{c.eid} {INVALID_MARK}]"
+
+
+def percent(x: float | None) -> str:
+    """A share in [0, 1] as a whole percentage; never 100% or 0% unless it is exactly that."""
+    if x is None:
+        return "—"
+    shown = f"{x:.0%}"
+    if shown == "100%" and x < 1:
+        return ">99%"
+    if shown == "0%" and x > 0:
+        return "<1%"
+    return shown
+
+
+def claim_mark(c: ClaimOut) -> str:
+    """How a claim's quote check reads: ``✓ E3 "quote"``, ``✗ quote not in E3: "quote"``,
+    ``✗ E9 not retrieved`` or ``no citation``; "" for a claim recorded before quotes were checked.
+
+    The quote is model output, shown as written (whitespace runs folded to one space): each
+    renderer escapes this line as it escapes the claim's text.
+    """
+    quote = " ".join(c.quote.split())
+    cited = ", ".join(dict.fromkeys(x.eid for x in c.citations)) or "?"
+    if c.mark == "verified":
+        return f'✓ {c.found_in or cited} "{quote}"'
+    if c.mark == "quote-not-found":
+        return f'✗ quote not in {cited}: "{quote}"' if quote else f"✗ no quote from {cited}"
+    if c.mark == "not-retrieved":
+        missing = next((x.eid for x in c.citations if not x.valid), None)
+        return f"✗ {missing} not retrieved" if missing else "✗ cites evidence not retrieved"
+    if c.mark == "uncited":
+        return "no citation"
+    return ""
+
+
+def verified_claims(r: RunInfo) -> str:
+    """The run's verified claims, ``7 of 9 (78%)``, or why there is no count."""
+    if r.claims_verified is None or r.claims_total is None:
+        return "counted when the run is done" if r.status in ("queued", "running") else "not checked"
+    if not r.claims_total:
+        return "none (no claims made)"
+    return f"{r.claims_verified} of {r.claims_total} ({percent(r.verified_rate)})"
+
+
+def verified_line(r: RunInfo) -> str:
+    """``verified claims: 7 of 9 (78%)`` (``verified claims: not checked`` for older runs)."""
+    return f"verified claims: {verified_claims(r)}"
 
 
 # ---------------------------------------------------------------- lines shared by text and Markdown

@@ -19,6 +19,7 @@ from debate.engine.transcript.formatting import (
     INVALID_MARK,
     WITHHELD_MARK,
     agents_line,
+    claim_mark,
     cost,
     empty_seat_line,
     fit_line,
@@ -28,6 +29,8 @@ from debate.engine.transcript.formatting import (
     score,
     tokens,
     ts,
+    verified_claims,
+    verified_line,
 )
 from debate.engine.transcript.model import Transcript
 
@@ -64,6 +67,9 @@ def html_env(templates: Path, **filters: Callable[..., Any]) -> Environment:
         color=score_color,
         fit=fit_line,
         empty_seat=empty_seat_line,
+        claim_mark=claim_mark,
+        verified_claims=verified_claims,
+        verified_line=verified_line,
     )
     env.filters.update(filters)
     return env

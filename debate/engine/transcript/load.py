@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from debate.core.calls import PromptFit
 from debate.core.errors import NotFoundError
 from debate.core.protocol import panel
+from debate.core.quotes import ClaimMark, verified_rate
 from debate.core.rubric import DIMENSIONS
 from debate.core.scoring import display_score
 from debate.engine.transcript.model import (
@@ -151,11 +152,30 @@ def _citations(raw: Iterable[Any] | None) -> list[CitationOut]:
     return out
 
 
-def _claims(parsed: Mapping[str, Any], citations: list[CitationOut], known: set[str]) -> list[ClaimOut]:
-    """Claims with each cited id marked valid or not.
+def _claim_marks(meta: Mapping[str, Any]) -> dict[int, ClaimMark] | None:
+    """Each claim's stored mark by claim index; None for a turn recorded before quotes were
+    checked. A stored mark of the wrong shape is dropped (that claim shows as not checked)."""
+    raw = meta.get("claim_marks")
+    if not isinstance(raw, list):
+        return None
+    marks: dict[int, ClaimMark] = {}
+    for m in raw:
+        try:
+            mark = ClaimMark.model_validate(m)
+        except ValidationError:
+            continue
+        marks.setdefault(mark.claim, mark)
+    return marks
+
+
+def _claims(
+    parsed: Mapping[str, Any], citations: list[CitationOut], known: set[str], marks: dict[int, ClaimMark] | None
+) -> list[ClaimOut]:
+    """Claims with each cited id marked valid or not, and their quote's mark.
 
     Validity comes from the citation check stored with the turn; an id missing from it is
-    checked against this run's evidence ids directly.
+    checked against this run's evidence ids directly. Marks come from the turn's metadata,
+    as the engine checked each quote when it recorded the turn.
     """
     checked = {(c.claim, c.eid): c.valid for c in citations}
     claims = parsed.get("claims")
@@ -168,7 +188,17 @@ def _claims(parsed: Mapping[str, Any], citations: list[CitationOut], known: set[
             CitationOut(eid=str(eid), valid=checked.get((i, str(eid)), str(eid) in known), claim=i)
             for eid in (ids if isinstance(ids, list) else [])
         ]
-        out.append(ClaimOut(text=str(claim.get("text", "")), citations=cited))
+        quote = claim.get("quote")
+        mark = marks.get(i) if marks is not None else None
+        out.append(
+            ClaimOut(
+                text=str(claim.get("text", "")),
+                citations=cited,
+                quote=quote if isinstance(quote, str) else "",
+                mark=mark.mark if mark is not None else None,
+                found_in=mark.eid if mark is not None and mark.mark == "verified" else None,
+            )
+        )
     return out
 
 
@@ -199,7 +229,7 @@ def _turn_fields(t: Turn, attempts: list[AttemptOut], known: set[str]) -> dict[s
         raw_reply=t.raw_reply,
         parsed=parsed,
         argument=argument if isinstance(argument, str) else None,
-        claims=_claims(parsed, citations, known),
+        claims=_claims(parsed, citations, known, _claim_marks(meta)),
         concede=concede if isinstance(concede, bool) else None,
         citations=citations,
         usage=_usage(t.prompt_tokens, t.completion_tokens, meta.get("usage_estimated") is True),
@@ -256,6 +286,9 @@ def _run_info(run: Run, attempts: Sequence[Attempt]) -> RunInfo:
         prompt_hashes=run.prompt_hashes or {},
         kb_hash=run.kb_hash,
         error=run.error,
+        claims_verified=run.claims_verified,
+        claims_total=run.claims_total,
+        verified_rate=verified_rate(run.claims_verified, run.claims_total),
     )
 
 

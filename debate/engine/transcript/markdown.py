@@ -2,7 +2,8 @@
 
 Untrusted text (KB chunks, model replies, reviewer notes) goes through :func:`_md`, which turns
 ``&``, ``<`` and ``>`` into entities so it shows as text; table cells also escape ``|`` and
-fold line breaks so a value cannot end its row.
+fold line breaks so a value cannot end its row; claims and their quotes (:func:`_md_inline`) also
+backslash-escape ``\\``, ``[`` and ``]`` so a model cannot make a link or load an image.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from debate.engine.transcript import model as m
 def _md(text: str) -> str:
     """Untrusted text for Markdown: HTML-significant characters as entities."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _md_inline(text: str) -> str:
+    """Untrusted text on one line of prose (a claim, its quote): :func:`_md`, line breaks folded,
+    and ``\\`` ``[`` ``]`` backslash-escaped so it cannot make a link or load an image."""
+    folded = _md(" ".join(text.split()))
+    return folded.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
 
 
 def _md_cell(text: str) -> str:
@@ -66,6 +74,7 @@ def _run(r: m.RunInfo) -> list[str]:
         ["Usage", fmt.tokens(r.usage)],
         ["Cost", fmt.cost(r.cost_usd)],
         ["KB hash", r.kb_hash or "—"],
+        ["Verified claims", fmt.verified_claims(r)],
         ["Prompts", fmt.prompt_hashes(r) or "—"],
         ["Config", fmt.config_json(r) if r.config else "—"],
         *([["Error", r.error]] if r.error else []),
@@ -80,7 +89,9 @@ def _turn(turn: m.TurnOut) -> list[str]:
         out += ["", "**Claims**", ""]
         for i, claim in enumerate(turn.claims, 1):
             cites = " ".join(fmt.cite(c) for c in claim.citations)
-            out.append(f"{i}. {_md(' '.join(claim.text.split()))} {_md(cites)}".rstrip())
+            out.append(f"{i}. {_md_inline(claim.text)} {_md(cites)}".rstrip())
+            if mark := fmt.claim_mark(claim):
+                out.append(f"{' ' * len(f'{i}. ')}- {_md_inline(mark)}")  # nested under its claim
     if turn.concede is not None:
         out += ["", f"Concedes: **{'yes' if turn.concede else 'no'}**"]
     return out + _fit(turn) + _attempts(turn.attempts) + [""]

@@ -12,9 +12,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from debate.core.calls import PromptFit
+from debate.core.quotes import Mark
 
-TRANSCRIPT_VERSION = 1
-"""Bumped whenever a field of :class:`Transcript` changes meaning, is renamed or removed."""
+TRANSCRIPT_VERSION = 2
+"""Bumped whenever a field of :class:`Transcript` changes meaning, is renamed or removed.
+
+2: each proposer/critic claim carries its ``quote``, its ``mark`` (the quote checked against the
+evidence it cites) and ``found_in``; the run carries ``claims_verified``, ``claims_total`` and
+``verified_rate``. Version 1 JSON still validates, with those fields empty (not checked).
+"""
 
 Format = Literal["text", "md", "json", "html"]
 AgentsLabel = Literal["model", "heuristic", "mixed", "none"]
@@ -71,10 +77,20 @@ class CitationOut(BaseModel):
 
 
 class ClaimOut(BaseModel):
-    """A claim of a proposer or critic turn with its checked citations."""
+    """A claim of a proposer or critic turn with its checked citations and quote."""
 
     text: str = Field(description="The claim as written.")
     citations: list[CitationOut] = Field(default_factory=list, description="Cited evidence, in order.")
+    quote: str = Field(
+        "", description="The passage the agent quoted from its cited evidence, as written; may be empty."
+    )
+    mark: Mark | None = Field(
+        None,
+        description="The quote checked against the cited evidence: verified (found in a cited item), "
+        "quote-not-found, not-retrieved (it cites an id naming no retrieved evidence) or uncited (it cites "
+        "nothing); None when the turn was recorded before quotes were checked.",
+    )
+    found_in: str | None = Field(None, description="verified: the evidence id whose text holds the quote; else None.")
 
 
 class TurnOut(BaseModel):
@@ -186,6 +202,15 @@ class RunInfo(BaseModel):
     prompt_hashes: dict[str, str] = Field(default_factory=dict, description="Prompt template hashes by name.")
     kb_hash: str | None = Field(None, description="Hash of the KB the evidence came from.")
     error: str | None = Field(None, description="Why the run failed, if it did.")
+    claims_verified: int | None = Field(
+        None,
+        description="Proposer and critic claims whose quote was found in the evidence they cite; None until "
+        "the run is done, and for runs finished before quotes were checked.",
+    )
+    claims_total: int | None = Field(None, description="All their claims, counted when claims_verified is.")
+    verified_rate: float | None = Field(
+        None, description="claims_verified / claims_total in [0, 1]; None when not counted or there were no claims."
+    )
 
 
 class ConsensusOut(BaseModel):

@@ -54,6 +54,7 @@ def _run(r: RunInfo) -> list[str]:
         f"  created {fmt.ts(r.created_at)} · started {fmt.ts(r.started_at)}",
         f"  evidence retrieved {fmt.ts(r.retrieved_at)} · finished {fmt.ts(r.finished_at)}",
         f"  usage {fmt.tokens(r.usage)} · cost {fmt.cost(r.cost_usd)} · KB {r.kb_hash or '—'}",
+        f"  {fmt.verified_line(r)}",
     ]
     if r.prompt_hashes:
         out.append("  prompts: " + fmt.prompt_hashes(r))
@@ -75,6 +76,8 @@ def _turn(turn: TurnOut) -> list[str]:
         for i, claim in enumerate(turn.claims, 1):
             cites = " ".join(fmt.cite(c) for c in claim.citations)
             out.append(_wrap(f"{i}. {claim.text} {cites}".rstrip(), "    "))
+            if mark := fmt.claim_mark(claim):
+                out.append(_wrap(mark, "       "))
     if turn.concede is not None:
         out.append(f"  Concedes: {'yes' if turn.concede else 'no'}")
     return out + _fit(turn) + _attempts(turn.attempts)

@@ -15,7 +15,10 @@ Candidates
       a disease page's own slug) or appears in the page title. Abbreviations are expanded through
       the one disease table, :mod:`debate.core.diseases` (``ALS`` -> ``amyotrophic lateral sclerosis``),
       and possessives dropped (``Alzheimer's disease`` = ``Alzheimer disease``);
-    * **cited** — one of its debates drew evidence from this page (``Evidence`` rows);
+    * **cited** — a claim in one of its debates cited this page's evidence (``CitedPage`` rows,
+      written when a run finishes): ``cited`` when at least one such claim's quote was verified
+      in the cited item, ``cited-unverified`` when only claims without a verified quote did.
+      Evidence a debate only retrieved, that no claim cited, does not count;
     * **linked** — a page in the page's link graph (pages it links to, and up to
       :data:`MAX_INCOMING` pages linking to it) shares a gene or mechanism with it. (Evidence a
       debate drew from a neighbour page does not count: broad any-term search hits made weak ties.)
@@ -25,8 +28,9 @@ Candidates
 
 Relatedness (a sum of weights, :data:`WEIGHTS`)
     listed 1.0 · each shared gene 0.6 (at most 1.2) · each shared mechanism 0.3 (at most 0.6) ·
-    a shared disease 0.2 · cited this page 0.3 · related through linked pages 0.15 (once, however
-    many linked pages connect; they are all named in the reasons).
+    a shared disease 0.2 · cited by a verified claim 0.3 (by unverified claims only 0.1) · related
+    through linked pages 0.15 (once, however many linked pages connect; they are all named in the
+    reasons).
 
 Ranking and display
     ``rank = relatedness × (0.5 + shown_score)``: a strongly related hypothesis with a middling
@@ -41,7 +45,7 @@ Ranking and display
 
 Loading
     Ranking reads through a :class:`RelatedSource`: :class:`DbSource` reads one page with
-    indexed set queries (its terms, links, list as ingested, debates citing it); the export's
+    indexed set queries (its terms, links, list as ingested, claims citing it); the export's
     bulk source preloads the same rows once. Mechanism and disease keywords, target genes (and
     the hypotheses per gene) and priors of all hypotheses come from a per-process
     :class:`TermIndex`. Candidates are grouped into levels of known relatedness and read best
@@ -72,6 +76,7 @@ from debate.wiki.related.models import (
     WEIGHTS,
     Analysis,
     Candidate,
+    Cited,
     RelatedItem,
     RelatedList,
     best_first,
@@ -79,7 +84,7 @@ from debate.wiki.related.models import (
 from debate.wiki.related.page import PageContext, page_context
 from debate.wiki.related.ranking import load_related, related_for, related_markdown
 from debate.wiki.related.render import related_json, render_html, render_line, render_markdown
-from debate.wiki.related.source import DbSource, RelatedSource
+from debate.wiki.related.source import DbSource, RelatedSource, read_cited
 
 __all__ = [
     "BEST_FACTOR",
@@ -90,6 +95,7 @@ __all__ = [
     "WEIGHTS",
     "Analysis",
     "Candidate",
+    "Cited",
     "DbSource",
     "PageContext",
     "RelatedItem",
@@ -103,6 +109,7 @@ __all__ = [
     "keyword_matches",
     "load_related",
     "page_context",
+    "read_cited",
     "related_for",
     "related_json",
     "related_markdown",

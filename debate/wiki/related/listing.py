@@ -106,4 +106,5 @@ def _hyp_item(c: Candidate, row: ScoreRow) -> RelatedItem:
         reasons=c.reasons(),
         method=row.method if row.shown_score is not None else None,
         models=list(row.models) if row.shown_score is not None else [],
+        verified_rate=row.verified_rate if row.shown_score is not None else None,
     )

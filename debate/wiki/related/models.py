@@ -17,12 +17,30 @@ WEIGHTS: dict[str, float] = {
     "mechanism_cap": 0.6,
     "disease": 0.2,
     "cited": 0.3,
+    "cited_unverified": 0.1,
     "linked": 0.15,
 }
 # rank = relatedness × (SCORE_BASE + shown): the best a candidate can do is at shown = 1.0.
 SCORE_BASE = 0.5
 BEST_FACTOR = SCORE_BASE + 1.0
 MAX_INCOMING = 50
+
+# How a claim in a hypothesis's debates cited a page: by at least one claim whose quote was found
+# in the cited item ("verified"), or only by claims without one ("unverified").
+Cited = Literal["verified", "unverified"]
+# The reason each names in a list's JSON, and its weight in WEIGHTS.
+CITED_REASON: dict[Cited, str] = {"verified": "cited", "unverified": "cited-unverified"}
+CITED_WEIGHT: dict[Cited, str] = {"verified": "cited", "unverified": "cited_unverified"}
+
+
+def cited_weight(cited: Cited | None) -> float:
+    """The relatedness a citation of the page adds (0.0 for none)."""
+    return WEIGHTS[CITED_WEIGHT[cited]] if cited is not None else 0.0
+
+
+def cited_kind(verified: int, unverified: int) -> Cited | None:
+    """How claims cited a page, from counts of verified and unverified claims (None: no claim)."""
+    return "verified" if verified > 0 else "unverified" if unverified > 0 else None
 
 
 class RelatedItem(BaseModel):
@@ -41,11 +59,16 @@ class RelatedItem(BaseModel):
     targets: list[str]
     in_progress: bool
     relatedness: float
-    reasons: list[str] = Field(description="Why it is related: listed, gene:X, mechanism:x, ...")
+    reasons: list[str] = Field(
+        description="Why it is related: listed, gene:X, mechanism:x, disease:x, cited, cited-unverified, linked:slug."
+    )
     method: Literal["model", "offline", "prior"] | None = Field(
         None, description="How the shown score was made (as in scores.json); null for in-progress lines."
     )
     models: list[str] = Field(default_factory=list, description="Model names that produced the shown score.")
+    verified_rate: float | None = Field(
+        None, description="Share of the shown run's claims whose quote was verified (as in scores.json)."
+    )
 
 
 class RelatedList(BaseModel):
@@ -69,7 +92,7 @@ class Candidate:
     genes: dict[str, str] = field(default_factory=dict)  # gene key -> spelling
     mechanisms: list[str] = field(default_factory=list)
     diseases: list[str] = field(default_factory=list)
-    cited: bool = False
+    cited: Cited | None = None  # how claims of its debates cited the page, if they did
     linked: set[str] = field(default_factory=set)
 
     def relatedness(self) -> float:
@@ -79,17 +102,17 @@ class Candidate:
         r += min(w["gene"] * len(self.genes), w["gene_cap"])
         r += min(w["mechanism"] * len(self.mechanisms), w["mechanism_cap"])
         r += w["disease"] if self.diseases else 0.0
-        r += w["cited"] if self.cited else 0.0
+        r += cited_weight(self.cited)
         r += w["linked"] if self.linked else 0.0
         return round(r, 6)
 
     def reasons(self) -> list[str]:
-        """Readable features: ``listed``, ``gene:SOD1``, ``mechanism:autophagy``, ..."""
+        """Readable features: ``listed``, ``gene:SOD1``, ``mechanism:autophagy``, ``cited``, ..."""
         out = ["listed"] if self.listed else []
         out += [f"gene:{g}" for g in self.genes.values()]
         out += [f"mechanism:{m}" for m in self.mechanisms]
         out += [f"disease:{d}" for d in self.diseases]
-        out += ["cited"] if self.cited else []
+        out += [CITED_REASON[self.cited]] if self.cited is not None else []
         out += [f"linked:{s}" for s in sorted(self.linked)]
         return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,7 +16,7 @@ from sqlmodel import Session
 from debate.core.diseases import term_key
 from debate.wiki.related.index import TermIndex
 from debate.wiki.related.listing import build_list
-from debate.wiki.related.models import BEST_FACTOR, SCORE_BASE, WEIGHTS, Candidate, RelatedList
+from debate.wiki.related.models import BEST_FACTOR, SCORE_BASE, WEIGHTS, Candidate, Cited, RelatedList, cited_weight
 from debate.wiki.related.page import PageContext
 from debate.wiki.related.source import DbSource, RelatedSource
 from debate.wiki.scores import SCORE_METHODS, ScoreRow
@@ -101,7 +101,7 @@ def _keyword_levels(idx: TermIndex, mech_keys: frozenset[str], dis_keys: frozens
 class _Buckets:
     """Candidates grouped by known relatedness, best first.
 
-    Hypotheses related by a listing, a gene or a citation are few and are scored one by one.
+    Hypotheses related by a listing, a gene or a claim citing the page are few and are scored one by one.
     Those related only by mechanism or disease keywords can number thousands: they come as
     shared id sets per level (set algebra, no per-hypothesis work) and get a
     :class:`Candidate` only when they make the list.
@@ -112,7 +112,7 @@ class _Buckets:
     listed: set[str]
     gene_counts: dict[str, int]  # hypothesis id -> genes shared with the page
     page_genes: tuple[str, ...]  # the page's gene keys, in page order
-    cited: set[str]
+    cited: dict[str, Cited]  # hypothesis id -> how claims of its debates cited the page
     mech_keys: frozenset[str]
     dis_keys: frozenset[str]
 
@@ -130,25 +130,25 @@ class _Buckets:
             genes={k: idx.gene_spelling[(hyp_id, k)] for k in self.page_genes if (hyp_id, k) in idx.gene_spelling},
             mechanisms=[idx.spelling[(hyp_id, k)] for k in idx.mechs_of.get(hyp_id, ()) if k in self.mech_keys],
             diseases=[idx.spelling[(hyp_id, k)] for k in idx.dis_of.get(hyp_id, ()) if k in self.dis_keys],
-            cited=hyp_id in self.cited,
+            cited=self.cited.get(hyp_id),
         )
 
 
 @lru_cache(maxsize=4096)
-def _level(listed: bool, genes: int, cited: bool, mechanisms: int, disease: bool) -> float:
+def _level(listed: bool, genes: int, cited: Cited | None, mechanisms: int, disease: bool) -> float:
     """Relatedness from feature counts (the sum of :meth:`Candidate.relatedness`)."""
     w = WEIGHTS
     return round(
         (w["listed"] if listed else 0.0)
         + min(w["gene"] * genes, w["gene_cap"])
-        + (w["cited"] if cited else 0.0)
+        + cited_weight(cited)
         + min(w["mechanism"] * mechanisms, w["mechanism_cap"])
         + (w["disease"] if disease else 0.0),
         6,
     )
 
 
-def _direct_candidates(src: RelatedSource, ctx: PageContext, cited: Iterable[str]) -> _Buckets:
+def _direct_candidates(src: RelatedSource, ctx: PageContext, cited: dict[str, Cited]) -> _Buckets:
     idx = src.index
     genes = Counter(chain.from_iterable(idx.gene_ids.get(k, ()) for k in ctx.genes))
     mech_keys: set[str] = set()
@@ -166,18 +166,18 @@ def _direct_candidates(src: RelatedSource, ctx: PageContext, cited: Iterable[str
         listed=set(ctx.listed),
         gene_counts=genes,
         page_genes=tuple(ctx.genes),
-        cited=set(cited),
+        cited=dict(cited),
         mech_keys=frozenset(mech_keys),
         dis_keys=frozenset(dis_keys),
     )
-    strong = bk.listed | genes.keys() | bk.cited
-    listed, cited_set, counts, diseased = bk.listed, bk.cited, kw.counts, kw.diseased
+    strong = bk.listed | genes.keys() | bk.cited.keys()
+    listed, cited_by, counts, diseased = bk.listed, bk.cited, kw.counts, kw.diseased
     levels = bk.levels
     for hyp_id in strong:
         # Same sum as Candidate.relatedness(), looked up by features: this loop runs per candidate.
         # Levels only order the reading; ranks are redone.
         r = _level(
-            hyp_id in listed, genes.get(hyp_id, 0), hyp_id in cited_set, counts.get(hyp_id, 0), hyp_id in diseased
+            hyp_id in listed, genes.get(hyp_id, 0), cited_by.get(hyp_id), counts.get(hyp_id, 0), hyp_id in diseased
         )
         if r in levels:
             levels[r].add(hyp_id)
@@ -248,8 +248,9 @@ def related_for(
     filtered = not allowed >= set(SCORE_METHODS)
     idx = src.index
     ctx = src.page(slug)
+    # Only pages a claim cited count (retrieved evidence no claim cited relates nothing).
     cited = src.cited([ctx.slug])
-    here = [h for h, slugs in cited.items() if ctx.slug in slugs]
+    here = {h: pages[ctx.slug] for h, pages in cited.items() if ctx.slug in pages}
     buckets = _direct_candidates(src, ctx, here)
     # Through the link graph only shared genes and mechanisms count: evidence a debate drew
     # from a neighbour page (often a broad any-term search hit) is too weak a tie on its own.

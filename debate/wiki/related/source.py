@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import bindparam, func, select, union_all
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from debate.core.errors import NotFoundError
 from debate.store import tables as t
 from debate.wiki.related.index import TermIndex, term_index
-from debate.wiki.related.models import MAX_INCOMING, best_first, best_first_key
+from debate.wiki.related.models import MAX_INCOMING, Cited, best_first, best_first_key, cited_kind
 from debate.wiki.related.page import PageContext, page_context
 from debate.wiki.scores import ScoreMethod, ScoreRow, run_scores_labelled, score_rows_queued
 
 # Built once with bound parameters: a list is read in a dozen small statements, and building
 # and compiling them anew each time would cost more than running them.
-_P, _T, _L, _R, _E = t.Page, t.PageTerm, t.Link, t.Run, t.Evidence
+_P, _T, _L, _R = t.Page, t.PageTerm, t.Link, t.Run
 _ids = bindparam("ids", expanding=True)
 _Q_PAGE = select(_P.id, _P.slug, _P.title).where(_P.slug == bindparam("slug"))
 _Q_TERMS = select(_T.kind, _T.key, _T.term).where(_T.page_id == bindparam("pid")).order_by(_T.id)
@@ -56,12 +57,25 @@ _Q_IN = (
 )
 # Filtered by page only: with a kind filter too, SQLite would walk the (kind, key) index instead.
 _Q_NEIGHBOUR_TERMS = select(_T.page_id, _T.kind, _T.key).where(_T.page_id.in_(bindparam("pids", expanding=True)))
-_Q_CITED = (
-    select(_R.hypothesis_id, _E.page_slug)
-    .join(_R, _R.id == _E.run_id)
-    .where(_E.page_slug.in_(bindparam("slugs", expanding=True)))
-    .distinct()
+# Pages claims cited (``cited_pages``, written when a run finishes), per hypothesis over all its
+# runs: evidence a run only retrieved relates nothing.
+_C = t.CitedPage
+_Q_CITED_ALL = (
+    select(_R.hypothesis_id, _C.page_slug, func.sum(_C.verified), func.sum(_C.unverified))
+    .join(_R, _R.id == _C.run_id)
+    .group_by(_R.hypothesis_id, _C.page_slug)
 )
+_Q_CITED = _Q_CITED_ALL.where(_C.page_slug.in_(bindparam("slugs", expanding=True)))
+
+
+def read_cited(conn: Connection, slugs: Sequence[str] | None = None) -> Iterator[tuple[str, str, Cited]]:
+    """(hypothesis id, page slug, how claims cited it) for the pages ``slugs`` (None: every page)
+    that a claim in any run of the hypothesis cited."""
+    rows = conn.execute(_Q_CITED_ALL) if slugs is None else conn.execute(_Q_CITED, {"slugs": list(slugs)})
+    for hyp, slug, verified, unverified in rows:
+        kind = cited_kind(verified or 0, unverified or 0)
+        if kind is not None:
+            yield hyp, slug, kind
 
 
 class RelatedSource(Protocol):
@@ -72,8 +86,9 @@ class RelatedSource(Protocol):
     def page(self, slug: str) -> PageContext:
         """The page's context with its neighbours (NotFoundError for an unknown slug)."""
 
-    def cited(self, slugs: Sequence[str]) -> dict[str, set[str]]:
-        """Hypothesis id -> those of ``slugs`` its debates drew evidence from."""
+    def cited(self, slugs: Sequence[str]) -> dict[str, dict[str, Cited]]:
+        """Hypothesis id -> those of ``slugs`` a claim in its debates cited, each with how: by a
+        verified claim, or by unverified claims only. Evidence only retrieved does not count."""
 
     def page_terms(self, page_ids: Sequence[int]) -> Iterable[tuple[int, str, str]]:
         """(page id, kind, key) of the terms of these pages."""
@@ -122,10 +137,10 @@ class DbSource:
             neighbours,
         )
 
-    def cited(self, slugs: Sequence[str]) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        for hyp, slug in self.conn.execute(_Q_CITED, {"slugs": list(slugs)}).all():
-            out.setdefault(hyp, set()).add(slug)
+    def cited(self, slugs: Sequence[str]) -> dict[str, dict[str, Cited]]:
+        out: dict[str, dict[str, Cited]] = {}
+        for hyp, slug, kind in read_cited(self.conn, slugs):
+            out.setdefault(hyp, {})[slug] = kind
         return out
 
     def page_terms(self, page_ids: Sequence[int]) -> Iterable[tuple[int, str, str]]:
