@@ -275,6 +275,7 @@ UNKNOWN_IDS = [
 
 BAD_VALUES = [
     bad("runs-list-unknown-status", "runs", "list", "--status", "finished", says="unknown run status 'finished'"),
+    bad("runs-list-unknown-review", "runs", "list", "--review", "pending", says="unknown review status 'pending'"),
     bad("batches-list-unknown-status", "batches", "list", "--status", "finished", says="unknown batch status 'finished'"),
     bad("add-title-no-letters", "hypotheses", "add", "--title", "!!!", says="title has no letters or digits"),
     bad("add-blank-title", "hypotheses", "add", "--title", "   ", says="title: String should have at least 1 character"),

@@ -3,7 +3,7 @@
 Each proposer and critic claim quotes the evidence it cites, and the engine marks it: verified
 (the quote is in a cited item), quote-not-found, not-retrieved (it cites an id the run never
 retrieved) or uncited. A transcript shows every claim's mark and the run's "verified claims:
-1 of 4 (25%)" in text, Markdown, JSON and HTML, and on the reviewer's run page; the score rows
+1 of 3 citing evidence (33%)" in text, Markdown, JSON and HTML, and on the reviewer's run page; the score rows
 (`debate scores`, `scores.json`, the API) carry the shown run's `verified_rate`.
 
 Quotes are model output: a quote carrying markup, a Markdown link or a terminal escape is shown
@@ -78,7 +78,7 @@ def _debated(engine: Engine, *, checked: bool) -> str:
     marks in its meta and the run's counts stored; else as before quotes existed (no quotes, no
     marks, no counts)."""
     hyp = add_hyp(engine, "TREM2 agonism for Alzheimer's", targets=["TREM2"])
-    counts = {"claims_verified": 1, "claims_total": 4} if checked else {}
+    counts = {"claims_verified": 1, "claims_cited": 3} if checked else {}
     run_id = insert_run(engine, hyp, score=0.6, backend="openai", **counts)
     with session_scope(engine) as s:
         s.add_all(t.Evidence(run_id=run_id, **e.model_dump()) for e in EVIDENCE)
@@ -151,7 +151,7 @@ def test_each_claim_carries_its_quote_mark_and_where_the_quote_was_found(engine:
 
 def test_the_run_carries_its_verified_claims_and_their_rate(engine: Engine, checked: str) -> None:
     run = _transcript(engine, checked).run
-    assert (run.claims_verified, run.claims_total, run.verified_rate) == (1, 4, 0.25)
+    assert (run.claims_verified, run.claims_cited, run.verified_rate) == (1, 3, 1 / 3)
 
 
 def test_the_verified_line_reads_as_a_count_and_a_rounded_percentage() -> None:
@@ -163,15 +163,15 @@ def test_the_verified_line_reads_as_a_count_and_a_rounded_percentage() -> None:
             backend="openai",
             trigger="cli",
             claims_verified=verified,
-            claims_total=total,
+            claims_cited=total,
             verified_rate=rate,
         )
         return verified_claims(info)
 
-    assert line(7, 9) == "7 of 9 (78%)"
-    assert line(199, 200) == "199 of 200 (>99%)"  # never reads as all verified when one is not
-    assert line(0, 3) == "0 of 3 (0%)"
-    assert line(0, 0) == "none (no claims made)"
+    assert line(7, 9) == "7 of 9 citing evidence (78%)"
+    assert line(199, 200) == "199 of 200 citing evidence (>99%)"  # never reads as all verified when one is not
+    assert line(0, 3) == "0 of 3 citing evidence (0%)"
+    assert line(0, 0) == "none (no claim cited evidence)"
     assert line(None, None) == "not checked"
     assert line(None, None, status="running") == "counted when the run is done"
 
@@ -205,7 +205,7 @@ def test_text_shows_each_claims_mark_under_it_and_the_verified_line(engine: Engi
     for needle in MARKS:
         assert needle in out, needle
     assert out.index("TREM2 senses lipids.") < out.index(MARKS[0]) < out.index("Microglia clear tau")
-    assert "verified claims: 1 of 4 (25%)" in out
+    assert "verified claims: 1 of 3 citing evidence (33%)" in out
 
 
 def test_markdown_shows_each_claims_mark_under_it_and_the_verified_line(engine: Engine, checked: str) -> None:
@@ -213,7 +213,7 @@ def test_markdown_shows_each_claims_mark_under_it_and_the_verified_line(engine: 
     assert f'1. TREM2 senses lipids. [E1]\n   - ✓ E1 "{VERIFIED_QUOTE}"' in out
     for needle in MARKS[1:]:
         assert f"   - {needle}" in out, needle
-    assert "| Verified claims | 1 of 4 (25%) |" in out
+    assert "| Verified claims | 1 of 3 citing evidence (33%) |" in out
 
 
 def test_json_carries_the_quote_mark_and_rate(engine: Engine, checked: str) -> None:
@@ -229,7 +229,7 @@ def test_json_carries_the_quote_mark_and_rate(engine: Engine, checked: str) -> N
         "found_in": "E1",
     }
     assert [c["mark"] for c in data["rounds"][0]["critic"]["claims"]] == ["not-retrieved", "uncited"]
-    assert (data["run"]["claims_verified"], data["run"]["claims_total"], data["run"]["verified_rate"]) == (1, 4, 0.25)
+    assert (data["run"]["claims_verified"], data["run"]["claims_cited"], data["run"]["verified_rate"]) == (1, 3, 1 / 3)
     assert Transcript.model_validate_json(out) == tr
 
 
@@ -238,7 +238,7 @@ def test_html_page_shows_each_claims_mark_and_the_verified_line(engine: Engine, 
     for needle in MARKS:
         assert str(escape(needle)) in out, needle
     assert '<span class="mark ok" title="quote check: verified">' in out
-    assert 'id="verified-claims">1 of 4 (25%)<' in out
+    assert 'id="verified-claims">1 of 3 citing evidence (33%)<' in out
 
 
 @pytest.fixture
@@ -252,9 +252,9 @@ def test_the_reviewer_run_page_and_the_api_show_marks_and_the_verified_line(clie
     assert page.status_code == 200
     for needle in MARKS:
         assert str(escape(needle)) in page.text, needle
-    assert 'id="verified-claims">verified claims: 1 of 4 (25%)<' in page.text
+    assert 'id="verified-claims">verified claims: 1 of 3 citing evidence (33%)<' in page.text
     api = client.get(f"/api/runs/{checked}/transcript").json()
-    assert api["run"]["verified_rate"] == 0.25
+    assert api["run"]["verified_rate"] == 1 / 3
     assert api["rounds"][0]["proposer"]["claims"][0]["mark"] == "verified"
 
 
@@ -302,7 +302,7 @@ def test_a_run_recorded_before_quotes_were_checked_still_renders_as_not_checked(
     tr = _transcript(engine, old)
     claims = [c for r in tr.rounds for turn in (r.proposer, r.critic) if turn for c in turn.claims]
     assert len(claims) == 4 and all(c.mark is None and c.quote == "" and c.found_in is None for c in claims)
-    assert (tr.run.claims_verified, tr.run.claims_total, tr.run.verified_rate) == (None, None, None)
+    assert (tr.run.claims_verified, tr.run.claims_cited, tr.run.verified_rate) == (None, None, None)
     for fmt in ("text", "md", "html"):
         out = render(tr, fmt)  # type: ignore[arg-type]
         assert "TREM2 senses lipids." in out, fmt
@@ -314,7 +314,7 @@ def test_a_run_recorded_before_quotes_were_checked_still_renders_as_not_checked(
 def test_a_version_1_transcript_still_validates(engine: Engine, old: str) -> None:
     data = json.loads(render(_transcript(engine, old), "json"))
     data["version"] = 1
-    for key in ("claims_verified", "claims_total", "verified_rate"):
+    for key in ("claims_verified", "claims_cited", "verified_rate"):
         del data["run"][key]
     for rnd in data["rounds"]:
         for role in ("proposer", "critic"):
@@ -332,9 +332,9 @@ def test_a_score_row_carries_the_verified_rate_of_the_run_whose_score_is_shown(
     engine: Engine, cli_env: dict[str, str]
 ) -> None:
     shown = add_hyp(engine, "Counted run")
-    insert_run(engine, shown, score=0.7, claims_verified=7, claims_total=9)
+    insert_run(engine, shown, score=0.7, claims_verified=7, claims_cited=9)
     # A later flagged run does not lend its rate: the earlier run's score (and rate) is shown.
-    insert_run(engine, shown, at=T0 + timedelta(hours=1), score=0.2, flagged=True, claims_verified=0, claims_total=5)
+    insert_run(engine, shown, at=T0 + timedelta(hours=1), score=0.2, flagged=True, claims_verified=0, claims_cited=5)
     before = add_hyp(engine, "Run from before quotes")
     insert_run(engine, before, score=0.5)
     prior = add_hyp(engine, "Prior only", prior_score=0.4)
@@ -342,9 +342,9 @@ def test_a_score_row_carries_the_verified_rate_of_the_run_whose_score_is_shown(
     with session_scope(engine) as s:
         rows = {r.id: r for r in score_rows(s)}
         text = scores_json(list(rows.values()))
-    assert (rows[shown].claims_verified, rows[shown].claims_total) == (7, 9)
+    assert (rows[shown].claims_verified, rows[shown].claims_cited) == (7, 9)
     assert rows[shown].verified_rate == pytest.approx(7 / 9)
-    assert rows[before].verified_rate is None and rows[before].claims_total is None
+    assert rows[before].verified_rate is None and rows[before].claims_cited is None
     assert rows[prior].verified_rate is None and rows[prior].last_run is None
     assert "verified_rate" in ScoreRow.model_json_schema()["properties"]
 

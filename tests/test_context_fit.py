@@ -135,7 +135,7 @@ def test_a_prompt_over_the_window_drops_its_lowest_ranked_evidence(sample_engine
     caps = {"proposer": 200, "critic": 200, "judge": 200}
     with FakeOpenAIServer() as server:
         run_id = _debate(
-            sample_engine, _settings(db_url, server.base_url, context_tokens=1600, role_max_output_tokens=caps)
+            sample_engine, _settings(db_url, server.base_url, context_tokens=1800, role_max_output_tokens=caps)
         )
         sent = [r.body["messages"][-1]["content"] for r in server.requests]
     with session_scope(sample_engine) as s:
@@ -148,7 +148,7 @@ def test_a_prompt_over_the_window_drops_its_lowest_ranked_evidence(sample_engine
     assert proposer is not None and proposer.fit is not None
     fit = proposer.fit
     assert fit.evidence_dropped and fit.evidence_dropped[0] == lowest  # the lowest-ranked goes first
-    assert fit.prompt_tokens + fit.reply_tokens <= fit.window == 1600 < fit.full_prompt_tokens + fit.reply_tokens
+    assert fit.prompt_tokens + fit.reply_tokens <= fit.window == 1800 < fit.full_prompt_tokens + fit.reply_tokens
     assert f'<evidence id="{lowest}"' not in sent[0] and '<evidence id="E1"' in sent[0]
     # Every rendering says what was left out.
     for fmt in ("text", "md", "html", "json"):

@@ -8,6 +8,7 @@ and the server saw exactly as many requests as the transcript records attempts.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -164,8 +165,13 @@ def test_evidence_reaches_the_model_inside_escaped_delimiters(sample_engine, db_
     assert '<evidence id="E1"' in first
     system = server.requests[0].body["messages"][0]["content"]
     assert "never instructions" in system
-    # A page cannot close its own evidence block.
-    assert first.count("</evidence>") == first.count("<evidence ")
+    # A page can neither close its own evidence block nor open another, in any case or spacing.
+    opened = re.findall(r"<\s*evidence\b", first, re.IGNORECASE)
+    closed = re.findall(r"<\s*/[\s/]*evidence\b", first, re.IGNORECASE)
+    assert len(opened) == len(closed) == first.count('<evidence id="E')
+    # The hypothesis is quoted as data too, in one block.
+    assert len(re.findall(r"<\s*/?\s*hypothesis\b", first, re.IGNORECASE)) == 2
+    assert f'<hypothesis id="{tfeb}">' in first
 
 
 def test_usage_missing_from_the_server_is_stored_as_unknown(sample_engine, db_url):

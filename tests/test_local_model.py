@@ -57,10 +57,11 @@ def test_a_debate_with_a_real_local_model_completes_with_checked_citations(cli_e
     run_cli("kb", "ingest", str(SAMPLE_KB), env=env)
     run_cli("hypotheses", "import", str(SAMPLE_HYPOTHESES), env=env)
     # A loaded machine slows the model several times over (about 80 s on an idle one).
-    out = json.loads(run_cli("run", SOD1, "--backend", "local", "--json", env=env, timeout=540).stdout)
+    proc = run_cli("run", SOD1, "--backend", "local", "--json", env=env, timeout=540, check=False)
+    out = json.loads(proc.stdout)
     [run] = out if isinstance(out, list) else out["runs"]
-    assert run["status"] == "done" and run["score"] is not None
     transcript = json.loads(run_cli("transcript", run["run_id"], "--format", "json", env=env).stdout)
+    _done_or_contradicted(run["status"], run["score"], transcript["run"]["error"], transcript["review"]["status"])
     assert transcript["run"]["backend"] == "local"
     turns = [t for r in transcript["rounds"] for t in (r["proposer"], r["critic"]) if t] + transcript["judges"]
     assert len(turns) == 4
@@ -71,6 +72,17 @@ def test_a_debate_with_a_real_local_model_completes_with_checked_citations(cli_e
             assert attempt["cost_usd"] == 0.0
     citations = [c for r in transcript["rounds"] for t in (r["proposer"], r["critic"]) if t for c in t["citations"]]
     assert all(isinstance(c["valid"], bool) for c in citations)
+
+
+def _done_or_contradicted(status: str, score: float | None, error: str | None, review: str) -> None:
+    """The run is done with a score, or every verdict but fewer than the quorum contradicted the
+    debate's verification (this toy model verifies no quote and still scores its evidence ~0.9):
+    then it failed naming the contradiction, and it waits for review."""
+    if status == "done":
+        assert score is not None
+    else:
+        assert status == "failed" and "contradicted" in (error or ""), error
+        assert review == "needs_review"
 
 
 def _refuses_json_schema(body: dict[str, Any]) -> Any:
@@ -122,7 +134,12 @@ def test_a_default_debate_on_a_2k_context_completes_with_its_evidence_trimmed(sa
     asyncio.run(go())
     with session_scope(sample_engine) as s:
         transcript = load_transcript(s, run_id)
-    assert transcript.run.status == "done", transcript.run.error
+    _done_or_contradicted(
+        transcript.run.status,
+        transcript.consensus and transcript.consensus.score,
+        transcript.run.error,
+        transcript.review.status,
+    )
     turns = [t for r in transcript.rounds for t in (r.proposer, r.critic) if t] + list(transcript.judges)
     fits = [t.fit for t in turns]
     assert all(f is not None and f.window == 2048 and f.counted == "tokenizer" for f in fits)

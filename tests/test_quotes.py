@@ -187,7 +187,7 @@ def _quoting_responder(wrong: bool):  # type: ignore[no-untyped-def]
         user = body["messages"][-1]["content"]
         if 'Reply with one JSON object: "argument"' not in user:
             return schema_responder(body)
-        m = re.search(r'<evidence id="E1"[^>]*>\n(.*?)\n</evidence>', user, re.S)
+        m = re.search(r'<evidence id="E1"[^>]*>\n(?:\(screened:[^\n]*\n)?(.*?)\n</evidence>', user, re.S)
         assert m, "the prompt quotes E1"
         words = m.group(1).split()
         quote = " ".join(words[:8])
@@ -218,7 +218,7 @@ def test_a_model_debate_stores_marks_counts_and_shows_them_to_the_judge(sample_e
         first = "quote-not-found" if wrong else "verified"
         for _role, meta in metas:
             assert [m["mark"] for m in meta["claim_marks"]] == [first, "quote-not-found"]
-        assert (run.claims_verified, run.claims_total) == (0 if wrong else 2, 4)
+        assert (run.claims_verified, run.claims_cited) == (0 if wrong else 2, 4)  # every claim cites
         [judge] = [r for r in server.requests if "judge" in r.body["messages"][0]["content"].split(".")[0]]
         prompt = judge.body["messages"][-1]["content"]
         assert "unverified claims count" in judge.body["messages"][0]["content"]

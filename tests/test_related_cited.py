@@ -22,6 +22,8 @@ from rows import T0, add_hyp, insert_evidence, insert_run, insert_turn
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
+from debate.core.genes import gene_key
+from debate.core.models import normalize_title
 from debate.kb.ingest import ingest_paths
 from debate.store import tables as t
 from debate.store.db import _alembic_config, current_revision, get_engine, head_revision, migrate, session_scope
@@ -187,6 +189,30 @@ def at_0008(url: str) -> Engine:
     return engine
 
 
+def old_hyp(engine: Engine, title: str, gene: str) -> str:
+    """A hypothesis stored with the columns revision 0008 has (the ORM reads today's, some newer)."""
+    hyp_id = "h-5d0d1f00"
+    with session_scope(engine) as s:
+        s.execute(
+            insert(t.Hypothesis).values(
+                id=hyp_id,
+                title=title,
+                title_key=normalize_title(title),
+                statement="",
+                diseases=[],
+                targets=[gene],
+                mechanisms=[],
+                source="test",
+                created_at=T0,
+                updated_at=T0,
+            )
+        )
+        s.execute(
+            insert(t.HypothesisTarget).values(hypothesis_id=hyp_id, gene_key=gene_key(gene), gene=gene, ordinal=0)
+        )
+    return hyp_id
+
+
 def insert_claims(engine: Engine, run_id: str, role: str, claims: list[list[str]]) -> None:
     """A stored turn of ``role`` whose claims cite these evidence ids (one list per claim)."""
     parsed = {"claims": [{"text": f"Claim {i}.", "evidence_ids": ids} for i, ids in enumerate(claims, 1)]}
@@ -201,7 +227,7 @@ def cited_rows(engine: Engine) -> set[tuple[str, str, int, int]]:
 
 def _backfill_one_claim(url: str) -> None:
     engine = at_0008(url)
-    hyp = add_hyp(engine, "Tofersen knockdown of mutant SOD1", targets=["SOD1"])
+    hyp = old_hyp(engine, "Tofersen knockdown of mutant SOD1", "SOD1")
     run = insert_run(engine, hyp, score=0.7)
     insert_evidence(engine, run, ["page-a", "page-b"])  # E1 from page A, E2 from page B
     insert_claims(engine, run, "proposer", [["E1"]])  # E2 was retrieved, never cited
@@ -221,7 +247,7 @@ def test_migration_backfill_on_postgres(pg_url: str) -> None:  # noqa: F811
 
 def test_migration_counts_each_claim_once_per_page_for_finished_runs_only(db_url: str, tmp_path: Path) -> None:
     engine = at_0008(db_url)
-    hyp = add_hyp(engine, "Tofersen knockdown of mutant SOD1", targets=["SOD1"])
+    hyp = old_hyp(engine, "Tofersen knockdown of mutant SOD1", "SOD1")
     done = insert_run(engine, hyp, score=0.7)
     insert_evidence(engine, done, ["page-a", "page-a", "page-b", "page-c"])  # E1, E2: A; E3: B; E4: C
     insert_claims(engine, done, "proposer", [["E1", "E2"], ["E3", "E9"]])  # E9 names no evidence of the run

@@ -140,7 +140,7 @@ def test_export_counts_scores_by_method(engine, tmp_path: Path, cli_env) -> None
 def test_related_items_carry_the_shown_runs_verified_rate(engine, tmp_path: Path) -> None:
     _page(engine, tmp_path)
     checked = add_hyp(engine, "Checked quotes", targets=["LRRK2"])
-    insert_run(engine, checked, score=0.8, claims_verified=3, claims_total=4)
+    insert_run(engine, checked, score=0.8, claims_verified=3, claims_cited=4)
     unchecked = add_hyp(engine, "Before quotes", targets=["LRRK2"])
     insert_run(engine, unchecked, score=0.7)
     with session_scope(engine) as s:

@@ -15,6 +15,7 @@ from debate.cli.tables import print_table
 from debate.core.errors import UserInputError
 from debate.core.models import HypothesisIn
 from debate.kb import hypotheses as hyps
+from debate.kb.screen import screen_hypothesis
 from debate.store.db import session_scope
 from debate.wiki.targets import hypothesis_links, target_links_text
 
@@ -73,14 +74,18 @@ def import_(
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List hypotheses."""
     with session_scope(state.engine()) as s:
-        records = [hyps.to_out(h) for h in hyps.list_all(s)]
+        rows = hyps.list_all(s)
+        records = [hyps.to_out(h) for h in rows]
+        suspect = {h.id for h in rows if h.suspect}
     if as_json:
-        emit_json([r.model_dump() for r in records])
+        emit_json([r.model_dump() | {"suspect": r.id in suspect} for r in records])
         return
-    table = Table("id", "title", "targets", "prior")
+    # A column only when there is something to show: imported from instruction-like page text.
+    table = Table("id", "title", "targets", "prior", *(["suspect"] if suspect else []))
     for r in records:
         prior = "" if r.prior_score is None else f"{r.prior_score:.2f}"
-        table.add_row(lit(r.id), lit(r.title), lit(", ".join(r.targets)), prior)
+        flag = ["yes" if r.id in suspect else ""] if suspect else []
+        table.add_row(lit(r.id), lit(r.title), lit(", ".join(r.targets)), prior, *flag)
     print_table(out, table, flex=("title", "targets"))
 
 
@@ -91,10 +96,14 @@ def show(
 ) -> None:
     """Show one hypothesis."""
     with session_scope(state.engine()) as s:
-        record = hyps.to_out(hyps.get(s, hyp_id))
+        row = hyps.get(s, hyp_id)
+        record = hyps.to_out(row)
+        suspect = bool(row.suspect)
         links = hypothesis_links(s, hyp_id)
     if as_json:
-        emit_json(record.model_dump() | {"target_links": [x.model_dump(mode="json") for x in links]})
+        emit_json(
+            record.model_dump() | {"suspect": suspect, "target_links": [x.model_dump(mode="json") for x in links]}
+        )
         return
     out.print(f"[bold]{esc(record.title)}[/bold]  {esc(record.id)}")
     for line in record.statement.splitlines():
@@ -103,6 +112,12 @@ def show(
     out.print(lit(f"mechanisms: {', '.join(record.mechanisms) or '—'}   source: {record.source}"))
     if record.prior_score is not None:
         out.print(lit(f"imported prior: {record.prior_score:.2f} (from {record.prior_source}; not computed here)"))
+    if suspect:
+        reasons = ", ".join(screen_hypothesis(record.title, record.statement, record.target_label))
+        out.print(
+            f"[yellow]suspect[/yellow]: imported from page text that reads as instructions to a model "
+            f"({esc(reasons)}); see `debate kb audit`"
+        )
     for line in target_links_text(links).splitlines():
         out.print(lit(line))
 

@@ -1,4 +1,4 @@
-"""`debate kb ...`: ingest, list, show, search and remove KB pages."""
+"""`debate kb ...`: ingest, list, show, search, audit and remove KB pages."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from debate.cli.app import announce_db, app, console, emit_json, out, state
 from debate.cli.safe import esc, lit
 from debate.cli.tables import print_table
 from debate.core.errors import NotFoundError
+from debate.kb import audit as kb_audit
 from debate.kb import ingest as kb_ingest
 from debate.kb.search import search as kb_search
 from debate.store import tables as t
 from debate.store.db import session_scope
 
 kb_app = typer.Typer(
-    help="The treatment knowledge base: ingest, list, show, search, remove pages.", no_args_is_help=True
+    help="The treatment knowledge base: ingest, list, show, search, audit, remove pages.", no_args_is_help=True
 )
 app.add_typer(kb_app, name="kb")
 
@@ -146,7 +147,13 @@ def page_detail(slug: str) -> dict:
             "citations": [x.key for x in rows(t.Citation, t.Citation.id)],
             "terms": [{"kind": x.kind, "term": x.term, "source": x.source} for x in rows(t.PageTerm, t.PageTerm.id)],
             "chunks": [
-                {"ordinal": x.ordinal, "heading_path": x.heading_path, "text": x.text}
+                {
+                    "ordinal": x.ordinal,
+                    "heading_path": x.heading_path,
+                    "text": x.text,
+                    "suspect": x.suspect,
+                    "suspect_reason": x.suspect_reason,
+                }
                 for x in rows(t.Chunk, t.Chunk.ordinal)
             ],
             "related": [
@@ -176,11 +183,18 @@ def show(
         emit_json(d)
         return
     out.print(f"[bold]{esc(d['title'])}[/bold]  ({esc(d['slug'])}, {esc(d['entity_type'] or 'no type')})")
+    suspect = [c for c in d["chunks"] if c["suspect"]]
     out.print(
         f"sections {len(d['sections'])} · facts {len(d['facts'])} · infobox rows {len(d['infobox'])} · "
         f"links {len(d['links'])} · citations {len(d['citations'])} · chunks {len(d['chunks'])} · "
-        f"related {len(d['related'])}"
+        f"suspect chunks {len(suspect)} · related {len(d['related'])}"
     )
+    for c in suspect:
+        where = " › ".join(c["heading_path"]) or "(top)"
+        out.print(
+            f"  [yellow]suspect[/yellow] chunk {c['ordinal']} [dim]{esc(where)}[/dim]  {esc(c['suspect_reason'])}"
+            "  (debate kb audit)"
+        )
     genes = [x["term"] for x in d["terms"] if x["kind"] == "gene"]
     if genes:
         out.print(lit("genes: " + ", ".join(genes)))
@@ -214,8 +228,49 @@ def search(
     if not hits:
         out.print("no matches")
     for h in hits:
-        out.print(f"[bold]{esc(h.slug)}[/bold] [dim]{esc(' › '.join(h.heading_path))}  ({h.score:.2f}, {h.mode})[/dim]")
+        flag = "  [yellow]suspect[/yellow]" if h.suspect else ""
+        out.print(
+            f"[bold]{esc(h.slug)}[/bold] [dim]{esc(' › '.join(h.heading_path))}  ({h.score:.2f}, {h.mode})[/dim]{flag}"
+        )
         out.print(lit(f"  {h.snippet}"))
+
+
+@kb_app.command("audit")
+def audit(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the text screened as instructions to a model: suspect chunks and imported hypotheses.
+
+    Ingest marks a chunk suspect when its text (or heading, or page slug) asks a model, judge or
+    reviewer to ignore its instructions, take a role, give a score or cite something; `[kb]
+    suspect` says whether debates leave such chunks out ("exclude") or quote them marked
+    ("label"). Excerpts are one line with control characters removed.
+    """
+    with session_scope(state.engine()) as s:
+        chunks = kb_audit.suspect_chunks(s)
+        hyps = kb_audit.suspect_hypotheses(s)
+    if as_json:
+        emit_json({"chunks": [c.as_dict() for c in chunks], "hypotheses": [h.as_dict() for h in hyps]})
+        return
+    if chunks:
+        table = Table("page", "chunk", "line", "section", "rules", "excerpt")
+        for c in chunks:
+            table.add_row(
+                lit(c.slug),
+                str(c.ordinal),
+                str(c.line),
+                lit(" › ".join(c.heading_path)),
+                lit(", ".join(c.reasons)),
+                lit(c.excerpt),
+            )
+        print_table(out, table, flex=("page", "section", "rules", "excerpt"))
+    else:
+        out.print("no suspect chunks")
+    if hyps:
+        table = Table("hypothesis", "title", "source", "rules")
+        for h in hyps:
+            table.add_row(lit(h.id), lit(h.title), lit(h.source), lit(", ".join(h.reasons)))
+        print_table(out, table, flex=("title", "source", "rules"))
+    else:
+        out.print("no suspect hypotheses")
 
 
 @kb_app.command("remove")

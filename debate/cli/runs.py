@@ -200,12 +200,22 @@ def run(
         raise DebateError(f"{len(unfinished)} of {len(outcomes)} debates did not finish ({first.hypothesis_id} {why})")
 
 
+REVIEW_STATUSES = ("unreviewed", "approved", "flagged", "needs_review")
+
+
 @runs_app.command("list")
 def list_runs(
     status: Annotated[
         str | None, typer.Option("--status", help="queued, running, interrupted, done, failed or cancelled.")
     ] = None,
     hypothesis: Annotated[str | None, typer.Option("--hypothesis", help="Only runs of this hypothesis.")] = None,
+    review: Annotated[
+        str | None,
+        typer.Option(
+            "--review",
+            help="Only runs with this review status (needs_review: a judge's verdict contradicted the debate).",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest runs at most.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -215,6 +225,10 @@ def list_runs(
     q = select(t.Run).order_by(t.Run.created_at.desc(), t.Run.id).limit(limit)  # type: ignore[union-attr]
     if hypothesis:
         q = q.where(t.Run.hypothesis_id == hypothesis)
+    if review:
+        if review not in REVIEW_STATUSES:
+            raise UserInputError(f"unknown review status {review!r}; one of {', '.join(REVIEW_STATUSES)}")
+        q = q.where(t.Run.review_status == review)
     beat = state.settings.debate.heartbeat_s
     with session_scope(state.engine()) as s:
         if status:  # interrupted: queued or running, but nothing executes it (see debate.engine.leases)
@@ -230,6 +244,7 @@ def list_runs(
             "score": r.score,
             "agreement": r.agreement,
             "flagged": r.flagged,
+            "review_status": r.review_status,
             "trigger": r.trigger,
             "batch_id": r.batch_id,
             "created_at": t.as_utc(r.created_at).isoformat(),  # type: ignore[union-attr]
@@ -241,7 +256,7 @@ def list_runs(
     if as_json:
         emit_json(items)
         return
-    table = Table("run", "hypothesis", "status", "backend", "score", "flagged", "created")
+    table = Table("run", "hypothesis", "status", "backend", "score", "review", "created")
     for i in items:
         table.add_row(
             lit(i["id"]),
@@ -249,7 +264,7 @@ def list_runs(
             lit(i["status"]),
             lit(i["backend"]),
             display_score(i["score"]) if i["score"] is not None else "—",
-            "yes" if i["flagged"] else "",
+            lit(i["review_status"].replace("_", " ") if i["review_status"] != "unreviewed" else ""),
             i["created_at"][:19],
         )
     print_table(out, table)

@@ -26,8 +26,9 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from debate.core.bounds import EVIDENCE_DIMENSIONS
 from debate.core.errors import ConfigError
-from debate.core.rubric import DEFAULT_WEIGHTS, Rubric
+from debate.core.rubric import DEFAULT_WEIGHTS, DIMENSIONS, Rubric
 
 # offline: the embedded heuristic agents; openai: any OpenAI-compatible endpoint; local: a
 # llama.cpp server started from a GGUF file for the command's lifetime (the `local` extra).
@@ -78,6 +79,24 @@ class DebateSettings(_Section):
         90.0, ge=50, le=100, description="Fuzzy match score (0-100) a claim's quote needs to count as verified."
     )
     min_quote_chars: int = Field(20, ge=1, le=500, description="Quotes shorter than this are never verified.")
+    evidence_dimensions: list[str] = Field(
+        default_factory=lambda: list(EVIDENCE_DIMENSIONS),
+        description="Rubric dimensions a judge cannot score above what the verified claims allow.",
+    )
+    evidence_cap_base: float = Field(0.3, ge=0, le=1, description="c in cap = min(1, c + k × verified_rate).")
+    evidence_cap_slope: float = Field(0.7, ge=0, le=1, description="k in cap = min(1, c + k × verified_rate).")
+    contradiction_score: float = Field(
+        0.8, ge=0, le=1, description="An evidence dimension this high with no verified claim contradicts the debate."
+    )
+
+    @field_validator("evidence_dimensions")
+    @classmethod
+    def _known_dimensions(cls, v: list[str]) -> list[str]:
+        unknown = [d for d in v if d not in DIMENSIONS]
+        if unknown:
+            raise ValueError(f"unknown rubric dimension(s) {', '.join(unknown)}; known: {', '.join(DIMENSIONS)}")
+        return v
+
     heartbeat_s: float = Field(
         5.0, gt=0, le=300, description="Seconds between an executing process's heartbeats on its runs (leases)."
     )
@@ -182,6 +201,11 @@ class KbSettings(_Section):
     max_page_bytes: int = Field(5_000_000, ge=1_000, description="A larger page file is refused.")
     max_line_bytes: int = Field(100_000, ge=200, description="A page with a longer line is refused.")
     max_chunk_bytes: int = Field(4_000, ge=200, description="A longer search chunk is split.")
+    suspect: Literal["exclude", "label"] = Field(
+        "exclude",
+        description="Chunks screened as instruction-like text at ingest: exclude (never retrieved as evidence) "
+        "or label (retrieved, and quoted to the agents marked as suspect).",
+    )
 
 
 ScoreMethodName = Literal["model", "offline", "prior"]

@@ -103,6 +103,10 @@ class EvidenceItem(BaseModel):
         default=None, description="Score over the best score of the same search, in [0, 1]; 1 at rank 1."
     )
     facts: list[dict[str, str]] = Field(default_factory=list, description="Facts under the chunk's heading.")
+    suspect: bool = Field(
+        default=False,
+        description="The chunk holds instruction-like text (screened at ingest); quoted to agents marked as such.",
+    )
 
 
 # ---------------------------------------------------------------- agent replies

@@ -110,8 +110,9 @@ def mark_claims(
 
 
 def verified_count(marks: Iterable[ClaimMark]) -> tuple[int, int]:
-    """(verified claims, all claims)."""
-    ms = list(marks)
+    """(verified claims, claims citing evidence): an uncited claim ("no item names X") asserts
+    no support, so it is neither verified nor counted against the rate."""
+    ms = [m for m in marks if m.mark != "uncited"]
     return sum(m.mark == "verified" for m in ms), len(ms)
 
 

@@ -24,6 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from debate.core.bounds import BoundedVerdict, VerdictBound, bound_verdict
 from debate.core.calls import CompletionFailed, attempt_log
 from debate.core.errors import DebateError
 from debate.core.models import CitationCheck, CriticReply, EvidenceItem, JudgeReply, ProposerReply
@@ -32,7 +33,7 @@ from debate.core.quotes import QuoteRule, evidence_texts, mark_claims, verified_
 from debate.core.rubric import Rubric, weighted_score
 from debate.engine.consensus import Consensus, consensus, quorum_needed
 from debate.engine.retrieval import retrieve
-from debate.engine.runstore import RunStore, TurnKey
+from debate.engine.runstore import RunStore, StoredTurn, TurnKey
 
 
 class DebateState(TypedDict):
@@ -63,11 +64,15 @@ class DebateContext:
     max_rounds: int = 2
     evidence_limit: int = 8
     min_hits: int = 3
+    suspect: str = "exclude"
+    """Suspect (instruction-like) KB chunks: "exclude" them from evidence or "label" them."""
     stop_on_concede: bool = True
     stop_on_repeat: bool = True
     quorum: int = 0
     """Valid verdicts a consensus needs; 0 = a majority of the panel."""
     quotes: QuoteRule = field(default_factory=QuoteRule)
+    bound: VerdictBound | None = field(default_factory=VerdictBound)
+    """How evidence bounds a verdict; None: not bounded (runs recorded before bounds existed)."""
     on_turn: Callable[[str, int, str, int, str], None] | None = field(default=None)
 
 
@@ -112,7 +117,9 @@ def _evidence(ctx: DebateContext) -> list[EvidenceItem]:
     if items is None:
         store.check_not_cancelled()
         with store.db.tx() as conn:
-            items = retrieve(conn, store.hypothesis(), limit=ctx.evidence_limit, min_hits=ctx.min_hits)
+            items = retrieve(
+                conn, store.hypothesis(), limit=ctx.evidence_limit, min_hits=ctx.min_hits, suspect=ctx.suspect
+            )
         store.save_evidence(items)
         items = store.evidence() or []  # a duplicate execution keeps the snapshot stored first
     return items
@@ -258,28 +265,69 @@ async def judge_node(state: JudgeInput, runtime: Runtime[DebateContext]) -> dict
             return {"judged": [], "unseated": [{"seat": seat.seat, "error": str(e)[:300]}]}
         reply = result.reply
         assert isinstance(reply, JudgeReply)
-        overall = weighted_score(reply.scores.model_dump(), ctx.rubric)
+        bounded = _bounded(ctx, reply, view)
+        overall = weighted_score(bounded.scores if bounded else reply.scores.model_dump(), ctx.rubric)
         persona = {"persona": seat.persona, "emphasis": list(seat.emphasis), "critic_first": seat.critic_first}
+        extra = {"bound": bounded.model_dump(mode="json")} if bounded else {}
         store.write_turn(
             key,
             result,
             backend=ctx.backend.name,
             citations=[],
             overall=overall,
-            meta=_turn_meta(result, **persona),
+            meta=_turn_meta(result, **persona, **extra),
         )
         if ctx.on_turn:
-            ctx.on_turn(store.run_id, state["round"], "judge", seat.seat, f"overall {overall:.3f}")
+            said = f"overall {overall:.3f}"
+            if bounded and bounded.contradictions:
+                said = f"contradicted ({'; '.join(bounded.contradictions)}): left out of the consensus"
+            ctx.on_turn(store.run_id, state["round"], "judge", seat.seat, said)
     return {"judged": [seat.seat]}
+
+
+def _bounded(ctx: DebateContext, reply: JudgeReply, view: DebateView) -> BoundedVerdict | None:
+    """The verdict capped by the debate's verified claims (None when the run is not bounded)."""
+    if ctx.bound is None:
+        return None
+    verified, cited = verified_count(m for t in view.turns for m in t.marks)
+    return bound_verdict(
+        reply.scores.model_dump(),
+        reply.rationale,
+        verified=verified,
+        cited=cited,
+        evidence=view.evidence,
+        rule=ctx.bound,
+    )
+
+
+def contradicted(turn: StoredTurn) -> list[str]:
+    """Why a stored judge turn's verdict contradicts the debate's verification (empty: it does not)."""
+    bound = turn.meta.get("bound") or {}
+    return list(bound.get("contradictions") or [])
+
+
+def counted_scores(turn: StoredTurn) -> dict[str, float]:
+    """A judge turn's dimension scores as the consensus counts them: after the bound, if any."""
+    bound = turn.meta.get("bound") or {}
+    return dict(bound.get("scores") or turn.parsed["scores"])
 
 
 async def consensus_node(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
     ctx = runtime.context
-    judges = sorted((turn for (_, role, _), turn in ctx.store.turns().items() if role == "judge"), key=lambda t: t.seat)
+    verdicts = sorted(
+        (turn for (_, role, _), turn in ctx.store.turns().items() if role == "judge"), key=lambda t: t.seat
+    )
+    # A verdict that contradicts the verification is kept in the transcript, counted as a
+    # missing seat, and sends the run to review (before the quorum can fail it).
+    against = {j.seat: contradicted(j) for j in verdicts if contradicted(j)}
+    if against:
+        ctx.store.mark_needs_review()
+    judges = [j for j in verdicts if j.seat not in against]
     needed = quorum_needed(ctx.quorum, len(ctx.seats))
     if len(judges) < needed:
         seated = {j.seat for j in judges}
         reasons = {u["seat"]: u["error"] for u in state.get("unseated") or []}
+        reasons |= {seat: "contradicted: " + "; ".join(why) for seat, why in against.items()}
         missing = "; ".join(
             f"judge {s.seat}: {reasons.get(s.seat, 'no verdict')}" for s in ctx.seats if s.seat not in seated
         )
@@ -289,7 +337,7 @@ async def consensus_node(state: DebateState, runtime: Runtime[DebateContext]) ->
     # Offline judges are fixed functions of the same inputs: identical verdicts are no agreement.
     c = consensus(
         [j.overall for j in judges],  # type: ignore[misc]
-        [j.parsed["scores"] for j in judges],
+        [counted_scores(j) for j in judges],
         deterministic=ctx.backend.name == "offline",
     )
     return {"consensus": c.model_dump(mode="json")}

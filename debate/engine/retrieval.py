@@ -5,6 +5,12 @@ Queries run separately (one per target gene, then one on the idea: mechanisms, d
 and statement) and their hits are interleaved by rank, deduplicated by chunk, up to ``limit``. Each item carries
 the facts (``- Key: value`` bullets) stated under the chunk's heading, and its page's content
 hash, so the run's evidence snapshot stays readable after the KB changes.
+
+Chunks screened as suspect at ingest (instruction-like text, ``debate.kb.screen``) are left out
+by the search itself with ``suspect="exclude"`` (``[kb] suspect``, the default), or returned
+marked ``suspect`` with ``"label"``, for the prompt to quote as such. A fact under a clean
+chunk's heading that reads as instructions (its own chunk was the suspect one) is dropped with
+``exclude``, and marks the item suspect with ``label``.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from itertools import zip_longest
 from sqlalchemy.engine import Connection
 
 from debate.core.models import EvidenceItem, HypothesisOut
+from debate.kb.screen import screen
 from debate.kb.search import SearchHit, query_terms, search
 from debate.store.driver import Sql, fetchall, in_list
 
@@ -28,9 +35,23 @@ def evidence_queries(h: HypothesisOut) -> list[list[str]]:
     return [q for q in queries if q]
 
 
-def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: int = 3) -> list[EvidenceItem]:
-    """Evidence items E1..En for a hypothesis (empty when the KB has nothing on it)."""
-    per_query = [search(conn, "", terms=q, limit=limit, min_hits=min_hits, snippets=False) for q in evidence_queries(h)]
+SUSPECT_MODES = ("exclude", "label")
+
+
+def retrieve(
+    conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: int = 3, suspect: str = "exclude"
+) -> list[EvidenceItem]:
+    """Evidence items E1..En for a hypothesis (empty when the KB has nothing on it).
+
+    ``suspect``: ``"exclude"`` never returns a chunk screened as suspect, ``"label"`` returns it
+    with ``suspect=True``."""
+    if suspect not in SUSPECT_MODES:
+        raise ValueError(f"suspect must be one of {', '.join(SUSPECT_MODES)}, not {suspect!r}")
+    exclude = suspect == "exclude"
+    per_query = [
+        search(conn, "", terms=q, limit=limit, min_hits=min_hits, snippets=False, exclude_suspect=exclude)
+        for q in evidence_queries(h)
+    ]
     picked: list[SearchHit] = []
     relevance: dict[int, float] = {}
     seen: set[int] = set()
@@ -46,7 +67,12 @@ def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: in
     hashes = dict(fetchall(conn, _page_hashes_sql(len(page_ids)), page_ids))
     chunk_ids = {f"c{i}": hit.chunk_id for i, hit in enumerate(picked)}
     facts: dict[int, list[dict[str, str]]] = {}
+    suspect_facts: set[int] = set()
     for chunk_id, key, value in fetchall(conn, _facts_sql(len(picked)), chunk_ids):
+        if screen(f"{key}: {value}"):
+            suspect_facts.add(chunk_id)
+            if exclude:
+                continue
         facts.setdefault(chunk_id, []).append({"key": key, "value": value})
     return [
         EvidenceItem(
@@ -59,6 +85,7 @@ def retrieve(conn: Connection, h: HypothesisOut, *, limit: int = 8, min_hits: in
             score=round(hit.score, 6),
             relevance=relevance[hit.chunk_id],
             facts=facts.get(hit.chunk_id, []),
+            suspect=hit.suspect or (not exclude and hit.chunk_id in suspect_facts),
         )
         for i, hit in enumerate(picked, start=1)
     ]

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from debate.core.bounds import VerdictBound
 from debate.core.calls import speaking
 from debate.core.config import Settings
 from debate.core.errors import DebateError, NotFoundError, StorageError, UserInputError
@@ -125,10 +126,18 @@ def run_config(
         "judges": judges,
         "evidence_limit": d.evidence_limit,
         "min_hits": settings.search.min_hits,
+        # Chunks screened as suspect: left out of the evidence, or quoted marked ("exclude" | "label").
+        "suspect": settings.kb.suspect,
         "stop_on_concede": d.stop_on_concede,
         "stop_on_repeat": d.stop_on_repeat,
         "rubric": settings.rubric,
         "quotes": {"threshold": d.quote_threshold, "min_chars": d.min_quote_chars},
+        "bound": {
+            "dimensions": d.evidence_dimensions,
+            "base": d.evidence_cap_base,
+            "slope": d.evidence_cap_slope,
+            "contradiction_score": d.contradiction_score,
+        },
         "backend": backend,
         # Recorded only when set, so runs with the default (a majority) keep their config as before.
         **({"quorum": d.quorum} if d.quorum else {}),
@@ -372,10 +381,14 @@ class Executor:
             max_rounds=cfg_run["rounds"],
             evidence_limit=cfg_run["evidence_limit"],
             min_hits=cfg_run["min_hits"],
+            # Runs recorded before screening existed had every chunk as evidence: none was suspect.
+            suspect=cfg_run.get("suspect", "exclude"),
             stop_on_concede=cfg_run["stop_on_concede"],
             stop_on_repeat=cfg_run["stop_on_repeat"],
             quorum=cfg_run.get("quorum", 0),
             quotes=QuoteRule.model_validate(cfg_run.get("quotes", {})),
+            # Runs recorded before verdicts were bounded are resumed as they were configured.
+            bound=VerdictBound.model_validate(cfg_run["bound"]) if "bound" in cfg_run else None,
             on_turn=self.on_turn,
         )
 

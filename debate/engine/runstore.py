@@ -54,7 +54,7 @@ _EVIDENCE = t.Evidence.__table__  # type: ignore[attr-defined]
 _RUN = t.Run.__table__  # type: ignore[attr-defined]
 _CITED = t.CitedPage.__table__  # type: ignore[attr-defined]
 _INSERT_CITED = Sql.insert(_CITED, ("run_id", "page_slug", "verified", "unverified"))
-_STORED_COLUMNS = [_TURN.c.round, _TURN.c.role, _TURN.c.seat, _TURN.c.parsed, _TURN.c.overall]
+_STORED_COLUMNS = [_TURN.c.round, _TURN.c.role, _TURN.c.seat, _TURN.c.parsed, _TURN.c.overall, _TURN.c.meta]
 _STATUS = text("SELECT status FROM runs WHERE id = :id")
 _TURN_COLUMNS = (
     "run_id",
@@ -109,6 +109,7 @@ _EVIDENCE_COLUMNS = (
     "score",
     "relevance",
     "facts",
+    "suspect",
 )
 _INSERT_TURN = Sql.insert(_TURN, _TURN_COLUMNS)
 _INSERT_ATTEMPT = Sql.insert(_ATTEMPT, _ATTEMPT_COLUMNS)
@@ -120,10 +121,13 @@ _SET_ROUNDS_DONE = Sql(
 _FINISH = Sql(
     "UPDATE runs SET prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, cost_usd = :cost_usd, "
     "score = :score, interval_lo = :interval_lo, interval_hi = :interval_hi, interval_method = :interval_method, "
-    "agreement = :agreement, n_judges = :n_judges, claims_verified = :claims_verified, claims_total = :claims_total, "
+    "agreement = :agreement, n_judges = :n_judges, claims_verified = :claims_verified, claims_cited = :claims_cited, "
     "status = 'done', finished_at = :finished_at, error = NULL "
     "WHERE id = :id AND status <> 'done'",
     tables=[_RUN],
+)
+_NEEDS_REVIEW = Sql(
+    "UPDATE runs SET review_status = 'needs_review' WHERE id = :id AND review_status = 'unreviewed'", tables=[_RUN]
 )
 _ATTEMPT_COUNTS = text(
     "SELECT round, role, seat, count(*) AS n FROM attempts WHERE run_id = :run GROUP BY round, role, seat"
@@ -154,6 +158,7 @@ class StoredTurn:
     seat: int
     parsed: dict[str, Any]
     overall: float | None
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class RunStore:
@@ -225,6 +230,7 @@ class RunStore:
                     score=r.score,
                     relevance=r.relevance,
                     facts=list(r.facts),
+                    suspect=bool(r.suspect),
                 )
                 for r in rows
             ]
@@ -297,6 +303,7 @@ class RunStore:
                 score=e.score,
                 relevance=e.relevance,
                 facts=e.facts,
+                suspect=e.suspect,
             )
             for e in items
         ]
@@ -426,7 +433,7 @@ class RunStore:
     def finish(
         self, c: Consensus, *, claims: tuple[int, int] = (0, 0), cited: dict[str, tuple[int, int]] | None = None
     ) -> None:
-        """Mark the run done with its consensus, totals, ``claims`` (verified, all) and the pages
+        """Mark the run done with its consensus, totals, ``claims`` (verified, citing evidence) and the pages
         its claims ``cited`` (slug -> verified, unverified claims), in one transaction (once)."""
         with self._write() as conn:
             usage = _totals(self._usage) if self._usage is not None else attempt_usage(conn, self.run_id)
@@ -443,7 +450,7 @@ class RunStore:
                     agreement=c.agreement,
                     n_judges=c.n_judges,
                     claims_verified=claims[0],
-                    claims_total=claims[1],
+                    claims_cited=claims[1],
                     finished_at=utcnow(),
                 ),
             )
@@ -458,6 +465,11 @@ class RunStore:
                 )
         if marked:
             self.finished_score = c.score
+
+    def mark_needs_review(self) -> None:
+        """Send the run to review (a verdict contradicted the debate); a reviewer's own status stays."""
+        with self._write() as conn:
+            execute(conn, _NEEDS_REVIEW, {"id": self.run_id})
 
     def flush_pending(self) -> None:
         """Write what is pending now (a run ending failed or cancelled keeps its transcript so
@@ -487,6 +499,7 @@ def _stored(values: Any) -> StoredTurn:
         seat=values["seat"],
         parsed=values["parsed"],
         overall=values["overall"],
+        meta=values["meta"] or {},
     )
 
 

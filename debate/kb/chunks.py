@@ -36,9 +36,11 @@ class ChunkBuilder:
         self._acc_bytes = 0
         self._acc_line = 0
         self._acc_path: list[str] = []
+        self._acc_hidden: list[str] = []
 
-    def add_line(self, text: str, path: list[str], lineno: int) -> None:
-        """Add a plain line of the section whose heading path is ``path``."""
+    def add_line(self, text: str, path: list[str], lineno: int, hidden: str = "") -> None:
+        """Add a plain line of the section whose heading path is ``path``; ``hidden`` is the
+        markup its plain text left out (see :attr:`Chunk.hidden`)."""
         words = len(text.split())
         size = _size(text) + 1  # with the line break that joins it
         # Identity, not equality: two sections with the same path are still separate chunks.
@@ -54,19 +56,23 @@ class ChunkBuilder:
         self._acc.append(text)
         self._acc_words += words
         self._acc_bytes += size
+        if hidden:
+            self._acc_hidden.append(hidden)
 
     def flush(self) -> None:
         """Emit the lines collected so far as one chunk (a section or the page ended)."""
         if self._acc:
-            self.emit("\n".join(self._acc), self._acc_path, self._acc_line)
+            self.emit("\n".join(self._acc), self._acc_path, self._acc_line, "\n".join(self._acc_hidden))
             self._acc = []
             self._acc_words = 0
             self._acc_bytes = 0
+            self._acc_hidden = []
 
-    def emit(self, text: str, path: list[str], line: int) -> None:
-        """Add a whole chunk at once (the infobox's lines), split when over the size limit."""
+    def emit(self, text: str, path: list[str], line: int, hidden: str = "") -> None:
+        """Add a whole chunk at once (the infobox's lines), split when over the size limit (each
+        piece keeps all of ``hidden``)."""
         for piece in split_text(text, self.max_bytes):
-            self.chunks.append(Chunk(ordinal=len(self.chunks), heading_path=path, text=piece, line=line))
+            self.chunks.append(Chunk(ordinal=len(self.chunks), heading_path=path, text=piece, line=line, hidden=hidden))
 
 
 def split_text(text: str, max_bytes: int) -> list[str]:

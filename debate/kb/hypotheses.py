@@ -20,6 +20,7 @@ from debate.core.errors import NotFoundError, UserInputError
 from debate.core.genes import gene_key
 from debate.core.models import HypothesisIn, HypothesisOut, new_hypothesis_id, normalize_title
 from debate.core.text import describe_control_char
+from debate.kb.screen import screen_hypothesis
 from debate.store import tables as t
 from debate.store.db import session_scope
 from debate.store.tables import utcnow
@@ -59,6 +60,12 @@ def refuse_control(values: Mapping[Any, Any], where: str | None = None) -> None:
             problem = describe_control_char(item) if isinstance(item, str) else None
             if problem is not None:
                 raise UserInputError(f"{name}: {problem}", where=where)
+
+
+def is_suspect(source: str, title: str, statement: str = "", target_label: str | None = None) -> bool:
+    """True for a hypothesis imported from a page (``source`` ``page:...``) whose text reads as
+    instructions to a model (``debate.kb.screen``): page text is written by anyone."""
+    return source.startswith("page:") and bool(screen_hypothesis(title, statement, target_label))
 
 
 def get(s: Session, hyp_id: str) -> t.Hypothesis:
@@ -113,6 +120,8 @@ def add(s: Session, hyp: HypothesisIn, *, update: bool = False) -> tuple[t.Hypot
             source=hyp.source,
             prior_score=hyp.prior_score,
             prior_source=hyp.prior_source,
+            # Left unset when clean: the database stores false.
+            suspect=True if is_suspect(hyp.source, hyp.title, hyp.statement, hyp.target_label) else None,
             created_at=now,
             updated_at=now,
         )
@@ -125,6 +134,7 @@ def add(s: Session, hyp: HypothesisIn, *, update: bool = False) -> tuple[t.Hypot
     if not stub:  # a page's label stays: the wiki shows it as imported
         existing.target_label = hyp.target_label
     existing.source = hyp.source
+    existing.suspect = is_suspect(existing.source, existing.title, existing.statement, existing.target_label)
     if hyp.prior_score is not None:
         existing.prior_score, existing.prior_source = hyp.prior_score, hyp.prior_source
     existing.updated_at = now
@@ -157,6 +167,7 @@ def upsert_imported(s: Session, hyp: HypothesisIn) -> int:
         row.prior_score, row.prior_source = hyp.prior_score, hyp.prior_source
         if row.source.startswith("page:"):
             row.target_label = hyp.target_label
+            row.suspect = is_suspect(row.source, row.title, row.statement, row.target_label)
         row.updated_at = utcnow()
         s.add(row)
     return 0

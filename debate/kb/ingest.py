@@ -3,7 +3,8 @@
 A page is keyed by its slug. Re-ingesting unchanged bytes changes nothing (content hash); a
 changed page has its rows replaced in one transaction and ``changed_at`` set, which rescoring
 reads. Hypotheses listed in a page's Related Hypotheses section are imported with their listed
-score as a prior (marked as imported, never as computed here).
+score as a prior (marked as imported, never as computed here). Chunks and imported hypotheses
+holding instruction-like text are marked suspect (``debate.kb.screen``).
 
 Pages are stored in batches: one insert per table per batch, handed to SQLite's
 ``executemany`` as plain tuples (Core ``insert()`` on other databases), several times faster
@@ -31,7 +32,9 @@ from debate.core.errors import NotFoundError, PageParseError, UserInputError
 from debate.core.genes import gene_key, is_gene_symbol
 from debate.core.models import HypothesisIn
 from debate.kb.guard import check_file_name, check_page_size, check_page_text
+from debate.kb.page import Chunk
 from debate.kb.parse import ParsedPage, decode_page, parse_page
+from debate.kb.screen import reason_text, screen_chunk
 from debate.kb.terms import slug_term, text_genes
 from debate.store import tables as t
 from debate.store.db import session_scope
@@ -318,10 +321,7 @@ def _part_rows(rows: dict[type, list[dict]], page_id: int, page: ParsedPage) -> 
         for x in page.external_links
     ]
     rows[t.Citation] += [dict(page_id=page_id, key=k) for k in page.citations]
-    rows[t.Chunk] += [
-        dict(page_id=page_id, ordinal=c.ordinal, heading_path=c.heading_path, text=c.text, line=c.line)
-        for c in page.chunks
-    ]
+    rows[t.Chunk] += [_chunk_row(page_id, page.slug, c) for c in page.chunks]
     rows[t.PageTerm] += [dict(page_id=page_id, **row) for row in page_terms(page)]
     rows[t.RelatedEntry] += [
         dict(
@@ -338,6 +338,21 @@ def _part_rows(rows: dict[type, list[dict]], page_id: int, page: ParsedPage) -> 
         )
         for i, r in enumerate(page.related)
     ]
+
+
+def _chunk_row(page_id: int, slug: str, c: Chunk) -> dict:
+    """A chunk's row, screened for instruction-like text over all a prompt quotes of it (the
+    page's slug, the heading path, the text) and the markup its text left out."""
+    reason = reason_text(screen_chunk(c.text, c.heading_path, slug=slug, hidden=c.hidden))
+    return dict(
+        page_id=page_id,
+        ordinal=c.ordinal,
+        heading_path=c.heading_path,
+        text=c.text,
+        line=c.line,
+        suspect=reason is not None,
+        suspect_reason=reason,
+    )
 
 
 def page_terms(page: ParsedPage) -> list[dict[str, str]]:

@@ -56,6 +56,18 @@ def plain(s: str) -> str:
     return _WS_RE.sub(" ", s).strip()
 
 
+_HIDDEN_RE = re.compile(r"\[@[^\[\]]*\]|<!--.*?-->|<[A-Za-z][^<>]*>", re.S)
+
+
+def hidden_markup(s: str) -> str:
+    """What :func:`plain` drops from ``s`` that holds words: citation markers, HTML comments
+    and tags with attributes (``[@doe2020; see note]``, ``<!-- ... -->``, ``<span title="...">``),
+    one per line. A page's hidden text never reaches a prompt, but is screened with its chunk."""
+    if "[@" not in s and "<" not in s:
+        return ""
+    return "\n".join(m for m in _HIDDEN_RE.findall(s) if " " in m.strip())
+
+
 def heading_text(s: str) -> str | None:
     """Plain heading text when the stripped, non-empty line ``s`` stands alone as a heading."""
     c = s[0]

@@ -90,6 +90,11 @@ class Chunk(_PageModel):
     heading_path: list[str] = Field(description="Heading path of the chunk's section")
     text: str = Field(description="Plain text: links reduced, HTML and citation markers removed")
     line: int = Field(description="1-based line number of the chunk's first line")
+    hidden: str = Field(
+        default="",
+        description="Markup removed from the text that holds words (citation markers, HTML comments, tag "
+        "attributes), one per line: screened with the chunk, never quoted",
+    )
 
 
 class RelatedEntry(_PageModel):

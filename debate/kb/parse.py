@@ -39,8 +39,10 @@ infobox are kept once; text after ``</table>`` on the same line is ignored.
 Chunks: the text of each section, split at about 120 words on line boundaries (a longer line
 stays whole up to the byte limit, see ``chunks.py``), plus one chunk for the infobox
 (``Target SOD1: ASO (tofersen)`` lines) under the heading it sits in. Chunk text is plain:
-links reduced to their text, HTML tags and ``[@key]`` citation markers removed. Related
-Hypotheses and External Links give no chunks.
+links reduced to their text, HTML tags and ``[@key]`` citation markers removed; what those held
+in words (a comment, a tag attribute, a marker with a note) is kept beside the text as
+``Chunk.hidden``, screened with it (``debate.kb.screen``) and never quoted. Related Hypotheses
+and External Links give no chunks.
 
 Text glued after ``▸Metadata`` on its line is ignored (it repeats a metadata row).
 """
@@ -67,6 +69,7 @@ from debate.kb.markup import (
     LINK_RE,
     TRAILER_RE,
     heading_text,
+    hidden_markup,
     is_banner,
     plain,
     split_fact,
@@ -361,7 +364,7 @@ class _PageParser:
         else:
             text = plain(s)
         if text and (not path or path[0].lower() not in _NO_CHUNK):
-            self.chunker.add_line(text, path, lineno)
+            self.chunker.add_line(text, path, lineno, hidden_markup(s))
 
     def _collect_refs(self, s: str, path: list[str], lineno: int) -> None:
         if "[@" in s:
@@ -410,6 +413,7 @@ class _PageParser:
     def _finish_table(self, rows: list[TableRow], table_line: int) -> None:
         path = self.cur.path if self.cur is not None else []
         out: list[str] = []
+        hidden: list[str] = []
         for row, cells in label_rows(rows):
             key = (row.table, row.label, row.value)
             if key in self.infobox_seen:
@@ -419,9 +423,11 @@ class _PageParser:
             for cell, line in ((cells.label, cells.label_line), (cells.value, cells.value_line)):
                 if "[" in cell:
                     self._collect_refs(cell, path, line)
+                if "[@" in cell or "<" in cell:
+                    hidden.append(hidden_markup(cell))
             out.append(chunk_line(row))
         if out:
-            self.chunker.emit("\n".join(out), path, table_line)
+            self.chunker.emit("\n".join(out), path, table_line, "\n".join(h for h in hidden if h))
 
     # -- result ----------------------------------------------------------------------------
 

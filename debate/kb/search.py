@@ -7,6 +7,9 @@ appends the new hits after the all-terms ones. Ranking fetches ids and scores on
 page fields and snippets are fetched for the winners. On a large KB the any-term pass ranks
 only the chunks holding the query's rarer terms (``debate.kb.rare``), scored against the whole
 query, so a common word does not make it score most of the corpus.
+
+``exclude_suspect`` leaves out chunks screened as suspect at ingest (instruction-like text,
+``debate.kb.screen``) inside the ranking statement, so they never take a place in the results.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class SearchHit(BaseModel):
     snippet: str
     score: float = Field(description="Higher is better (negated BM25 on SQLite, ts_rank_cd on PostgreSQL).")
     mode: str = Field(description="all | any: which pass found it.")
+    suspect: bool = Field(False, description="The chunk holds instruction-like text (screened at ingest).")
 
 
 def query_terms(query: str, *, max_terms: int = 24) -> list[str]:
@@ -61,39 +65,44 @@ def search(
     min_hits: int = 3,
     terms: Sequence[str] | None = None,
     snippets: bool = True,
+    exclude_suspect: bool = False,
 ) -> list[SearchHit]:
     """Rank chunks for ``query`` (or explicit ``terms``): all terms, then any term if too few.
 
     ``db``: an engine, or a connection already open (evidence retrieval runs several searches
     on one). ``snippets=False`` leaves ``snippet`` empty: a snippet costs more than ranking a
-    small KB, and evidence retrieval quotes whole chunks.
+    small KB, and evidence retrieval quotes whole chunks. ``exclude_suspect`` never returns a
+    chunk screened as suspect; otherwise each hit says whether it is.
     """
     words = list(terms) if terms is not None else query_terms(query)
     if not words:
         return []
     if isinstance(db, Connection):
-        return _search(db, words, limit, min_hits, snippets)
+        return _search(db, words, limit, min_hits, snippets, exclude_suspect)
     with db.connect() as conn:
-        return _search(conn, words, limit, min_hits, snippets)
+        return _search(conn, words, limit, min_hits, snippets, exclude_suspect)
 
 
-def _search(conn: Connection, words: list[str], limit: int, min_hits: int, snippets: bool) -> list[SearchHit]:
+def _search(
+    conn: Connection, words: list[str], limit: int, min_hits: int, snippets: bool, clean: bool
+) -> list[SearchHit]:
     run = _sqlite if conn.dialect.name == "sqlite" else _postgres
-    hits = run(conn, words, "all", limit, snippets)
+    hits = run(conn, words, "all", limit, snippets, clean)
     if len(hits) < min(min_hits, limit) and len(words) > 1:
         seen = {h.chunk_id for h in hits}
-        hits += [h for h in run(conn, words, "any", limit, snippets) if h.chunk_id not in seen][: limit - len(hits)]
+        more = run(conn, words, "any", limit, snippets, clean)
+        hits += [h for h in more if h.chunk_id not in seen][: limit - len(hits)]
     return hits
 
 
 _CHUNK = t.Chunk.__table__  # type: ignore[attr-defined]
-_CHUNK_FIELDS = ("id", "page_id", "slug", "title", "heading_path", "text")
+_CHUNK_FIELDS = ("id", "page_id", "slug", "title", "heading_path", "text", "suspect")
 
 
 @lru_cache(maxsize=64)
 def _chunk_rows_sql(n: int) -> Sql:
     return Sql(
-        "SELECT c.id, c.page_id, p.slug, p.title, c.heading_path, c.text "
+        "SELECT c.id, c.page_id, p.slug, p.title, c.heading_path, c.text, c.suspect "
         f"FROM chunks c JOIN pages p ON p.id = c.page_id WHERE c.id IN ({in_list('id', n)})",
         tables=[_CHUNK, t.Page.__table__],
         results=_CHUNK_FIELDS,  # type: ignore[attr-defined]
@@ -116,11 +125,14 @@ def _row_to_hit(row: dict[str, Any], mode: str, *, snippet: str, score: float) -
         snippet=snippet,
         score=score,
         mode=mode,
+        suspect=bool(row["suspect"]),
     )
 
 
-def _sqlite(conn: Connection, words: Sequence[str], mode: str, limit: int, snippets: bool) -> list[SearchHit]:
-    ranked = fts5.rank(conn, words, mode, limit)
+def _sqlite(
+    conn: Connection, words: Sequence[str], mode: str, limit: int, snippets: bool, clean: bool
+) -> list[SearchHit]:
+    ranked = fts5.rank(conn, words, mode, limit, exclude_suspect=clean)
     if not ranked:
         return []
     ids = [chunk_id for chunk_id, _ in ranked]
@@ -129,16 +141,18 @@ def _sqlite(conn: Connection, words: Sequence[str], mode: str, limit: int, snipp
     return [_row_to_hit(rows[i], mode, snippet=snips.get(i, ""), score=score) for i, score in ranked if i in rows]
 
 
-def _postgres(conn: Connection, words: Sequence[str], mode: str, limit: int, snippets: bool) -> list[SearchHit]:
+def _postgres(
+    conn: Connection, words: Sequence[str], mode: str, limit: int, snippets: bool, clean: bool
+) -> list[SearchHit]:
     op = " & " if mode == "all" else " | "
     tsq = op.join(words)
     # The same bound on the any-term pass as on SQLite: match the rare terms, score the whole query.
     picked = None
     if mode == "any" and len(words) > 1 and len(set(words)) == len(words):
         picked = rare.rare_terms(words, _pg_doc_counts(conn, words, rare.FULL_OR_ROWS + 1))
-    ranked = _pg_rank(conn, tsq, " | ".join(picked) if picked else tsq, limit)
+    ranked = _pg_rank(conn, tsq, " | ".join(picked) if picked else tsq, limit, clean)
     if picked and len(ranked) < limit:  # too few chunks hold the rare terms: rank everything
-        ranked = _pg_rank(conn, tsq, tsq, limit)
+        ranked = _pg_rank(conn, tsq, tsq, limit, clean)
     if not ranked:
         return []
     ids = [r.id for r in ranked]
@@ -162,16 +176,17 @@ def _postgres(conn: Connection, words: Sequence[str], mode: str, limit: int, sni
     ]
 
 
-def _pg_rank(conn: Connection, tsq: str, match: str, limit: int) -> list[Row]:
-    return list(
-        conn.execute(
-            text(
-                "SELECT c.id, ts_rank_cd(c.tsv, to_tsquery('simple', :q)) AS score FROM chunks c "
-                "WHERE c.tsv @@ to_tsquery('simple', :match) ORDER BY score DESC, c.id LIMIT :limit"
-            ),
-            {"q": tsq, "match": match, "limit": limit},
-        )
-    )
+_PG_RANK = (
+    "SELECT c.id, ts_rank_cd(c.tsv, to_tsquery('simple', :q)) AS score FROM chunks c "
+    "WHERE c.tsv @@ to_tsquery('simple', :match){clean} ORDER BY score DESC, c.id LIMIT :limit"
+)
+_PG_RANK_ALL = text(_PG_RANK.format(clean=""))
+_PG_RANK_CLEAN = text(_PG_RANK.format(clean=" AND NOT c.suspect"))
+
+
+def _pg_rank(conn: Connection, tsq: str, match: str, limit: int, clean: bool) -> list[Row]:
+    stmt = _PG_RANK_CLEAN if clean else _PG_RANK_ALL
+    return list(conn.execute(stmt, {"q": tsq, "match": match, "limit": limit}))
 
 
 def _pg_doc_counts(conn: Connection, words: Sequence[str], cap: int) -> dict[str, int]:

@@ -170,11 +170,17 @@ def list_runs(
     ] = None,
     status: q.RunStatus | None = None,
     flagged: bool | None = None,
+    review: Annotated[
+        q.ReviewStatus | None,
+        Query(description="Only runs with this review status (needs_review: a verdict contradicted the debate)."),
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> q.RunPage:
     """Runs, newest first."""
-    return q.list_runs(s, hypothesis=hypothesis, status=status, flagged=flagged, limit=limit, offset=offset)
+    return q.list_runs(
+        s, hypothesis=hypothesis, status=status, flagged=flagged, review=review, limit=limit, offset=offset
+    )
 
 
 @api.get("/runs/{run_id}", response_model=q.RunDetail, responses=NOT_FOUND)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -41,6 +42,17 @@ def _ts(nullable: bool = False) -> Any:
 
 def _json(nullable: bool = False) -> Any:
     return Field(default=None, sa_column=Column(JSON, nullable=nullable))
+
+
+def _suspect(description: str, *, default: bool | None = False) -> Any:
+    """A flag the database defaults to false (server side): a row written without it, by code
+    or a test helper that predates it, reads not suspect. ``default=None`` leaves it out of an
+    ORM insert unless set (see Hypothesis.suspect)."""
+    return Field(
+        default=default,
+        sa_column=Column(Boolean, nullable=False, server_default=text("false")),
+        description=description,
+    )
 
 
 # ---------------------------------------------------------------- knowledge base
@@ -116,12 +128,20 @@ class Citation(SQLModel, table=True):
 
 class Chunk(SQLModel, table=True):
     __tablename__ = "chunks"
+    # Suspect chunks are few: retrieval leaves them out with this index, and `kb audit` lists them.
+    __table_args__ = (Index("ix_chunks_suspect", "id", sqlite_where=text("suspect"), postgresql_where=text("suspect")),)
     id: int | None = Field(default=None, primary_key=True)
     page_id: int = Field(foreign_key="pages.id", index=True)
     ordinal: int
     heading_path: list[str] = _json()
     text: str = Field(sa_column=Column(Text, nullable=False))
     line: int
+    suspect: bool = _suspect("Holds instruction-like text (debate/kb/screen.py), screened at ingest.")
+    suspect_reason: str | None = Field(
+        default=None,
+        sa_column=Column(Text, nullable=True),
+        description="The screening rules it matched, joined by ', ' (None when not suspect).",
+    )
 
 
 class PageTerm(SQLModel, table=True):
@@ -172,6 +192,11 @@ class Hypothesis(SQLModel, table=True):
     source: str
     prior_score: float | None = Field(default=None, description="Imported score, not computed here.")
     prior_source: str | None = None
+    # None on a new row means "not set": the database stores false (so inserting a hypothesis
+    # needs no column that older schemas lack); a stored row reads True or False.
+    suspect: bool | None = _suspect(
+        "Imported from a page's instruction-like text (title, statement or target label).", default=None
+    )
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -219,9 +244,12 @@ class Run(SQLModel, table=True):
     # Claims of the proposer and critic whose quote was found in the evidence they cite, and all
     # their claims (None: finished before claims quoted evidence).
     claims_verified: int | None = None
-    claims_total: int | None = None
+    claims_cited: int | None = None
     error: str | None = None
-    review_status: str = Field(default="unreviewed", description="unreviewed | approved | flagged")
+    review_status: str = Field(
+        default="unreviewed",
+        description="unreviewed | approved | flagged | needs_review (a judge's verdict contradicted the debate)",
+    )
     flagged: bool = Field(default=False, index=True)
     # The lease (debate/engine/leases.py): who executes a queued or running run, and when it
     # last said so. Taken over by compare-and-set on both.
@@ -245,6 +273,7 @@ class Evidence(SQLModel, table=True):
     score: float
     relevance: float | None = None
     facts: list[dict[str, Any]] = _json()
+    suspect: bool = _suspect("The chunk was suspect when retrieved (quoted to the agents marked as such).")
 
 
 class CitedPage(SQLModel, table=True):

@@ -7,7 +7,7 @@ deterministic heuristic agents, backend ``offline``) or ``prior`` (imported, not
 run recorded for its proposer, critic and judges, in that order (``offline-heuristic-v1`` for an
 offline run, as recorded), and ``[]`` for a prior or nothing. ``verified_rate`` says how much of
 that run's argument stood on evidence: the share of its claims whose quote was found in the
-evidence they cite (``claims_verified`` of ``claims_total``; ``null`` for a prior, nothing, or a
+evidence they cite (``claims_verified`` of ``claims_cited``; ``null`` for a prior, nothing, or a
 run finished before quotes were checked).
 
 Rules for the score shown (``shown_score``):
@@ -109,10 +109,17 @@ class ScoreRow(BaseModel):
         description="Claims of the run whose score is shown (proposer and critic) whose quote was found in "
         "the evidence they cite; null for a prior or nothing, and for a run finished before quotes were checked.",
     )
-    claims_total: int | None = Field(None, description="All claims of that run, counted when claims_verified is.")
+    claims_cited: int | None = Field(
+        None, description="Claims of that run that cite evidence, counted when claims_verified is."
+    )
     verified_rate: float | None = Field(
         None,
-        description="claims_verified / claims_total in [0, 1]; null when not counted or the run made no claims.",
+        description="claims_verified / claims_cited in [0, 1]; null when not counted or no claim of the run cited evidence.",
+    )
+    review_status: str | None = Field(
+        None,
+        description="Review status of the run whose score is shown: unreviewed, approved, flagged or needs_review "
+        "(a judge's verdict contradicted the debate; the score is still shown); null for a prior or nothing.",
     )
 
 
@@ -180,7 +187,8 @@ _Q_RUNS = select(
     _R.backend,
     _R.models,
     _R.claims_verified,
-    _R.claims_total,
+    _R.claims_cited,
+    _R.review_status,
     _R.finished_at,
     _R.created_at,
 ).where(_R.status.in_(("done", *ACTIVE)))
@@ -400,8 +408,9 @@ def score_rows_queued(
                 method=method,
                 models=models_of_run(run.models) if run is not None else [],
                 claims_verified=run.claims_verified if run is not None else None,
-                claims_total=run.claims_total if run is not None else None,
-                verified_rate=verified_rate(run.claims_verified, run.claims_total) if run is not None else None,
+                claims_cited=run.claims_cited if run is not None else None,
+                verified_rate=verified_rate(run.claims_verified, run.claims_cited) if run is not None else None,
+                review_status=run.review_status if run is not None else None,
             )
         )
     out.sort(key=lambda r: r.id)

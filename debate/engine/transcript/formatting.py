@@ -124,16 +124,16 @@ def claim_mark(c: ClaimOut) -> str:
 
 
 def verified_claims(r: RunInfo) -> str:
-    """The run's verified claims, ``7 of 9 (78%)``, or why there is no count."""
-    if r.claims_verified is None or r.claims_total is None:
+    """The run's verified claims, ``7 of 9 citing evidence (78%)``, or why there is no count."""
+    if r.claims_verified is None or r.claims_cited is None:
         return "counted when the run is done" if r.status in ("queued", "running") else "not checked"
-    if not r.claims_total:
-        return "none (no claims made)"
-    return f"{r.claims_verified} of {r.claims_total} ({percent(r.verified_rate)})"
+    if not r.claims_cited:
+        return "none (no claim cited evidence)"
+    return f"{r.claims_verified} of {r.claims_cited} citing evidence ({percent(r.verified_rate)})"
 
 
 def verified_line(r: RunInfo) -> str:
-    """``verified claims: 7 of 9 (78%)`` (``verified claims: not checked`` for older runs)."""
+    """``verified claims: 7 of 9 citing evidence (78%)`` (``verified claims: not checked`` for older runs)."""
     return f"verified claims: {verified_claims(r)}"
 
 
@@ -213,6 +213,17 @@ def config_json(r: RunInfo) -> str:
 def review_flag_note(review: ReviewInfo) -> str:
     # Status and flag are stored apart; should they ever disagree, the flag must still show.
     return " (flagged)" if review.flagged and review.status != "flagged" else ""
+
+
+def bound_lines(j: JudgeOut) -> list[str]:
+    """What the evidence bound did to a verdict: contradicted (left out), capped, or nothing."""
+    out: list[str] = []
+    if j.contradictions:
+        out.append(f"CONTRADICTED, left out of the consensus: {'; '.join(j.contradictions)}")
+    if j.capped and j.cap is not None:
+        cut = ", ".join(f"{d} {score(v)} → {score(j.cap)}" for d, v in j.capped.items())
+        out.append(f"Capped by the verified claims (cap {score(j.cap)}): {cut}")
+    return out
 
 
 def judge_table(judges: list[JudgeOut]) -> tuple[list[str], list[list[str]]]:

@@ -19,6 +19,7 @@ from debate.engine.transcript.formatting import (
     INVALID_MARK,
     WITHHELD_MARK,
     agents_line,
+    bound_lines,
     claim_mark,
     cost,
     empty_seat_line,
@@ -68,6 +69,7 @@ def html_env(templates: Path, **filters: Callable[..., Any]) -> Environment:
         fit=fit_line,
         empty_seat=empty_seat_line,
         claim_mark=claim_mark,
+        bound_lines=bound_lines,
         verified_claims=verified_claims,
         verified_line=verified_line,
     )

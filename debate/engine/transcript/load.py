@@ -251,6 +251,9 @@ def _judge_out(t: Turn, attempts: list[AttemptOut], known: set[str]) -> JudgeOut
     critic_first = meta.get("critic_first")
     persona = meta.get("persona")
     rationale = parsed.get("rationale")
+    bound = meta.get("bound") if isinstance(meta.get("bound"), Mapping) else {}
+    capped = bound.get("capped") if isinstance(bound.get("capped"), Mapping) else {}
+    against = bound.get("contradictions") if isinstance(bound.get("contradictions"), list) else []
     return JudgeOut(
         **fields,
         scores=scores,
@@ -260,6 +263,9 @@ def _judge_out(t: Turn, attempts: list[AttemptOut], known: set[str]) -> JudgeOut
         persona=persona if isinstance(persona, str) else None,
         emphasis=[str(e) for e in emphasis] if isinstance(emphasis, list | tuple) else [],
         critic_first=critic_first if isinstance(critic_first, bool) else None,
+        cap=_float(bound.get("cap")),
+        capped={d: v for d in DIMENSIONS if (v := _float(capped.get(d))) is not None},
+        contradictions=[str(c) for c in against],
     )
 
 
@@ -287,8 +293,8 @@ def _run_info(run: Run, attempts: Sequence[Attempt]) -> RunInfo:
         kb_hash=run.kb_hash,
         error=run.error,
         claims_verified=run.claims_verified,
-        claims_total=run.claims_total,
-        verified_rate=verified_rate(run.claims_verified, run.claims_total),
+        claims_cited=run.claims_cited,
+        verified_rate=verified_rate(run.claims_verified, run.claims_cited),
     )
 
 

@@ -123,6 +123,7 @@ def _judges(judges: list[m.JudgeOut], empty: list[m.EmptySeat]) -> list[str]:
         if j.critic_first is not None:
             out.append(f"- Saw {fmt.first_side(j)} first")
         out += ["", _md_quote(j.rationale or "(no rationale)")]
+        out += [f"- **{_md(line)}**" for line in fmt.bound_lines(j)]
         out += _fit(j) + _attempts(j.attempts)
     for e in empty:
         out += ["", f"### Judge {e.seat}: empty seat", "", f"- Persona: {_md(e.persona or '—')}"]

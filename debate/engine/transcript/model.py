@@ -18,7 +18,7 @@ TRANSCRIPT_VERSION = 2
 """Bumped whenever a field of :class:`Transcript` changes meaning, is renamed or removed.
 
 2: each proposer/critic claim carries its ``quote``, its ``mark`` (the quote checked against the
-evidence it cites) and ``found_in``; the run carries ``claims_verified``, ``claims_total`` and
+evidence it cites) and ``found_in``; the run carries ``claims_verified``, ``claims_cited`` and
 ``verified_rate``. Version 1 JSON still validates, with those fields empty (not checked).
 """
 
@@ -132,6 +132,16 @@ class JudgeOut(TurnOut):
     persona: str | None = Field(None, description="Persona the judge was given.")
     emphasis: list[str] = Field(default_factory=list, description="Dimensions the persona weighs most.")
     critic_first: bool | None = Field(None, description="True when the judge saw the critic's side first.")
+    cap: float | None = Field(
+        None, description="Cap on the evidence dimensions from the debate's verified claims; None: not bounded."
+    )
+    capped: dict[str, float] = Field(
+        default_factory=dict, description="Dimension -> the judge's own score that the cap cut (scores shows it too)."
+    )
+    contradictions: list[str] = Field(
+        default_factory=list,
+        description="Why the verdict contradicts the debate's verification; when any, it is left out of the consensus.",
+    )
 
 
 class EmptySeat(BaseModel):
@@ -207,9 +217,12 @@ class RunInfo(BaseModel):
         description="Proposer and critic claims whose quote was found in the evidence they cite; None until "
         "the run is done, and for runs finished before quotes were checked.",
     )
-    claims_total: int | None = Field(None, description="All their claims, counted when claims_verified is.")
+    claims_cited: int | None = Field(
+        None,
+        description="Their claims that cite evidence (uncited claims are never verified), counted when claims_verified is.",
+    )
     verified_rate: float | None = Field(
-        None, description="claims_verified / claims_total in [0, 1]; None when not counted or there were no claims."
+        None, description="claims_verified / claims_cited in [0, 1]; None when not counted or no claim cited evidence."
     )
 
 
@@ -240,7 +253,9 @@ class ReviewEntry(BaseModel):
 class ReviewInfo(BaseModel):
     """The run's review state and history."""
 
-    status: str = Field(description="unreviewed | approved | flagged.")
+    status: str = Field(
+        description="unreviewed | approved | flagged | needs_review (a verdict contradicted the debate)."
+    )
     flagged: bool = Field(description="True when the run is flagged (its score is withheld).")
     history: list[ReviewEntry] = Field(default_factory=list, description="Review actions, oldest first.")
 

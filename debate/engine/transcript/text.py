@@ -119,6 +119,7 @@ def _judges(judges: list[JudgeOut], empty: list[EmptySeat]) -> list[str]:
         if j.emphasis:
             out.append(f"  Emphasis: {', '.join(j.emphasis)}")
         out.append(_wrap(j.rationale or "(no rationale)", "  "))
+        out += [_wrap(line, "  ") for line in fmt.bound_lines(j)]
         out += _fit(j) + _attempts(j.attempts)
     for e in empty:
         out += ["", f"--- Judge {e.seat}: empty seat", f"  Persona: {e.persona or '—'}"]

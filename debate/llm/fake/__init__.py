@@ -11,7 +11,8 @@ Replies come from a *script* first — :class:`Reply` (content, usage, ``finish_
 :class:`Fault` (an error status, a delay, a stalled stream, a dropped connection, ...) items
 consumed one per request in arrival order — and then from a *responder*, a function of the request body that
 returns the reply content. :func:`schema_responder` (the default) answers with a deterministic
-valid JSON instance of the schema the client asked for.
+valid JSON instance of the schema the client asked for; :func:`obeying_responder` does the same
+but obeys any instruction it finds in the prompt to raise the score (a weak or jailbroken model).
 
 :class:`InstantChatClient` answers the same way in-process, without HTTP, to measure what the
 engine costs on its own.
@@ -29,6 +30,7 @@ Modules: :mod:`.script` (replies, faults, request log), :mod:`.wire` (OpenAI bod
 
 from debate.llm.fake.cli import main
 from debate.llm.fake.instant import InstantChatClient
+from debate.llm.fake.obey import found_order, obeying, obeying_responder
 from debate.llm.fake.processes import fake_server_process, stop_processes, worker_process
 from debate.llm.fake.schema import (
     SCHEMA_MARKER_CLOSE,
@@ -52,7 +54,10 @@ __all__ = [
     "ScriptItem",
     "example_from_schema",
     "fake_server_process",
+    "found_order",
     "main",
+    "obeying",
+    "obeying_responder",
     "schema_from_request",
     "schema_responder",
     "stop_processes",

@@ -29,7 +29,8 @@ from debate.wiki.targets import TargetLink, hypothesis_links
 # As shown: "interrupted" is a queued or running run whose process died (derived, never stored;
 # see debate.engine.leases), and "queued"/"running" then mean live ones only.
 RunStatus = Literal["queued", "running", "interrupted", "done", "failed", "cancelled"]
-ReviewStatus = Literal["unreviewed", "approved", "flagged"]
+# needs_review: set by the engine when a judge's verdict contradicted the debate's verification.
+ReviewStatus = Literal["unreviewed", "approved", "flagged", "needs_review"]
 HypothesisSort = Literal[
     "id",
     "-id",
@@ -109,6 +110,7 @@ class HypothesisFilters(BaseModel):
     )
     status: ScoreStatus | None = None
     flagged: bool | None = Field(None, description="Only hypotheses whose latest run is (not) flagged.")
+    review: ReviewStatus | None = Field(None, description="Only hypotheses whose shown run has this review status.")
     q: str | None = Field(None, max_length=200, pattern=NO_CONTROL, description="Words the title must contain.")
     sort: HypothesisSort = "id"
 
@@ -129,6 +131,8 @@ def list_hypotheses(s: Session, filters: HypothesisFilters, *, limit: int = 50, 
         rows = [r for r in rows if r.status == filters.status]
     if filters.flagged is not None:
         rows = [r for r in rows if r.flagged is filters.flagged]
+    if filters.review:
+        rows = [r for r in rows if r.review_status == filters.review]
     if filters.q:
         words = filters.q.casefold().split()
         rows = [r for r in rows if all(w in r.title.casefold() for w in words)]
@@ -265,10 +269,11 @@ def list_runs(
     hypothesis: str | None = None,
     status: RunStatus | None = None,
     flagged: bool | None = None,
+    review: ReviewStatus | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> RunPage:
-    """Runs, newest first, optionally of one hypothesis, in one status, or (not) flagged."""
+    """Runs, newest first, optionally of one hypothesis, in one status or review status, or (not) flagged."""
     R = t.Run
     conds = []
     if hypothesis:
@@ -277,6 +282,8 @@ def list_runs(
         conds.append(status_condition(s, status))
     if flagged is not None:
         conds.append(R.flagged.is_(flagged))
+    if review is not None:
+        conds.append(R.review_status == review)
     total = s.execute(select(func.count()).select_from(R).where(*conds)).scalar_one()
     newest = (R.created_at.desc(), R.id.desc())  # type: ignore[union-attr]
     rows = list(s.execute(select(R).where(*conds).order_by(*newest).limit(limit).offset(offset)).scalars())

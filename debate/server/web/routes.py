@@ -2,7 +2,8 @@
 
 Pages: the hypothesis list (``/``, sortable and filterable through links and a GET form), a
 hypothesis (``/hypotheses/{id}``: score, withheld flag, history chart, runs), a run's transcript
-(``/runs/{id}``: rounds side by side, evidence, judges, attempts, review form) and sign-in.
+(``/runs/{id}``: rounds side by side, evidence, judges, attempts, review form), the KB text
+screened as instructions to a model (``/kb/suspect``) and sign-in.
 Form posts must come from this site (``Origin``), carry the form token bound to the signed-in
 reviewer's session, and are urlencoded; a rejected one gets an HTML page saying why. Each post
 route declares its body cap and, where it needs one, a live session: the request guard
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 from debate.core.errors import StorageError
 from debate.core.rubric import DIMENSIONS
 from debate.engine.transcript import INVALID_MARK, WITHHELD_MARK, agents_line, load_transcript
+from debate.kb.audit import suspect_chunks, suspect_hypotheses
 from debate.server.controls import NO_CONTROL
 from debate.server.guard import Authorize, takes_body
 from debate.server.web import queries as q
@@ -159,6 +161,14 @@ def _transcript_page(
 @ui.get("/runs/{run_id}")
 def run_page(request: Request, run_id: IdPath) -> Response:
     return _transcript_page(request, run_id)
+
+
+@ui.get("/kb/suspect")
+def suspect_page(request: Request) -> Response:
+    """Chunks and imported hypotheses screened as instruction-like text (`debate kb audit`)."""
+    with session_scope(request.app.state.engine) as s:
+        chunks, hyps = suspect_chunks(s), suspect_hypotheses(s)
+    return page(request, "suspect.html.j2", chunks=chunks, hyps=hyps, mode=request.app.state.settings.kb.suspect)
 
 
 @ui.post("/runs/{run_id}/review")

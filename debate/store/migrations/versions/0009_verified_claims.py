@@ -1,4 +1,4 @@
-"""each run's count of claims whose quote was verified against the evidence they cite, and of all claims; the pages a run's claims cited
+"""each run's count of claims whose quote was verified against the evidence they cite, and of those citing evidence; the pages a run's claims cited
 
 Revision ID: 0009
 Revises: 0008
@@ -24,7 +24,7 @@ def upgrade() -> None:
     # Nullable, no backfill: runs finished before quotes existed were never checked.
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('claims_verified', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('claims_total', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('claims_cited', sa.Integer(), nullable=True))
     op.create_table('cited_pages',
     sa.Column('run_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('page_slug', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -99,5 +99,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cited_pages_page_slug'))
     op.drop_table('cited_pages')
     with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.drop_column('claims_total')
+        batch_op.drop_column('claims_cited')
         batch_op.drop_column('claims_verified')
