@@ -319,7 +319,7 @@ async def consensus_node(state: DebateState, runtime: Runtime[DebateContext]) ->
     )
     # A verdict that contradicts the verification is kept in the transcript, counted as a
     # missing seat, and sends the run to review (before the quorum can fail it).
-    against = {j.seat: contradicted(j) for j in verdicts if contradicted(j)}
+    against = {j.seat: why for j in verdicts if (why := contradicted(j))}
     if against:
         ctx.store.mark_needs_review()
     judges = [j for j in verdicts if j.seat not in against]
