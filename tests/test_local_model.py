@@ -68,7 +68,9 @@ def test_a_debate_with_a_real_local_model_completes_with_checked_citations(cli_e
     for turn in turns:
         for attempt in turn["attempts"]:
             # The server names the file it loaded; the run records it beside the name asked for.
-            assert attempt["served_model"].endswith(".gguf")
+            # (A call that timed out or was cut off got no answer, so no name.)
+            if attempt["outcome"] == "ok":
+                assert attempt["served_model"].endswith(".gguf")
             assert attempt["cost_usd"] == 0.0
     citations = [c for r in transcript["rounds"] for t in (r["proposer"], r["critic"]) if t for c in t["citations"]]
     assert all(isinstance(c["valid"], bool) for c in citations)
